@@ -1,0 +1,180 @@
+//! Command-line arguments. Raw flags live here; [`crate::settings`] resolves them
+//! (flags, then `AUTH_BROKER_*` environment, then `auth-broker.toml`) into typed settings.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const ABOUT: &str = "An OAuth 2.0 client-credentials token broker: it trades a client_id and client_secret for a short-lived bearer token (RFC 6749 §4.4, RFC 9068 JWTs).";
+
+const AFTER_HELP: &str = "\
+Getting started:
+  auth-broker serve --demo          start a broker on ./auth-broker.db with a demo client
+  auth-broker client create --name billing --scope \"invoices:read\"
+  auth-broker client list
+
+Settings come from flags, then AUTH_BROKER_* environment variables, then
+auth-broker.toml in the working directory (or --config FILE).
+Exit codes: 0 ok, 1 the operation failed, 2 bad usage.";
+
+#[derive(Debug, Parser)]
+#[command(name = "auth-broker", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The store: sqlite://FILE (default sqlite://auth-broker.db, created when missing)
+    /// or postgres://USER@HOST/DB for several replicas sharing one store.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_BROKER_DATABASE_URL",
+        value_name = "URL"
+    )]
+    pub database: Option<String>,
+    /// A TOML file of settings (keys as the long flags, e.g. listen = "0.0.0.0:8080").
+    /// Default: auth-broker.toml in the working directory, when present.
+    #[arg(long, global = true, env = "AUTH_BROKER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+    /// Manage clients: create, list, show, disable, enable, delete, rotate-secret.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  auth-broker serve --listen 0.0.0.0:8080 --issuer https://auth.example.com
+
+Stop it with Ctrl-C or SIGTERM: in-flight requests finish first.
+Log level: AUTH_BROKER_LOG (or RUST_LOG), e.g. AUTH_BROKER_LOG=debug.")]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one (the chosen address is printed).
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, env = "AUTH_BROKER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The issuer URL: the `iss` of every token and the base of every metadata URL.
+    /// Set it to the public URL clients use. [default: http://LISTEN-ADDRESS]
+    #[arg(long, env = "AUTH_BROKER_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Access token lifetime in seconds. [default: 3600]
+    #[arg(long, env = "AUTH_BROKER_TOKEN_TTL", value_name = "SECONDS")]
+    pub token_ttl: Option<i64>,
+    /// JWS algorithm for new tokens: ES256, EdDSA or RS256. [default: ES256]
+    #[arg(long, env = "AUTH_BROKER_SIGNING_ALG", value_name = "ALG")]
+    pub signing_alg: Option<String>,
+    /// Make sure a client named `demo` exists, give it a fresh secret and print
+    /// ready-to-paste curl commands. For trying the broker out, not for production.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and secret (the secret only this once).
+    #[command(after_help = "\
+Example:
+  auth-broker client create --name billing --scope \"invoices:read invoices:write\"
+
+Only a hash of the secret is stored: copy it now.")]
+    Create {
+        /// A unique, human-readable name.
+        #[arg(long)]
+        name: String,
+        /// The scopes the client may request, space separated. A token request
+        /// without `scope` is granted all of them.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// The `aud` of the client's tokens. [default: the issuer]
+        #[arg(long)]
+        audience: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse the client's token requests from the next request on.
+    Disable {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept the client's token requests again.
+    Enable {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the client for good.
+    Delete {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give the client a new secret (printed once). With --grace, the old secret
+    /// keeps working for that many seconds so deployments can switch over.
+    RotateSecret {
+        id: String,
+        /// Seconds the old secret stays valid. [default: 0, it stops at once]
+        #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+        grace: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new key active; the old one keeps verifying until its tokens expire.
+    /// Running brokers switch within seconds.
+    Rotate {
+        /// Algorithm of the new key: ES256, EdDSA or RS256. [default: ES256]
+        #[arg(long, env = "AUTH_BROKER_SIGNING_ALG", value_name = "ALG")]
+        signing_alg: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = crate::settings::FileSettings::load(cli.global.config.as_deref())?;
+    let database = crate::settings::database_url(cli.global.database.as_deref(), &file);
+    match cli.command {
+        Command::Serve(args) => crate::serve_cmd::run(args, &database, &file).await,
+        Command::Client(cmd) => {
+            crate::settings::init_logging("warn");
+            crate::client_cmd::run(cmd, &database).await
+        }
+        Command::Keys(cmd) => {
+            crate::settings::init_logging("warn");
+            crate::keys_cmd::run(cmd, &database, &file).await
+        }
+    }
+}

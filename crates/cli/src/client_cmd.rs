@@ -1,0 +1,194 @@
+//! `auth-broker client ...`.
+
+use crate::cli::ClientCommand;
+use anyhow::Context;
+use auth_broker_server::admin::{self, AdminError, NewClient};
+use auth_broker_server::clock::{Clock, SystemClock};
+use auth_broker_server::store::{ClientRecord, Store, redact_url};
+use serde_json::json;
+
+fn when(ts: i64) -> String {
+    u64::try_from(ts)
+        .ok()
+        .map(|s| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s),
+            )
+            .to_string()
+        })
+        .unwrap_or_else(|| ts.to_string())
+}
+
+fn client_json(c: &ClientRecord) -> serde_json::Value {
+    json!({
+        "client_id": c.id,
+        "name": c.name,
+        "scope": c.scopes.join(" "),
+        "audience": c.audience,
+        "enabled": c.enabled,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+        "previous_secret_expires_at": c.previous_secret_expires_at,
+    })
+}
+
+fn print_client(c: &ClientRecord) {
+    println!("client_id:  {}", c.id);
+    println!("name:       {}", c.name);
+    println!(
+        "scope:      {}",
+        if c.scopes.is_empty() {
+            "(none)".to_owned()
+        } else {
+            c.scopes.join(" ")
+        }
+    );
+    println!(
+        "audience:   {}",
+        c.audience.as_deref().unwrap_or("(the issuer)")
+    );
+    println!(
+        "enabled:    {}",
+        if c.enabled {
+            "yes"
+        } else {
+            "no (token requests are refused)"
+        }
+    );
+    println!("created:    {}", when(c.created_at));
+    if let Some(t) = c.previous_secret_expires_at {
+        println!("old secret: valid until {}", when(t));
+    }
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
+    let store = Store::open(database)
+        .await
+        .with_context(|| format!("cannot open the store {}", redact_url(database)))?;
+    let now = SystemClock.now_secs();
+    match cmd {
+        ClientCommand::Create {
+            name,
+            scope,
+            audience,
+            json,
+        } => {
+            let (c, secret) = admin::create_client(
+                &store,
+                &NewClient {
+                    name,
+                    scope,
+                    audience,
+                },
+                now,
+            )
+            .await?;
+            if json {
+                let mut v = client_json(&c);
+                v["client_secret"] = secret.expose_secret().into();
+                print_json(&v)?;
+            } else {
+                print_client(&c);
+                println!("client_secret: {}", secret.expose_secret());
+                println!();
+                println!(
+                    "The secret is shown only now (only a hash is stored): copy it to your secret store."
+                );
+            }
+        }
+        ClientCommand::List { json } => {
+            let clients = store.list_clients().await?;
+            if json {
+                print_json(&serde_json::Value::Array(
+                    clients.iter().map(client_json).collect(),
+                ))?;
+            } else if clients.is_empty() {
+                println!(
+                    "No clients yet. Create one: auth-broker client create --name NAME [--scope \"a b\"]"
+                );
+            } else {
+                println!("{:<34} {:<8} {:<24} SCOPE", "CLIENT_ID", "ENABLED", "NAME");
+                for c in &clients {
+                    println!(
+                        "{:<34} {:<8} {:<24} {}",
+                        c.id,
+                        if c.enabled { "yes" } else { "no" },
+                        c.name,
+                        c.scopes.join(" ")
+                    );
+                }
+            }
+        }
+        ClientCommand::Show { id, json } => {
+            let c = store
+                .get_client(&id)
+                .await?
+                .ok_or(AdminError::NoSuchClient(id))?;
+            if json {
+                print_json(&client_json(&c))?;
+            } else {
+                print_client(&c);
+            }
+        }
+        ClientCommand::Disable { id, json } => set_enabled(&store, &id, false, json, now).await?,
+        ClientCommand::Enable { id, json } => set_enabled(&store, &id, true, json, now).await?,
+        ClientCommand::Delete { id, json } => {
+            if !store.delete_client(&id).await? {
+                return Err(AdminError::NoSuchClient(id).into());
+            }
+            if json {
+                print_json(&json!({"client_id": id, "deleted": true}))?;
+            } else {
+                println!("Deleted client {id}; its token requests are refused from now on.");
+            }
+        }
+        ClientCommand::RotateSecret { id, grace, json } => {
+            let secret = admin::rotate_secret(&store, &id, grace, now).await?;
+            if json {
+                print_json(&json!({
+                    "client_id": id,
+                    "client_secret": secret.expose_secret(),
+                    "previous_secret_valid_until": (grace > 0).then(|| now + i64::try_from(grace).unwrap_or(i64::MAX)),
+                }))?;
+            } else {
+                println!("client_id:     {id}");
+                println!("client_secret: {}", secret.expose_secret());
+                if grace > 0 {
+                    println!(
+                        "The old secret keeps working for {grace} s (until {}).",
+                        when(now.saturating_add(i64::try_from(grace).unwrap_or(0)))
+                    );
+                } else {
+                    println!("The old secret no longer works.");
+                }
+                println!("The new secret is shown only now: copy it to your secret store.");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn set_enabled(
+    store: &Store,
+    id: &str,
+    enabled: bool,
+    json: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    if !store.set_client_enabled(id, enabled, now).await? {
+        return Err(AdminError::NoSuchClient(id.to_owned()).into());
+    }
+    if json {
+        print_json(&json!({"client_id": id, "enabled": enabled}))?;
+    } else if enabled {
+        println!("Enabled client {id}.");
+    } else {
+        println!("Disabled client {id}; its token requests are refused from now on.");
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `auth-broker serve`.
+
+use crate::cli::ServeArgs;
+use crate::settings::FileSettings;
+use anyhow::{Context, bail};
+use auth_broker_server::admin::{self, NewClient};
+use auth_broker_server::clock::{Clock, SystemClock};
+use auth_broker_server::store::{Store, redact_url};
+use auth_broker_server::{Config, Server};
+use std::net::SocketAddr;
+
+fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
+    let mut c = Config::default();
+    if let Some(listen) = args.listen.as_ref().or(file.listen.as_ref()) {
+        c.listen = listen.parse::<SocketAddr>().with_context(|| {
+            format!("--listen '{listen}' is not an address; use IP:PORT such as 127.0.0.1:8080 or 0.0.0.0:8080")
+        })?;
+    }
+    if let Some(issuer) = args.issuer.as_ref().or(file.issuer.as_ref()) {
+        let uri: http::Uri = issuer
+            .parse()
+            .with_context(|| format!("--issuer '{issuer}' is not a URL"))?;
+        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+        if !scheme_ok || uri.host().is_none() || uri.query().is_some() {
+            bail!(
+                "--issuer must be an absolute http(s) URL without query or fragment (RFC 8414 §2), e.g. https://auth.example.com"
+            );
+        }
+        c.issuer = Some(issuer.clone());
+    }
+    if let Some(ttl) = args.token_ttl.or(file.token_ttl) {
+        if !(1..=31 * 24 * 3600).contains(&ttl) {
+            bail!("--token-ttl must be between 1 and 2678400 seconds (31 days); got {ttl}");
+        }
+        c.token_ttl_secs = ttl;
+    }
+    if let Some(alg) = args.signing_alg.as_ref().or(file.signing_alg.as_ref()) {
+        c.signing_alg = alg.parse().map_err(anyhow::Error::msg)?;
+    }
+    Ok(c)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow::Result<()> {
+    crate::settings::init_logging("info");
+    let config = config(&args, file)?;
+    let store = Store::open(database)
+        .await
+        .with_context(|| format!("cannot open the store {}", redact_url(database)))?;
+    let server = Server::bind_default_clock(config, store.clone()).await?;
+    let addr = server.local_addr()?;
+    let issuer = server.issuer().to_owned();
+    println!("auth-broker listening on http://{addr}");
+    println!("  issuer: {issuer}");
+    println!("  store:  {}", redact_url(database));
+    println!("  token endpoint: {issuer}/auth-broker/request-token");
+    if args.demo {
+        demo(&store, &issuer).await?;
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    server.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn demo(store: &Store, issuer: &str) -> anyhow::Result<()> {
+    let now = SystemClock.now_secs();
+    let (id, secret) = match store.get_client_by_name("demo").await? {
+        Some(c) => {
+            let s = admin::rotate_secret(store, &c.id, 0, now).await?;
+            if !c.enabled {
+                store.set_client_enabled(&c.id, true, now).await?;
+            }
+            (c.id, s)
+        }
+        None => {
+            let (c, s) = admin::create_client(
+                store,
+                &NewClient {
+                    name: "demo".into(),
+                    scope: "demo:read demo:write".into(),
+                    audience: None,
+                },
+                now,
+            )
+            .await?;
+            (c.id, s)
+        }
+    };
+    let secret = secret.expose_secret();
+    let token_url = format!("{issuer}/auth-broker/request-token");
+    let fetch = format!("curl -s -u '{id}:{secret}' -d grant_type=client_credentials {token_url}");
+    println!();
+    println!(
+        "Demo client 'demo' (its secret is renewed each time serve --demo starts; only a hash is stored):"
+    );
+    println!("  client_id:     {id}");
+    println!("  client_secret: {secret}");
+    println!();
+    println!("Fetch a token:");
+    println!("  {fetch}");
+    println!();
+    println!("Fetch one and ask the broker what it thinks of it:");
+    println!(
+        "  curl -s -H \"Authorization: Bearer $({fetch} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\" {issuer}/auth-broker/token-info"
+    );
+    println!();
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Resolving settings: flags, then `AUTH_BROKER_*` environment (both through clap),
+//! then the TOML file, then defaults.
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::Path;
+
+pub const DEFAULT_DATABASE: &str = "sqlite://auth-broker.db";
+const DEFAULT_FILE: &str = "auth-broker.toml";
+
+/// The settings file. Keys are the long flag names with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub database: Option<String>,
+    pub listen: Option<String>,
+    pub issuer: Option<String>,
+    pub token_ttl: Option<i64>,
+    pub signing_alg: Option<String>,
+}
+
+impl FileSettings {
+    /// Reads `path`, or `./auth-broker.toml` when no path is given and it exists.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let (path, required) = match path {
+            Some(p) => (p, true),
+            None => (Path::new(DEFAULT_FILE), false),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default());
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read the settings file {}", path.display()));
+            }
+        };
+        toml::from_str(&text).with_context(|| format!("invalid settings file {}", path.display()))
+    }
+}
+
+pub fn database_url(flag: Option<&str>, file: &FileSettings) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| file.database.clone())
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_owned())
+}
+
+/// Logs go to stderr; the level comes from `AUTH_BROKER_LOG`, then `RUST_LOG`.
+pub fn init_logging(default: &str) {
+    let filter = std::env::var("AUTH_BROKER_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default.to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

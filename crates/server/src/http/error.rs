@@ -1,0 +1,223 @@
+//! Every error the broker's endpoints answer, mapped to its response in one place.
+//!
+//! The description says what to fix (following the seed's troubleshooting list) and
+//! never carries a secret; the detail that only operators need goes to the log.
+
+use auth_broker_proto::{ErrorCode, ErrorResponse};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::borrow::Cow;
+
+/// The `WWW-Authenticate` challenge of a failed client authentication (RFC 6749 §5.2).
+pub const BASIC_CHALLENGE: &str = r#"Basic realm="auth-broker""#;
+
+/// The one description every failed credential check shares, so an unknown client,
+/// a wrong secret and a disabled client cannot be told apart (no enumeration).
+pub const AUTH_FAILED: &str = "client authentication failed: the client_id and client_secret do not match an enabled client; check both (and that the client is enabled)";
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// A `400` with an RFC 6749 §5.2 code.
+    BadRequest {
+        code: ErrorCode,
+        description: String,
+    },
+    /// `401 invalid_client` with a Basic challenge.
+    InvalidClient { description: Cow<'static, str> },
+    /// Too many failed authentications: `429` with `Retry-After`.
+    TooManyFailures { retry_after_secs: u64 },
+    /// `401` from a bearer-protected endpoint, RFC 6750 §3.
+    InvalidToken {
+        description: String,
+        code: Option<ErrorCode>,
+    },
+    /// The body is over the limit: `413`.
+    PayloadTooLarge { limit: usize },
+    /// The body did not arrive in time: `408`.
+    BodyTimeout { secs: u64 },
+    /// `405` with `Allow`.
+    MethodNotAllowed { allow: &'static str },
+    /// `404` for paths that do not exist.
+    NotFound,
+    /// The store is unreachable: `503 temporarily_unavailable` with `Retry-After`.
+    Unavailable,
+    /// Anything unexpected: `500 server_error`; the detail is logged, not sent.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code: ErrorCode::InvalidRequest,
+            description: description.into(),
+        }
+    }
+
+    pub fn bad(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::InvalidClient {
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        Self::InvalidToken {
+            description: description.into(),
+            code: Some(ErrorCode::InvalidToken),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                Self::Unavailable
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A JSON response that no cache may keep (RFC 6749 §5.1, §5.2).
+pub fn no_store_json(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn body(code: ErrorCode, description: impl Into<String>) -> String {
+    serde_json::to_string(&ErrorResponse::new(code, description))
+        .unwrap_or_else(|_| r#"{"error":"server_error"}"#.to_owned())
+}
+
+/// Makes `s` safe inside a quoted-string of a challenge (RFC 7230 §3.2.6).
+fn quoted(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+        .collect()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::BadRequest { code, description } => {
+                no_store_json(StatusCode::BAD_REQUEST, body(code, description))
+            }
+            Self::InvalidClient { description } => {
+                let mut r = no_store_json(
+                    StatusCode::UNAUTHORIZED,
+                    body(ErrorCode::InvalidClient, description),
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(BASIC_CHALLENGE),
+                );
+                r
+            }
+            Self::TooManyFailures { retry_after_secs } => {
+                let mut r = no_store_json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    body(
+                        ErrorCode::InvalidClient,
+                        format!(
+                            "too many failed client authentications from this client_id or address; fix the credentials and retry after {retry_after_secs} s (requests with the right credentials are never limited)"
+                        ),
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                r
+            }
+            Self::InvalidToken { description, code } => {
+                let challenge = match &code {
+                    Some(code) => format!(
+                        r#"Bearer realm="auth-broker", error="{code}", error_description="{}""#,
+                        quoted(&description)
+                    ),
+                    None => r#"Bearer realm="auth-broker""#.to_owned(),
+                };
+                let json_code = code.unwrap_or(ErrorCode::InvalidRequest);
+                let mut r = no_store_json(StatusCode::UNAUTHORIZED, body(json_code, description));
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                r
+            }
+            Self::PayloadTooLarge { limit } => no_store_json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                body(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "the request body is larger than {} KiB; a token request is a short form body",
+                        limit / 1024
+                    ),
+                ),
+            ),
+            Self::BodyTimeout { secs } => no_store_json(
+                StatusCode::REQUEST_TIMEOUT,
+                body(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "the request body did not arrive within {secs} s; send the whole body (and a correct Content-Length)"
+                    ),
+                ),
+            ),
+            Self::MethodNotAllowed { allow } => {
+                let mut r = no_store_json(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    body(
+                        ErrorCode::InvalidRequest,
+                        format!("this endpoint takes {allow} only"),
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                r
+            }
+            Self::NotFound => no_store_json(
+                StatusCode::NOT_FOUND,
+                body(
+                    ErrorCode::InvalidRequest,
+                    "no such endpoint; the token endpoint is POST /auth-broker/request-token (see /.well-known/oauth-authorization-server)",
+                ),
+            ),
+            Self::Unavailable => {
+                let mut r = no_store_json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    body(
+                        ErrorCode::TemporarilyUnavailable,
+                        "the broker cannot reach its store right now; retry shortly",
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                no_store_json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    body(
+                        ErrorCode::ServerError,
+                        "the broker hit an unexpected error; it is logged with this request's id",
+                    ),
+                )
+            }
+        }
+    }
+}

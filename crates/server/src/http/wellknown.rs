@@ -1,0 +1,66 @@
+//! Discovery: RFC 8414 metadata and the JWKS (RFC 7517).
+
+use super::error::ApiError;
+use crate::AppState;
+use auth_broker_proto::{AuthorizationServerMetadata, Jwk, Jwks};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// The metadata document; every URL is absolute and derived from the issuer.
+pub fn metadata(issuer: &str) -> AuthorizationServerMetadata {
+    let base = issuer.trim_end_matches('/');
+    AuthorizationServerMetadata {
+        issuer: issuer.to_owned(),
+        token_endpoint: format!("{base}/auth-broker/request-token"),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        introspection_endpoint: None,
+        revocation_endpoint: None,
+        grant_types_supported: vec!["client_credentials".into()],
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+        ],
+        token_endpoint_auth_signing_alg_values_supported: vec![],
+        introspection_endpoint_auth_methods_supported: vec![],
+        revocation_endpoint_auth_methods_supported: vec![],
+        response_types_supported: vec![],
+        scopes_supported: vec![],
+        service_documentation: None,
+    }
+}
+
+fn json(body: String, cache: &'static str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    r
+}
+
+pub async fn authorization_server(State(app): State<Arc<AppState>>) -> Response {
+    json(app.metadata_json.clone(), "public, max-age=300")
+}
+
+/// Every key that may have signed a still-valid token: the active one and retired
+/// ones until their last token expires (plus leeway).
+pub async fn jwks(State(app): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let now = app.clock.now_secs();
+    let keep_after = now - app.config.token_ttl_secs - crate::RETIRED_KEY_LEEWAY_SECS;
+    let keys: Vec<Jwk> = app
+        .store
+        .list_keys()
+        .await?
+        .into_iter()
+        .filter(|k| k.retired_at.is_none_or(|t| t > keep_after))
+        .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
+        .collect();
+    let body =
+        serde_json::to_string(&Jwks { keys }).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Short: a verifier that caches it still refetches on an unknown kid.
+    Ok(json(body, "public, max-age=60"))
+}

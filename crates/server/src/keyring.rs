@@ -1,0 +1,125 @@
+//! The keys a running broker signs and verifies with.
+//!
+//! The active signing key is held parsed in memory; a background task polls the
+//! store (a one-row query every couple of seconds) and swaps in a new key when
+//! another process has rotated, so every replica follows a rotation within seconds
+//! and no request pays for the check.
+
+use crate::clock::Clock;
+use crate::keys::{SigningAlg, SigningKey, VerifyingKey};
+use crate::store::{Store, StoreError};
+use auth_broker_proto::Jwk;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct KeyRing {
+    alg: SigningAlg,
+    active: RwLock<Arc<SigningKey>>,
+    verifiers: RwLock<Verifiers>,
+}
+
+#[derive(Debug, Default)]
+struct Verifiers {
+    by_kid: HashMap<String, Arc<VerifyingKey>>,
+    loaded_at: Option<Instant>,
+}
+
+/// An unknown `kid` reloads the verifiers from the store at most this often, so a
+/// flood of forged kids cannot turn into a flood of store queries.
+const RELOAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl KeyRing {
+    /// Loads the active key for `alg`, creating it on first start.
+    pub async fn load(
+        store: &Store,
+        alg: SigningAlg,
+        clock: &dyn Clock,
+    ) -> Result<Self, StoreError> {
+        let now = clock.now_secs();
+        let rec = store
+            .ensure_active_key(alg.as_str(), move || SigningKey::generate(alg, now))
+            .await?;
+        let key = SigningKey::from_record(&rec)?;
+        tracing::info!(kid = key.kid(), alg = %alg, "signing key loaded");
+        let ring = Self {
+            alg,
+            active: RwLock::new(Arc::new(key)),
+            verifiers: RwLock::new(Verifiers::default()),
+        };
+        ring.reload_verifiers(store).await?;
+        Ok(ring)
+    }
+
+    /// The key that signs new tokens.
+    pub fn active(&self) -> Arc<SigningKey> {
+        read(&self.active).clone()
+    }
+
+    /// Picks up a rotation made elsewhere. Cheap when nothing changed.
+    pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
+        let Some(kid) = store.active_kid(self.alg.as_str()).await? else {
+            return Ok(());
+        };
+        if kid == self.active().kid() {
+            return Ok(());
+        }
+        let keys = store.list_keys().await?;
+        if let Some(rec) = keys.iter().find(|k| k.kid == kid) {
+            let key = SigningKey::from_record(rec)?;
+            tracing::info!(kid = key.kid(), "switched to the newly rotated signing key");
+            *write(&self.active) = Arc::new(key);
+        }
+        self.set_verifiers(&keys);
+        Ok(())
+    }
+
+    async fn reload_verifiers(&self, store: &Store) -> Result<(), StoreError> {
+        let keys = store.list_keys().await?;
+        self.set_verifiers(&keys);
+        Ok(())
+    }
+
+    fn set_verifiers(&self, keys: &[crate::store::KeyRecord]) {
+        let by_kid = keys
+            .iter()
+            .filter_map(|k| serde_json::from_str::<Jwk>(&k.public_jwk).ok())
+            .filter_map(|jwk| VerifyingKey::from_jwk(&jwk))
+            .map(|v| (v.kid.clone(), Arc::new(v)))
+            .collect();
+        *write(&self.verifiers) = Verifiers {
+            by_kid,
+            loaded_at: Some(Instant::now()),
+        };
+    }
+
+    /// The public key with this `kid`, reloading from the store (rate limited) when
+    /// it is not known yet.
+    pub async fn verifier(
+        &self,
+        store: &Store,
+        kid: &str,
+    ) -> Result<Option<Arc<VerifyingKey>>, StoreError> {
+        let stale = {
+            let v = read(&self.verifiers);
+            if let Some(k) = v.by_kid.get(kid) {
+                return Ok(Some(k.clone()));
+            }
+            v.loaded_at
+                .is_none_or(|t| t.elapsed() >= RELOAD_AT_MOST_EVERY)
+        };
+        if stale {
+            self.reload_verifiers(store).await?;
+        }
+        Ok(read(&self.verifiers).by_kid.get(kid).cloned())
+    }
+}

@@ -1,0 +1,216 @@
+//! The auth-broker token server.
+//!
+//! [`Server::bind`] opens the listener, loads (or creates) the signing key and
+//! returns a server whose address is known before it runs, which is what tests and
+//! `serve --listen 127.0.0.1:0` need.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod clock;
+pub mod http;
+pub mod keyring;
+pub mod keys;
+pub mod metrics;
+pub mod ratelimit;
+pub mod secret;
+pub mod store;
+pub mod token;
+
+use crate::clock::{Clock, SystemClock};
+use crate::keyring::KeyRing;
+use crate::keys::SigningAlg;
+use crate::ratelimit::FailureLimiter;
+use crate::store::{Store, StoreError};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long a retired key stays in the JWKS after its last token expired, for
+/// verifiers whose clocks run behind.
+pub const RETIRED_KEY_LEEWAY_SECS: i64 = 60;
+
+/// The server's settings, already validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The `iss` of every token and the base of every metadata URL. `None`: derived
+    /// from the bound address (`http://127.0.0.1:PORT`), fine for development only.
+    pub issuer: Option<String>,
+    pub token_ttl_secs: i64,
+    pub signing_alg: SigningAlg,
+    /// Time allowed to send the request headers.
+    pub header_timeout: Duration,
+    /// Time allowed to send a request body.
+    pub body_timeout: Duration,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+    pub max_connections: usize,
+    /// Failed authentications allowed per client id and per address, per minute.
+    pub auth_failures_per_minute: NonZeroU32,
+    /// How often to look for a key rotated by another process.
+    pub key_poll_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            token_ttl_secs: 3600,
+            signing_alg: SigningAlg::Es256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            auth_failures_per_minute: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            key_poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub issuer: String,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub keys: KeyRing,
+    pub limiter: FailureLimiter,
+    /// The RFC 8414 document, rendered once.
+    pub metadata_json: String,
+}
+
+/// A freshly signed token.
+#[derive(Debug)]
+pub struct Issued {
+    pub token: String,
+    /// Whole seconds left until `exp`, rounded down (RFC 6749 §5.1).
+    pub expires_in: u64,
+}
+
+impl AppState {
+    /// Signs an access token for `client_id` (RFC 9068 §2.2).
+    ///
+    /// `iat` is the current second rounded down and `exp = iat + ttl`, so
+    /// `expires_in` (the time left from *now*, rounded down) is `ttl - 1` unless the
+    /// request landed exactly on a whole second: 3599 for the default hour.
+    pub fn issue_token(
+        &self,
+        client_id: &str,
+        audience: &str,
+        scopes: &[String],
+    ) -> Result<Issued, StoreError> {
+        let now_nanos = self.clock.now_nanos();
+        let iat = now_nanos.div_euclid(1_000_000_000);
+        let exp = iat + self.config.token_ttl_secs;
+        let claims = token::Claims {
+            iss: self.issuer.clone(),
+            sub: client_id.to_owned(),
+            client_id: client_id.to_owned(),
+            aud: audience.to_owned(),
+            iat,
+            exp,
+            jti: secret::random_id::<16>(),
+            scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+        };
+        let token = token::sign(&self.keys.active(), &claims)?;
+        let left_nanos = exp * 1_000_000_000 - now_nanos;
+        Ok(Issued {
+            token,
+            expires_in: u64::try_from(left_nanos.div_euclid(1_000_000_000)).unwrap_or(0),
+        })
+    }
+}
+
+/// A bound, ready-to-run broker.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Binds the listener and loads the signing key (creating it on first start).
+    pub async fn bind(config: Config, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let issuer = match &config.issuer {
+            Some(i) => i.trim_end_matches('/').to_owned(),
+            None => {
+                let host = if addr.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else {
+                    addr.ip().to_string()
+                };
+                if addr.is_ipv6() && !addr.ip().is_unspecified() {
+                    format!("http://[{host}]:{}", addr.port())
+                } else {
+                    format!("http://{host}:{}", addr.port())
+                }
+            }
+        };
+        let keys = KeyRing::load(&store, config.signing_alg, clock.as_ref()).await?;
+        let metadata_json = serde_json::to_string(&http::wellknown::metadata(&issuer))?;
+        let limiter = FailureLimiter::new(config.auth_failures_per_minute);
+        let _ = metrics::handle();
+        Ok(Self {
+            listener,
+            state: Arc::new(AppState {
+                config,
+                issuer,
+                store,
+                clock,
+                keys,
+                limiter,
+                metadata_json,
+            }),
+        })
+    }
+
+    /// [`Server::bind`] with the system clock.
+    pub async fn bind_default_clock(config: Config, store: Store) -> anyhow::Result<Self> {
+        Self::bind(config, store, Arc::new(SystemClock)).await
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let background = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.config.key_poll_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                n += 1;
+                if let Err(e) = state.keys.refresh(&state.store).await {
+                    tracing::warn!(error = %e, "could not check for a rotated signing key");
+                }
+                if n % 30 == 0 {
+                    state.limiter.prune();
+                }
+            }
+        });
+        let router = http::router(self.state.clone());
+        let r = http::serve(self.listener, router, &self.state.config, shutdown).await;
+        background.abort();
+        r
+    }
+}

@@ -1,0 +1,294 @@
+//! The broker's store: clients and signing keys, on SQLite or PostgreSQL.
+//!
+//! One interface, two backends, selected by the database URL. The enum (rather than a
+//! trait object) keeps the hot path free of boxing and lets each backend use its native
+//! driver: rusqlite answers a primary-key read in a few microseconds without leaving
+//! the thread, and tokio-postgres pipelines queries over a pooled connection.
+//!
+//! Every read goes to the database: a change made by the CLI or by another replica
+//! (disable, enable, delete, a new secret) is seen by the very next request, with no
+//! cache to invalidate.
+
+mod migrations;
+mod postgres;
+mod sqlite;
+
+use std::time::Duration;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Unix seconds.
+pub type Timestamp = i64;
+
+/// A registered client as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub id: String,
+    pub name: String,
+    /// Hash of the current secret (see [`crate::secret`]).
+    pub secret_hash: String,
+    /// Hash of the previous secret, valid until `previous_secret_expires_at`.
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_expires_at: Option<Timestamp>,
+    /// The scopes the client may request, in the order they were given.
+    pub scopes: Vec<String>,
+    /// The `aud` of its tokens; `None` means the issuer.
+    pub audience: Option<String>,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for ClientRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("secret_hash", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signing key as stored. `private_key` is PKCS#8 DER and never leaves the process.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub alg: String,
+    pub private_key: Vec<u8>,
+    /// The public JWK, as JSON.
+    pub public_jwk: String,
+    pub created_at: Timestamp,
+    /// When it stopped signing; `None` while it is the active key for its algorithm.
+    pub retired_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private_key", &"[redacted]")
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+/// Store failures. `Unavailable` is the one a caller may retry: the broker answers
+/// it with `503 temporarily_unavailable` and `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unreachable: {0}")]
+    Unavailable(String),
+    #[error("a client named '{0}' already exists")]
+    DuplicateName(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::SystemIoFailure
+                ) =>
+            {
+                Self::Unavailable(e.to_string())
+            }
+            _ => Self::Other(e.to_string()),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
+                return Self::DuplicateName(db.detail().unwrap_or_default().to_owned());
+            }
+            return Self::Other(db.to_string());
+        }
+        // No database error: the connection failed or closed.
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// How long a store call may take before the request gets a `503`.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The store, on one of its backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the store a URL names (`sqlite://path`, `sqlite::memory:` is not offered:
+    /// a broker's keys must survive a restart) and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Store::Postgres(PgStore::connect(url).await?)
+        } else if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or(url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(StoreError::Other(
+                    "the sqlite URL has no file path; use sqlite://auth-broker.db".into(),
+                ));
+            }
+            Store::Sqlite(SqliteStore::open(path).await?)
+        } else {
+            return Err(StoreError::Other(format!(
+                "unsupported database URL scheme in '{}'; use sqlite://FILE or postgres://USER@HOST/DB",
+                redact_url(url)
+            )));
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Which backend this is, for logs and metrics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn get_client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        dispatch!(self, s => s.get_client(id).await)
+    }
+
+    pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
+        dispatch!(self, s => s.get_client_by_name(name).await)
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        dispatch!(self, s => s.list_clients().await)
+    }
+
+    pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_client(c).await)
+    }
+
+    /// Enables or disables a client; `false` when there is no such client.
+    pub async fn set_client_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.set_client_enabled(id, enabled, now).await)
+    }
+
+    /// Replaces a client's secret hash. With `previous_expires_at`, the old hash keeps
+    /// working until then (secret rotation with grace); otherwise it stops at once.
+    pub async fn set_client_secret(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        previous_expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.set_client_secret(id, secret_hash, previous_expires_at, now).await)
+    }
+
+    pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_client(id).await)
+    }
+
+    /// Every stored key, newest first.
+    pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        dispatch!(self, s => s.list_keys().await)
+    }
+
+    /// The active key for `alg`, created with `make` when there is none. Atomic across
+    /// processes, so replicas starting together agree on one key.
+    pub async fn ensure_active_key(
+        &self,
+        alg: &str,
+        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+    ) -> Result<KeyRecord, StoreError> {
+        dispatch!(self, s => s.ensure_active_key(alg, make).await)
+    }
+
+    /// Makes `new` the active key for its algorithm and retires the old one, atomically.
+    pub async fn rotate_key(&self, new: &KeyRecord, now: Timestamp) -> Result<(), StoreError> {
+        dispatch!(self, s => s.rotate_key(new, now).await)
+    }
+
+    /// The kid of the active key for `alg`, for the cheap poll that notices rotations.
+    pub async fn active_kid(&self, alg: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.active_kid(alg).await)
+    }
+}
+
+/// A database URL with any password removed, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    format!("{}://{}:[redacted]@{}", &url[..s], user, &url[at + 1..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub(crate) fn join_scopes(scopes: &[String]) -> String {
+    scopes.join(" ")
+}
+
+pub(crate) fn split_scopes(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db"),
+            "postgres://u:[redacted]@h/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,373 @@
+//! The PostgreSQL store, for several broker replicas sharing one database.
+
+use super::{
+    ClientRecord, KeyRecord, STORE_TIMEOUT, StoreError, Timestamp, join_scopes, migrations,
+    split_scopes,
+};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::future::Future;
+use std::str::FromStr;
+use tokio_postgres::{NoTls, Row};
+
+/// Advisory lock ids: one serialises migrations, one the creation of signing keys,
+/// so replicas starting together neither race a schema change nor mint two keys.
+const MIGRATION_LOCK: i64 = 0x6175_7468_6d69_6772; // "authmigr"
+const KEY_LOCK: i64 = 0x6175_7468_6b65_7973; // "authkeys"
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    url: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("url", &self.url).finish()
+    }
+}
+
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, scopes, audience, enabled, created_at, updated_at";
+const KEY_COLUMNS: &str = "kid, alg, private_key, public_jwk, created_at, retired_at";
+
+fn client_from_row(r: &Row) -> Result<ClientRecord, tokio_postgres::Error> {
+    Ok(ClientRecord {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        secret_hash: r.try_get(2)?,
+        previous_secret_hash: r.try_get(3)?,
+        previous_secret_expires_at: r.try_get(4)?,
+        scopes: split_scopes(r.try_get::<_, &str>(5)?),
+        audience: r.try_get(6)?,
+        enabled: r.try_get(7)?,
+        created_at: r.try_get(8)?,
+        updated_at: r.try_get(9)?,
+    })
+}
+
+fn key_from_row(r: &Row) -> Result<KeyRecord, tokio_postgres::Error> {
+    Ok(KeyRecord {
+        kid: r.try_get(0)?,
+        alg: r.try_get(1)?,
+        private_key: r.try_get(2)?,
+        public_jwk: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        retired_at: r.try_get(5)?,
+    })
+}
+
+/// Bounds a store call, so an unreachable database gives a prompt error, not a hang.
+async fn bounded<T>(f: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(STORE_TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "no answer from PostgreSQL within {} s",
+                STORE_TIMEOUT.as_secs()
+            )))
+        })
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let redacted = super::redact_url(url);
+        let mut cfg = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid PostgreSQL URL {redacted}: {e}")))?;
+        cfg.connect_timeout(STORE_TIMEOUT);
+        cfg.application_name("auth-broker");
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(STORE_TIMEOUT))
+            .create_timeout(Some(STORE_TIMEOUT))
+            .recycle_timeout(Some(STORE_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let store = Self {
+            pool,
+            url: redacted,
+        };
+        store.ping().await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot reach PostgreSQL at {}: {e}", store.url))
+        })?;
+        Ok(store)
+    }
+
+    async fn conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+            tx.batch_execute(migrations::CREATE_TABLE).await?;
+            let current: i64 = tx
+                .query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations", &[])
+                .await?
+                .try_get(0)?;
+            let newest = migrations::POSTGRES.last().map_or(0, |m| m.0);
+            if current > newest {
+                return Err(StoreError::Other(format!(
+                    "the database schema is at version {current}, newer than this binary knows ({newest}); upgrade auth-broker"
+                )));
+            }
+            for (version, description, sql) in migrations::POSTGRES.iter().filter(|m| m.0 > current) {
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, EXTRACT(EPOCH FROM now())::BIGINT)",
+                    &[version, description],
+                )
+                .await?;
+                tracing::info!(version, description, "applied PostgreSQL migration");
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        bounded(async {
+            self.conn().await?.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn query_opt_client(
+        &self,
+        sql: &str,
+        arg: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn.prepare_cached(sql).await?;
+            match conn.query_opt(&stmt, &[&arg]).await? {
+                Some(row) => Ok(Some(client_from_row(&row)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub async fn get_client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.query_opt_client(
+            &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"),
+            id,
+        )
+        .await
+    }
+
+    pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.query_opt_client(
+            &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE name = $1"),
+            name,
+        )
+        .await
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let rows = conn
+                .query(
+                    &format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, name"),
+                    &[],
+                )
+                .await?;
+            Ok(rows.iter().map(client_from_row).collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let r = bounded(async {
+            let conn = self.conn().await?;
+            conn.execute(
+                &format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+                &[
+                    &c.id,
+                    &c.name,
+                    &c.secret_hash,
+                    &c.previous_secret_hash,
+                    &c.previous_secret_expires_at,
+                    &join_scopes(&c.scopes),
+                    &c.audience,
+                    &c.enabled,
+                    &c.created_at,
+                    &c.updated_at,
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+        .await;
+        match r {
+            Err(StoreError::DuplicateName(_)) => Err(StoreError::DuplicateName(c.name.clone())),
+            r => r,
+        }
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            Ok(conn.execute(sql, args).await?)
+        })
+        .await
+    }
+
+    pub async fn set_client_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .execute(
+                "UPDATE clients SET enabled = $2, updated_at = $3 WHERE id = $1",
+                &[&id, &enabled, &now],
+            )
+            .await?
+            == 1)
+    }
+
+    pub async fn set_client_secret(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        previous_expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .execute(
+                "UPDATE clients SET
+                    previous_secret_hash = CASE WHEN $3::BIGINT IS NULL THEN NULL ELSE secret_hash END,
+                    previous_secret_expires_at = $3,
+                    secret_hash = $2,
+                    updated_at = $4
+                 WHERE id = $1",
+                &[&id, &secret_hash, &previous_expires_at, &now],
+            )
+            .await?
+            == 1)
+    }
+
+    pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .execute("DELETE FROM clients WHERE id = $1", &[&id])
+            .await?
+            == 1)
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid"
+                ))
+                .await?;
+            let rows = conn.query(&stmt, &[]).await?;
+            Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn active_kid(&self, alg: &str) -> Result<Option<String>, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached(
+                    "SELECT kid FROM signing_keys WHERE alg = $1 AND retired_at IS NULL ORDER BY created_at DESC, kid LIMIT 1",
+                )
+                .await?;
+            Ok(conn.query_opt(&stmt, &[&alg]).await?.map(|r| r.try_get(0)).transpose()?)
+        })
+        .await
+    }
+
+    pub async fn ensure_active_key(
+        &self,
+        alg: &str,
+        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+    ) -> Result<KeyRecord, StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEY_LOCK]).await?;
+            let existing = tx
+                .query_opt(
+                    &format!(
+                        "SELECT {KEY_COLUMNS} FROM signing_keys WHERE alg = $1 AND retired_at IS NULL ORDER BY created_at DESC, kid LIMIT 1"
+                    ),
+                    &[&alg],
+                )
+                .await?;
+            let key = match existing {
+                Some(row) => key_from_row(&row)?,
+                None => {
+                    let k = tokio::task::spawn_blocking(make)
+                        .await
+                        .map_err(|e| StoreError::Other(e.to_string()))??;
+                    insert_key(&tx, &k).await?;
+                    k
+                }
+            };
+            tx.commit().await?;
+            Ok(key)
+        })
+        .await
+    }
+
+    pub async fn rotate_key(&self, new: &KeyRecord, now: Timestamp) -> Result<(), StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEY_LOCK])
+                .await?;
+            tx.execute(
+                "UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL",
+                &[&new.alg, &now],
+            )
+            .await?;
+            insert_key(&tx, new).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+async fn insert_key(
+    tx: &deadpool_postgres::Transaction<'_>,
+    k: &KeyRecord,
+) -> Result<(), StoreError> {
+    tx.execute(
+        &format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
+        &[
+            &k.kid,
+            &k.alg,
+            &k.private_key,
+            &k.public_jwk,
+            &k.created_at,
+            &k.retired_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
