@@ -203,7 +203,7 @@ impl Server {
                 if let Err(e) = state.keys.refresh(&state.store).await {
                     tracing::warn!(error = %e, "could not check for a rotated signing key");
                 }
-                if n % 30 == 0 {
+                if n.is_multiple_of(30) {
                     state.limiter.prune();
                 }
             }

@@ -1,1 +1,348 @@
+//! Starts a real auth-broker on `127.0.0.1:0` with a fresh store, for tests.
+//!
+//! SQLite stores live in a temporary directory; PostgreSQL stores are a fresh
+//! database per broker (`CREATE DATABASE`), dropped when the [`TestBroker`] is.
+//! PostgreSQL is expected at `AUTH_BROKER_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); if it cannot be reached the test
+//! fails, it is never skipped.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
 
+use auth_broker_proto::ClientSecret;
+use auth_broker_server::admin::{self, NewClient};
+use auth_broker_server::clock::{Clock, ManualClock, SystemClock};
+use auth_broker_server::store::{ClientRecord, Store};
+use auth_broker_server::{Config, Server, secret};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which store a test broker uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The server PostgreSQL tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("AUTH_BROKER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_db(admin_url: &str, db: &str) -> String {
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("the PostgreSQL URL has a /database part");
+    format!("{base}/{db}")
+}
+
+/// A fresh, empty store: a SQLite file in a temp dir or a new PostgreSQL database.
+#[derive(Debug)]
+pub struct FreshStore {
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg_db: Option<String>,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl FreshStore {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("broker.db").display());
+                Self {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                    pg_db: None,
+                }
+            }
+            Backend::Postgres => {
+                let db = format!(
+                    "ab_test_{}_{}_{}",
+                    std::process::id(),
+                    SEQ.fetch_add(1, Ordering::Relaxed),
+                    secret::generate_client_id().get(..8).unwrap_or("x")
+                );
+                let admin = pg_admin_url();
+                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL must be reachable at {admin} for these tests: {e}")
+                    });
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("CREATE DATABASE {db}"))
+                    .await
+                    .unwrap();
+                Self {
+                    url: with_db(&admin, &db),
+                    backend,
+                    _dir: None,
+                    pg_db: Some(db),
+                }
+            }
+        }
+    }
+
+    pub async fn open(&self) -> Store {
+        Store::open(&self.url).await.unwrap()
+    }
+}
+
+impl Drop for FreshStore {
+    fn drop(&mut self) {
+        if let Some(db) = self.pg_db.take() {
+            // Drop runs outside async; a short-lived runtime on its own thread does it.
+            let admin = pg_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok((client, conn)) =
+                        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await
+                    {
+                        tokio::spawn(conn);
+                        let _ = client
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct TestBroker {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub issuer: String,
+    /// A separate handle on the same store, as the CLI or another replica would have.
+    pub store: Store,
+    pub fresh: Arc<FreshStore>,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// How to start a test broker.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub config: Config,
+    pub clock: Option<ManualClock>,
+    /// Reuse an existing store (for several replicas on one database).
+    pub store: Option<Arc<FreshStore>>,
+}
+
+impl TestBroker {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, Options::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, opts: Options) -> Self {
+        let fresh = match opts.store {
+            Some(s) => s,
+            None => Arc::new(FreshStore::new(backend).await),
+        };
+        let mut config = opts.config;
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let clock: Arc<dyn Clock> = match opts.clock {
+            Some(c) => Arc::new(c),
+            None => Arc::new(SystemClock),
+        };
+        let server_store = fresh.open().await;
+        let server = Server::bind(config, server_store, clock).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let issuer = server.issuer().to_owned();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        let store = fresh.open().await;
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            issuer,
+            store,
+            fresh,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn token_url(&self) -> String {
+        self.url("/auth-broker/request-token")
+    }
+
+    /// Registers a client through the same code the CLI uses.
+    pub async fn create_client(
+        &self,
+        name: &str,
+        scope: &str,
+        audience: Option<&str>,
+    ) -> (String, ClientSecret) {
+        let (c, s) = admin::create_client(
+            &self.store,
+            &NewClient {
+                name: name.into(),
+                scope: scope.into(),
+                audience: audience.map(str::to_owned),
+            },
+            SystemClock.now_secs(),
+        )
+        .await
+        .unwrap();
+        (c.id, s)
+    }
+
+    /// Registers a client with a chosen id and secret (for encoding edge cases).
+    pub async fn insert_client(&self, id: &str, secret: &str, scope: &str) {
+        let rec = ClientRecord {
+            id: id.into(),
+            name: format!("client {id}"),
+            secret_hash: secret::hash_secret(&ClientSecret::new(secret)),
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
+            scopes: scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            audience: None,
+            enabled: true,
+            created_at: 0,
+            updated_at: 0,
+        };
+        self.store.insert_client(&rec).await.unwrap();
+    }
+
+    /// A token request with Basic credentials and the contract's body.
+    pub async fn request_token(&self, id: &str, secret: &ClientSecret) -> reqwest::Response {
+        self.http
+            .post(self.token_url())
+            .basic_auth(id, Some(secret.expose_secret()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Fetches a token and returns it, failing the test on anything but `200`.
+    pub async fn token(&self, id: &str, secret: &ClientSecret) -> String {
+        let r = self.request_token(id, secret).await;
+        assert_eq!(r.status(), 200, "token request failed");
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Stops the broker gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A TCP proxy that a test can cut and restore, to play an unreachable store.
+#[derive(Debug)]
+pub struct CuttableProxy {
+    pub addr: SocketAddr,
+    state: Arc<std::sync::Mutex<ProxyState>>,
+    accept: JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct ProxyState {
+    cut: bool,
+    conns: Vec<tokio::task::AbortHandle>,
+}
+
+impl CuttableProxy {
+    /// Forwards every connection to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state: Arc<std::sync::Mutex<ProxyState>> = Arc::default();
+        let st = state.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if st.lock().unwrap().cut {
+                    drop(inbound);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                st.lock().unwrap().conns.push(task.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            state,
+            accept,
+        }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.cut = true;
+        for c in st.conns.drain(..) {
+            c.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.state.lock().unwrap().cut = false;
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+impl FreshStore {
+    /// The same PostgreSQL database reached through another port (a proxy's).
+    pub fn url_via(&self, addr: SocketAddr) -> String {
+        let (scheme_user, rest) = self
+            .url
+            .split_once('@')
+            .expect("a postgres URL with user@host");
+        let (_, db) = rest.split_once('/').expect("a /database part");
+        format!("{scheme_user}@{addr}/{db}")
+    }
+}

@@ -105,9 +105,11 @@ fn body(code: ErrorCode, description: impl Into<String>) -> String {
 }
 
 /// Makes `s` safe inside a quoted-string of a challenge (RFC 7230 §3.2.6).
+/// Header values are ASCII, so `§` becomes `section` and other non-ASCII is dropped.
 fn quoted(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
+    s.replace('§', "section ")
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
         .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
         .collect()
 }

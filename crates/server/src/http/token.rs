@@ -87,15 +87,15 @@ async fn handle(
 
     let granted = granted_scopes(&client, form.get_nonempty("scope"))?;
     let audience = client.audience.as_deref().unwrap_or(&app.issuer);
-    if let Some(asked) = form.get_nonempty("audience") {
-        if asked != audience {
-            return Err(ApiError::bad(
-                ErrorCode::InvalidTarget,
-                format!(
-                    "this client's tokens are for the audience '{audience}', not '{asked}'; omit 'audience' or ask for that one"
-                ),
-            ));
-        }
+    if let Some(asked) = form.get_nonempty("audience")
+        && asked != audience
+    {
+        return Err(ApiError::bad(
+            ErrorCode::InvalidTarget,
+            format!(
+                "this client's tokens are for the audience '{audience}', not '{asked}'; omit 'audience' or ask for that one"
+            ),
+        ));
     }
 
     let issued = app.issue_token(&client.id, audience, &granted)?;
@@ -233,12 +233,13 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError
                     "client credentials are in both the Authorization header and the body (client_secret); use one method: Basic (preferred) or client_id and client_secret in the body",
                 ));
             }
-            if let Some(id) = body_id {
-                if id != basic.client_id() && Some(id) != basic.raw_client_id() {
-                    return Err(ApiError::invalid_request(
-                        "the body's client_id differs from the one in the Authorization header; send one client_id",
-                    ));
-                }
+            if let Some(id) = body_id
+                && id != basic.client_id()
+                && Some(id) != basic.raw_client_id()
+            {
+                return Err(ApiError::invalid_request(
+                    "the body's client_id differs from the one in the Authorization header; send one client_id",
+                ));
             }
             Ok(Credentials::Basic(basic))
         }

@@ -164,13 +164,13 @@ async fn inspect(
             now - exp
         )));
     }
-    if let Some(nbf) = claims.get("nbf").and_then(|v| v.as_i64()) {
-        if nbf > now {
-            return Err(ApiError::invalid_token(format!(
-                "the token is not valid for another {} seconds (nbf); check the clocks",
-                nbf - now
-            )));
-        }
+    if let Some(nbf) = claims.get("nbf").and_then(|v| v.as_i64())
+        && nbf > now
+    {
+        return Err(ApiError::invalid_token(format!(
+            "the token is not valid for another {} seconds (nbf); check the clocks",
+            nbf - now
+        )));
     }
     let iat = claims.get("iat").and_then(|v| v.as_i64()).unwrap_or(0);
     if iat > now + 60 {
@@ -180,12 +180,12 @@ async fn inspect(
         )));
     }
     let aud = claims.get("aud").and_then(|v| v.as_str()).unwrap_or("");
-    if let Some(expected) = audience {
-        if aud != expected {
-            return Err(ApiError::invalid_token(format!(
-                "the token is for the audience '{aud}', not '{expected}'; ask the broker for a token for '{expected}' (the client's audience setting)"
-            )));
-        }
+    if let Some(expected) = audience
+        && aud != expected
+    {
+        return Err(ApiError::invalid_token(format!(
+            "the token is for the audience '{aud}', not '{expected}'; ask the broker for a token for '{expected}' (the client's audience setting)"
+        )));
     }
     let client_id = claims
         .get("client_id")

@@ -1,0 +1,75 @@
+//! Health, readiness, metrics and metadata.
+
+use crate::{broker_with_client, on_both_stores};
+use auth_broker_testkit::Backend;
+use serde_json::Value;
+
+on_both_stores!(health_readiness_metrics_and_metadata);
+
+async fn health_readiness_metrics_and_metadata(backend: Backend) {
+    let (b, id, secret) = broker_with_client(backend).await;
+    let r = b.http.get(b.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = b.http.get(b.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+
+    b.token(&id, &secret).await;
+    let m = b.http.get(b.url("/metrics")).send().await.unwrap();
+    assert!(
+        m.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let m = m.text().await.unwrap();
+    assert!(m.contains("auth_broker_tokens_issued_total"), "{m}");
+    assert!(
+        m.contains(
+            r#"auth_broker_http_requests_total{route="/auth-broker/request-token",status="200"}"#
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("auth_broker_http_request_duration_seconds_bucket"),
+        "{m}"
+    );
+
+    let meta: Value = b
+        .http
+        .get(b.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], b.issuer.as_str());
+    for k in ["token_endpoint", "jwks_uri"] {
+        assert!(
+            meta[k].as_str().unwrap().starts_with(&b.issuer),
+            "{k} is absolute: {meta}"
+        );
+    }
+    assert_eq!(
+        meta["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(meta["response_types_supported"], serde_json::json!([]));
+    let jwks: Value = b
+        .http
+        .get(b.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].get("d").is_none(), "no private key material");
+}

@@ -1,0 +1,108 @@
+//! Several brokers on one PostgreSQL database, and live key rotation.
+
+use crate::on_both_stores;
+use auth_broker_server::Config;
+use auth_broker_server::keys::SigningAlg;
+use auth_broker_testkit::{Backend, FreshStore, Options, TestBroker};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+on_both_stores!(a_rotation_reaches_the_running_broker);
+
+async fn verify(b: &TestBroker, token: &str, issuer: &str) -> Result<(), String> {
+    let jwks: JwkSet = b
+        .http
+        .get(b.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let jwk = jwks
+        .find(&kid)
+        .ok_or(format!("kid {kid} not in {}'s JWKS", b.base))?;
+    let mut v = Validation::new(Algorithm::ES256);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[issuer]);
+    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_on_one_postgres_verify_each_others_tokens() {
+    let fresh = Arc::new(FreshStore::new(Backend::Postgres).await);
+    let issuer = "https://auth.example.com";
+    let opts = || Options {
+        config: Config {
+            issuer: Some(issuer.into()),
+            ..Config::default()
+        },
+        store: Some(fresh.clone()),
+        ..Default::default()
+    };
+    let (a, b) = tokio::join!(
+        TestBroker::start_with(Backend::Postgres, opts()),
+        TestBroker::start_with(Backend::Postgres, opts())
+    );
+    let (id, secret) = a.create_client("shared", "", None).await;
+    let ta = a.token(&id, &secret).await;
+    let tb = b.token(&id, &secret).await;
+    for (token, by) in [(&ta, "a"), (&tb, "b")] {
+        verify(&a, token, issuer)
+            .await
+            .unwrap_or_else(|e| panic!("token by {by} against a: {e}"));
+        verify(&b, token, issuer)
+            .await
+            .unwrap_or_else(|e| panic!("token by {by} against b: {e}"));
+    }
+    // A client disabled through one is refused by the other at once.
+    b.store.set_client_enabled(&id, false, 0).await.unwrap();
+    assert_eq!(a.request_token(&id, &secret).await.status(), 401);
+}
+
+async fn a_rotation_reaches_the_running_broker(backend: Backend) {
+    let config = Config {
+        key_poll_interval: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let b = TestBroker::start_with(
+        backend,
+        Options {
+            config,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (id, secret) = b.create_client("c", "", None).await;
+    let before = b.token(&id, &secret).await;
+    let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
+    let rotated = auth_broker_server::admin::rotate_key(
+        &b.store,
+        SigningAlg::Es256,
+        auth_broker_server::clock::Clock::now_secs(&auth_broker_server::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let t = b.token(&id, &secret).await;
+        let kid = jsonwebtoken::decode_header(&t).unwrap().kid.unwrap();
+        if kid == rotated.kid {
+            break;
+        }
+        assert_eq!(kid, old_kid);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the new key is used within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The token signed before the rotation still verifies: the retired key stays published.
+    verify(&b, &before, &b.issuer.clone()).await.unwrap();
+}

@@ -1,0 +1,190 @@
+//! The store interface, the same on SQLite and PostgreSQL.
+
+use crate::{expect_error, on_both_stores};
+use auth_broker_server::admin::{self, NewClient};
+use auth_broker_server::keys::{SigningAlg, SigningKey};
+use auth_broker_server::store::{Store, StoreError};
+use auth_broker_server::{Config, Server};
+use auth_broker_testkit::{Backend, CuttableProxy, FreshStore};
+use std::time::Duration;
+
+on_both_stores!(
+    clients_round_trip,
+    keys_are_created_once_and_rotate,
+    migrations_are_idempotent
+);
+
+async fn clients_round_trip(backend: Backend) {
+    let fresh = FreshStore::new(backend).await;
+    let store = fresh.open().await;
+    let new = NewClient {
+        name: "billing".into(),
+        scope: "a b a".into(),
+        audience: Some("urn:api".into()),
+    };
+    let (c, secret) = admin::create_client(&store, &new, 100).await.unwrap();
+    assert!(!c.secret_hash.contains(secret.expose_secret()));
+    let got = store.get_client(&c.id).await.unwrap().unwrap();
+    assert_eq!(got, c);
+    assert_eq!(got.scopes, ["a", "b"]);
+    assert_eq!(
+        store
+            .get_client_by_name("billing")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        c.id
+    );
+    assert!(
+        matches!(admin::create_client(&store, &new, 101).await, Err(admin::AdminError::Store(StoreError::DuplicateName(n))) if n == "billing")
+    );
+    assert!(matches!(
+        admin::create_client(
+            &store,
+            &NewClient {
+                name: "x".into(),
+                scope: "bad\\scope".into(),
+                audience: None
+            },
+            1
+        )
+        .await,
+        Err(admin::AdminError::Invalid(_))
+    ));
+    assert_eq!(store.list_clients().await.unwrap().len(), 1);
+    assert!(store.set_client_enabled(&c.id, false, 102).await.unwrap());
+    assert!(!store.get_client(&c.id).await.unwrap().unwrap().enabled);
+    assert!(!store.set_client_enabled("nope", false, 102).await.unwrap());
+    assert!(
+        store
+            .set_client_secret(&c.id, "sha256:x", Some(500), 103)
+            .await
+            .unwrap()
+    );
+    let got = store.get_client(&c.id).await.unwrap().unwrap();
+    assert_eq!(
+        got.previous_secret_hash.as_deref(),
+        Some(c.secret_hash.as_str())
+    );
+    assert_eq!(got.previous_secret_expires_at, Some(500));
+    assert!(matches!(
+        admin::rotate_secret(&store, "nope", 0, 1).await,
+        Err(admin::AdminError::NoSuchClient(_))
+    ));
+    assert!(store.delete_client(&c.id).await.unwrap());
+    assert!(!store.delete_client(&c.id).await.unwrap());
+    assert!(store.get_client(&c.id).await.unwrap().is_none());
+}
+
+async fn keys_are_created_once_and_rotate(backend: Backend) {
+    let fresh = FreshStore::new(backend).await;
+    let a = fresh.open().await;
+    let b = fresh.open().await;
+    // Two "replicas" asking at once agree on one key.
+    let (ka, kb) = tokio::join!(
+        a.ensure_active_key("ES256", || SigningKey::generate(SigningAlg::Es256, 1)),
+        b.ensure_active_key("ES256", || SigningKey::generate(SigningAlg::Es256, 1)),
+    );
+    assert_eq!(ka.unwrap().kid, kb.unwrap().kid);
+    assert_eq!(a.list_keys().await.unwrap().len(), 1);
+    let old = a.active_kid("ES256").await.unwrap().unwrap();
+    let new = admin::rotate_key(&a, SigningAlg::Es256, 50).await.unwrap();
+    assert_eq!(b.active_kid("ES256").await.unwrap().unwrap(), new.kid);
+    let keys = b.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    let retired = keys.iter().find(|k| k.kid == old).unwrap();
+    assert_eq!(retired.retired_at, Some(50));
+    assert!(
+        format!("{retired:?}").contains("[redacted]"),
+        "Debug hides the private key"
+    );
+}
+
+async fn migrations_are_idempotent(backend: Backend) {
+    let fresh = FreshStore::new(backend).await;
+    let s = fresh.open().await;
+    s.migrate().await.unwrap();
+    let again = Store::open(&fresh.url).await.unwrap();
+    again.ping().await.unwrap();
+}
+
+/// With the database cut away, readiness fails and token requests get a prompt 503;
+/// when it comes back the broker recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_gives_503_and_recovers() {
+    let fresh = FreshStore::new(Backend::Postgres).await;
+    let proxy = CuttableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let store = Store::open(&fresh.url_via(proxy.addr)).await.unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let server = Server::bind_default_clock(config, store).await.unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let admin_store = fresh.open().await;
+    let (c, secret) = admin::create_client(
+        &admin_store,
+        &NewClient {
+            name: "c".into(),
+            ..Default::default()
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let token = || {
+        http.post(format!("{base}/auth-broker/request-token"))
+            .basic_auth(&c.id, Some(secret.expose_secret()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(token().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let r = token().await.unwrap();
+    assert_eq!(r.headers()["retry-after"], "1");
+    expect_error(r, 503, "temporarily_unavailable").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no hang: {:?}",
+        started.elapsed()
+    );
+
+    proxy.restore();
+    let mut ok = false;
+    for _ in 0..50 {
+        if token().await.unwrap().status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "recovered after the store came back");
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
