@@ -1,0 +1,352 @@
+//! The `auth-broker` binary end to end: `serve --demo`, the client and keys commands
+//! against a running `serve`, settings precedence, exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use auth_broker_testkit::{Backend, FreshStore};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_auth-broker");
+
+fn cli(dir: &Path, db: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .env("AUTH_BROKER_DATABASE_URL", db)
+        .env_remove("AUTH_BROKER_LOG")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cli_json(dir: &Path, db: &str, args: &[&str]) -> Value {
+    let (code, out, err) = cli(dir, db, args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+}
+
+/// A running `serve`; stopped with SIGTERM on drop.
+struct Serve {
+    child: Child,
+    lines: Vec<String>,
+    base: String,
+}
+
+impl Serve {
+    fn start(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir)
+            .env_remove("AUTH_BROKER_DATABASE_URL")
+            .env("AUTH_BROKER_LOG", "warn")
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let demo = args.contains(&"--demo");
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("serve printed its banner");
+            lines.push(line.clone());
+            let done = if demo {
+                line.contains("token-info") && line.contains("curl")
+            } else {
+                line.contains("token endpoint:")
+            };
+            if done {
+                break;
+            }
+        }
+        let base = lines[0]
+            .strip_prefix("auth-broker listening on ")
+            .expect("first line names the address")
+            .to_owned();
+        Self { child, lines, base }
+    }
+
+    fn stop(mut self) -> i32 {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        std::mem::forget(self);
+        code
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token_status(base: &str, id: &str, secret: &str) -> (u16, Value) {
+    raw_http::post(base, id, secret)
+}
+
+/// A tiny synchronous token request over a raw socket, so these tests need no async runtime.
+mod raw_http {
+    use base64::Engine;
+    use serde_json::Value;
+    use std::io::{Read, Write};
+
+    pub fn post(base: &str, id: &str, secret: &str) -> (u16, Value) {
+        let addr = base.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        let body = "grant_type=client_credentials";
+        write!(
+            s,
+            "POST /auth-broker/request-token HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status: u16 = out[9..12].parse().unwrap();
+        let json = out.split("\r\n\r\n").nth(1).unwrap_or("{}");
+        (status, serde_json::from_str(json).unwrap_or(Value::Null))
+    }
+}
+
+#[test]
+fn serve_demo_prints_working_curl_lines_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &["--demo"]);
+    assert!(
+        dir.path().join("auth-broker.db").exists(),
+        "the default store is ./auth-broker.db"
+    );
+    let text = serve.lines.join("\n");
+    assert!(
+        text.contains("client_id:") && text.contains("client_secret: abs_"),
+        "{text}"
+    );
+    let curls: Vec<&String> = serve
+        .lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("curl "))
+        .collect();
+    assert_eq!(curls.len(), 2, "{text}");
+    // Paste them into a shell, as the newcomer would.
+    let fetch = Command::new("sh")
+        .arg("-c")
+        .arg(curls[0].trim())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&fetch.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&fetch.stdout)));
+    assert_eq!(v["token_type"], "bearer");
+    assert_eq!(v["expires_in"].as_u64().map(|e| e >= 3599), Some(true));
+    let info = Command::new("sh")
+        .arg("-c")
+        .arg(curls[1].trim())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&info.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&info.stdout)));
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(serve.stop(), 0, "SIGTERM is a clean exit");
+
+    // A second --demo start keeps the one demo client and prints a fresh secret.
+    let serve = Serve::start(dir.path(), &[], &["--demo"]);
+    let (code, out, _) = cli(
+        dir.path(),
+        "sqlite://auth-broker.db",
+        &["client", "list", "--json"],
+    );
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    serve.stop();
+}
+
+fn client_lifecycle_against_a_running_serve(db: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[("AUTH_BROKER_DATABASE_URL", db)], &[]);
+    let created = cli_json(
+        dir.path(),
+        db,
+        &[
+            "client", "create", "--name", "billing", "--scope", "a b", "--json",
+        ],
+    );
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(created["scope"], "a b");
+    assert_eq!(token_status(&serve.base, &id, &secret).0, 200);
+
+    let shown = cli_json(dir.path(), db, &["client", "show", &id, "--json"]);
+    assert_eq!(shown["name"], "billing");
+    assert!(
+        shown.get("client_secret").is_none(),
+        "show never prints a secret"
+    );
+    let listed = cli_json(dir.path(), db, &["client", "list", "--json"]);
+    assert_eq!(listed[0]["client_id"], id.as_str());
+
+    cli_json(dir.path(), db, &["client", "disable", &id, "--json"]);
+    assert_eq!(
+        token_status(&serve.base, &id, &secret).0,
+        401,
+        "disable applies to the next request"
+    );
+    cli_json(dir.path(), db, &["client", "enable", &id, "--json"]);
+    assert_eq!(
+        token_status(&serve.base, &id, &secret).0,
+        200,
+        "enable applies to the next request"
+    );
+
+    let rotated = cli_json(
+        dir.path(),
+        db,
+        &["client", "rotate-secret", &id, "--grace", "60", "--json"],
+    );
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_eq!(
+        token_status(&serve.base, &id, &secret).0,
+        200,
+        "old secret within grace"
+    );
+    assert_eq!(
+        token_status(&serve.base, &id, new_secret).0,
+        200,
+        "new secret"
+    );
+
+    let keys = cli_json(dir.path(), db, &["keys", "list", "--json"]);
+    assert_eq!(keys[0]["state"], "active");
+    let rotated_key = cli_json(dir.path(), db, &["keys", "rotate", "--json"]);
+    assert_eq!(rotated_key["state"], "active");
+
+    cli_json(dir.path(), db, &["client", "delete", &id, "--json"]);
+    assert_eq!(
+        token_status(&serve.base, &id, new_secret).0,
+        401,
+        "delete applies to the next request"
+    );
+
+    let (code, _, err) = cli(dir.path(), db, &["client", "show", &id]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no client with id"), "{err}");
+    let (code, _, err) = cli(
+        dir.path(),
+        db,
+        &["client", "create", "--name", "x", "--scope", "bad\"scope"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(serve.stop(), 0);
+}
+
+#[test]
+fn client_lifecycle_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("b.db").display());
+    client_lifecycle_against_a_running_serve(&db);
+}
+
+#[test]
+fn client_lifecycle_on_postgres() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fresh = rt.block_on(FreshStore::new(Backend::Postgres));
+    client_lifecycle_against_a_running_serve(&fresh.url);
+    drop(fresh);
+}
+
+#[test]
+fn settings_come_from_flags_then_env_then_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("auth-broker.toml"), "token_ttl = 100\n").unwrap();
+    let created = cli_json(
+        dir.path(),
+        "sqlite://auth-broker.db",
+        &["client", "create", "--name", "c", "--json"],
+    );
+    let (id, secret) = (
+        created["client_id"].as_str().unwrap(),
+        created["client_secret"].as_str().unwrap(),
+    );
+    let ttl = |envs: &[(&str, &str)], args: &[&str]| {
+        let s = Serve::start(dir.path(), envs, args);
+        let (status, v) = token_status(&s.base, id, secret);
+        assert_eq!(status, 200);
+        s.stop();
+        v["expires_in"].as_u64().unwrap()
+    };
+    assert!((99..=100).contains(&ttl(&[], &[])), "file");
+    assert!(
+        (199..=200).contains(&ttl(&[("AUTH_BROKER_TOKEN_TTL", "200")], &[])),
+        "env over file"
+    );
+    assert!(
+        (299..=300).contains(&ttl(
+            &[("AUTH_BROKER_TOKEN_TTL", "200")],
+            &["--token-ttl", "300"]
+        )),
+        "flag over env"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_and_failures_exit_1_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, _) = cli(dir.path(), "sqlite://x.db", &["client", "frobnicate"]);
+    assert_eq!(code, 2);
+    let (code, out, _) = cli(dir.path(), "sqlite://x.db", &["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("serve --demo"), "--help teaches: {out}");
+    let (code, _, err) = cli(dir.path(), "mysql://x", &["client", "list"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("sqlite://") && err.contains("postgres://"),
+        "{err}"
+    );
+    let (code, _, err) = cli(
+        dir.path(),
+        "sqlite://x.db",
+        &["serve", "--listen", "nonsense"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("IP:PORT"), "{err}");
+    let (code, _, err) = cli(
+        dir.path(),
+        "sqlite://x.db",
+        &["serve", "--signing-alg", "HS256"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("ES256"), "{err}");
+    let (code, _, err) = cli(
+        dir.path(),
+        "postgres://postgres:pw@127.0.0.1:1/none",
+        &["client", "list"],
+    );
+    assert_eq!(code, 1);
+    assert!(!err.contains(":pw@"), "the password is not printed: {err}");
+}
