@@ -350,3 +350,69 @@ fn bad_usage_exits_2_and_failures_exit_1_with_advice() {
     assert_eq!(code, 1);
     assert!(!err.contains(":pw@"), "the password is not printed: {err}");
 }
+
+/// requests-oauthlib, Authlib and PyJWT, unmodified, against the real binary.
+/// The virtualenv is made once under the target directory (PyPI is reachable here);
+/// set AUTH_BROKER_SKIP_PYTHON_INTEROP=1 to leave this one out on a machine without it.
+#[test]
+fn python_oauth_libraries_get_and_verify_tokens() {
+    if std::env::var_os("AUTH_BROKER_SKIP_PYTHON_INTEROP").is_some() {
+        eprintln!("AUTH_BROKER_SKIP_PYTHON_INTEROP is set: not running the Python interop check");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("requirements.txt");
+    let wanted = std::fs::read_to_string(root.join("requirements.txt")).unwrap();
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed for the interop test")
+            .success();
+        assert!(ok, "python3 -m venv failed");
+        let ok = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(root.join("requirements.txt"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "pip install of the interop requirements failed");
+        std::fs::write(&stamp, &wanted).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = "sqlite://auth-broker.db";
+    let created = cli_json(
+        dir.path(),
+        db,
+        &[
+            "client", "create", "--name", "py", "--scope", "a b", "--json",
+        ],
+    );
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let out = Command::new(&python)
+        .arg(root.join("python_clients.py"))
+        .arg(format!("{}/auth-broker/request-token", serve.base))
+        .arg(created["client_id"].as_str().unwrap())
+        .arg(created["client_secret"].as_str().unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("4 passed, 0 failed"), "{text}");
+    serve.stop();
+}

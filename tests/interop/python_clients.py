@@ -1,0 +1,95 @@
+"""Third-party Python OAuth clients against a running auth-broker, unmodified.
+
+    python3 python_clients.py TOKEN_URL CLIENT_ID CLIENT_SECRET
+
+Uses requests-oauthlib (BackendApplicationClient) and Authlib (OAuth2Session with
+client_secret_basic and client_secret_post), verifies each token with PyJWT against
+the JWKS named by the RFC 8414 metadata, and calls token-info with it.
+oauthlib refuses plain http unless OAUTHLIB_INSECURE_TRANSPORT is set (its own
+documented switch for local testing), so this sets it for the loopback test.
+Prints 'N passed, N failed' and exits non-zero on any failure.
+"""
+import json
+import os
+import sys
+import urllib.request
+
+import jwt  # PyJWT
+from authlib.integrations.requests_client import OAuth2Session
+from oauthlib.oauth2 import BackendApplicationClient
+from requests_oauthlib import OAuth2Session as RoSession
+
+token_url, client_id, client_secret = sys.argv[1:4]
+os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+base = token_url.rsplit("/auth-broker/", 1)[0]
+passed, failed = 0, 0
+
+
+def check(name, fn):
+    global passed, failed
+    try:
+        fn()
+        print(f"ok   {name}")
+        passed += 1
+    except Exception as e:  # noqa: BLE001 - report every failure
+        print(f"FAIL {name}: {e!r}")
+        failed += 1
+
+
+def get_json(url):
+    with urllib.request.urlopen(url) as r:
+        return json.load(r)
+
+
+def verify(access_token):
+    meta = get_json(base + "/.well-known/oauth-authorization-server")
+    jwks = jwt.PyJWKSet.from_dict(get_json(meta["jwks_uri"].replace(meta["issuer"], base, 1)))
+    header = jwt.get_unverified_header(access_token)
+    assert header["typ"] == "at+jwt", header
+    key = next(k for k in jwks.keys if k.key_id == header["kid"])
+    claims = jwt.decode(
+        access_token,
+        key,
+        algorithms=[header["alg"]],
+        issuer=meta["issuer"],
+        audience=meta["issuer"],
+        options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+    )
+    assert claims["client_id"] == client_id, claims
+    req = urllib.request.Request(base + "/auth-broker/token-info", headers={"Authorization": "Bearer " + access_token})
+    with urllib.request.urlopen(req) as r:
+        assert json.load(r)["active"] is True
+
+
+def requests_oauthlib():
+    session = RoSession(client=BackendApplicationClient(client_id=client_id))
+    tok = session.fetch_token(token_url=token_url, client_id=client_id, client_secret=client_secret)
+    assert tok["token_type"].lower() == "bearer" and tok["expires_in"] in (3599, 3600), tok
+    verify(tok["access_token"])
+
+
+def authlib(method):
+    def run():
+        session = OAuth2Session(client_id, client_secret, token_endpoint_auth_method=method)
+        tok = session.fetch_token(token_url, grant_type="client_credentials")
+        assert tok["expires_in"] in (3599, 3600), tok
+        verify(tok["access_token"])
+    return run
+
+
+def authlib_wrong_secret():
+    session = OAuth2Session(client_id, "wrong", token_endpoint_auth_method="client_secret_basic")
+    try:
+        session.fetch_token(token_url, grant_type="client_credentials")
+    except Exception as e:  # Authlib raises OAuthError with the server's code
+        assert "invalid_client" in str(e), e
+        return
+    raise AssertionError("a wrong secret was accepted")
+
+
+check("requests-oauthlib BackendApplicationClient", requests_oauthlib)
+check("authlib client_secret_basic", authlib("client_secret_basic"))
+check("authlib client_secret_post", authlib("client_secret_post"))
+check("authlib sees invalid_client for a wrong secret", authlib_wrong_secret)
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
