@@ -19,27 +19,39 @@ use std::sync::Arc;
 /// The most a token request body may be (the contract's 64 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// Why an authentication failed, for logs and the `auth_failures_total` metric only;
-/// the caller always sees the same answer.
-#[derive(Clone, Copy, Debug)]
-enum FailReason {
-    UnknownClient,
-    WrongSecret,
-    DisabledClient,
+/// A refused token request: the answer, and the reason it is logged and counted
+/// under (`auth_broker_auth_failures_total{reason}`). For failed credentials the
+/// reason is precise (`unknown_client`, `wrong_secret`, `disabled_client`) although
+/// the answer is the same for all three.
+#[derive(Debug)]
+struct Refused {
+    error: ApiError,
+    reason: &'static str,
 }
 
-impl FailReason {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::UnknownClient => "unknown_client",
-            Self::WrongSecret => "wrong_secret",
-            Self::DisabledClient => "disabled_client",
-        }
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        let reason = match &error {
+            ApiError::BadRequest { code, .. } => match code {
+                ErrorCode::InvalidRequest => "invalid_request",
+                ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+                ErrorCode::InvalidScope => "invalid_scope",
+                ErrorCode::InvalidTarget => "invalid_target",
+                _ => "bad_request",
+            },
+            ApiError::InvalidClient { .. } => "missing_or_unsupported_client_authentication",
+            ApiError::TooManyFailures { .. } => "rate_limited",
+            ApiError::PayloadTooLarge { .. } => "body_too_large",
+            ApiError::BodyTimeout { .. } => "body_timeout",
+            ApiError::Unavailable => "store_unavailable",
+            _ => "internal",
+        };
+        Self { error, reason }
     }
 }
 
-pub(crate) fn count_failure(reason: &'static str) {
-    metrics::counter!("auth_broker_auth_failures_total", "reason" => reason).increment(1);
+fn refused(reason: &'static str, error: ApiError) -> Refused {
+    Refused { error, reason }
 }
 
 /// How the client authenticated (RFC 6749 §2.3.1).
@@ -54,19 +66,13 @@ pub async fn request_token(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let result = handle(&app, peer, &headers, body).await;
-    if let Err(e) = &result {
-        let reason = match e {
-            ApiError::BadRequest { code, .. } => code.as_str(),
-            ApiError::InvalidClient { .. } => "invalid_client",
-            ApiError::TooManyFailures { .. } => "rate_limited",
-            ApiError::PayloadTooLarge { .. } => "body_too_large",
-            ApiError::BodyTimeout { .. } => "body_timeout",
-            _ => "other",
-        };
-        tracing::info!(%peer, reason, error = ?e, "token request refused");
-    }
-    result
+    handle(&app, peer, &headers, body)
+        .await
+        .map_err(|Refused { error, reason }| {
+            metrics::counter!("auth_broker_auth_failures_total", "reason" => reason).increment(1);
+            tracing::info!(%peer, reason, error = ?error, "token request refused");
+            error
+        })
 }
 
 async fn handle(
@@ -74,13 +80,11 @@ async fn handle(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refused> {
     let body = read_body(app, headers, body).await?;
     check_content_type(headers, &body)?;
-    let form = Form::parse(&body).map_err(|e| {
-        count_failure("malformed_form");
-        ApiError::invalid_request(e.to_string())
-    })?;
+    let form = Form::parse(&body)
+        .map_err(|e| refused("malformed_form", ApiError::invalid_request(e.to_string())))?;
     check_grant_type(&form)?;
     let creds = credentials(headers, &form)?;
     let client = authenticate(app, peer, &creds).await?;
@@ -90,15 +94,17 @@ async fn handle(
     if let Some(asked) = form.get_nonempty("audience")
         && asked != audience
     {
-        return Err(ApiError::bad(
+        return Err(Refused::from(ApiError::bad(
             ErrorCode::InvalidTarget,
             format!(
                 "this client's tokens are for the audience '{audience}', not '{asked}'; omit 'audience' or ask for that one"
             ),
-        ));
+        )));
     }
 
-    let issued = app.issue_token(&client.id, audience, &granted)?;
+    let issued = app
+        .issue_token(&client.id, audience, &granted)
+        .map_err(ApiError::from)?;
     let response = TokenResponse {
         access_token: AccessToken::new(issued.token),
         expires_in: Some(issued.expires_in),
@@ -223,10 +229,7 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError
         Some(value) => {
             let basic = BasicCredentials::parse(value.as_bytes()).map_err(|e| match e {
                 BasicError::NotBasic { .. } => ApiError::invalid_client(e.to_string()),
-                _ => {
-                    count_failure("malformed_basic");
-                    ApiError::invalid_request(e.to_string())
-                }
+                _ => ApiError::invalid_request(e.to_string()),
             })?;
             if body_secret.is_some() {
                 return Err(ApiError::invalid_request(
@@ -268,7 +271,7 @@ async fn authenticate(
     app: &AppState,
     peer: SocketAddr,
     creds: &Credentials,
-) -> Result<ClientRecord, ApiError> {
+) -> Result<ClientRecord, Refused> {
     let now = app.clock.now_secs();
     let (ids, secrets): (Vec<&str>, Vec<&ClientSecret>) = match creds {
         Credentials::Basic(b) => (
@@ -283,49 +286,46 @@ async fn authenticate(
     };
     let mut client = None;
     for id in &ids {
-        if let Some(c) = app.store.get_client(id).await? {
+        if let Some(c) = app.store.get_client(id).await.map_err(ApiError::from)? {
             client = Some(c);
             break;
         }
     }
-    let outcome = match client {
+    let reason = match client {
         None => {
-            secrets.iter().for_each(|s| {
+            for s in &secrets {
                 secret::verify_dummy(s);
-            });
-            Err(FailReason::UnknownClient)
+            }
+            "unknown_client"
         }
         Some(c) => {
             let previous = c
                 .previous_secret_hash
                 .as_deref()
                 .filter(|_| c.previous_secret_expires_at.is_some_and(|t| t > now));
+            // `|` rather than `||`: both hashes are always checked, so timing does not
+            // tell whether a secret matched the current or the previous one.
             let ok = secrets.iter().any(|s| {
                 secret::verify_secret(s, &c.secret_hash)
                     | previous.is_some_and(|h| secret::verify_secret(s, h))
             });
-            if !ok {
-                Err(FailReason::WrongSecret)
-            } else if !c.enabled {
-                Err(FailReason::DisabledClient)
-            } else {
-                Ok(c)
+            match (ok, c.enabled) {
+                (true, true) => return Ok(c),
+                (true, false) => "disabled_client",
+                (false, _) => "wrong_secret",
             }
         }
     };
-    match outcome {
-        Ok(c) => Ok(c),
-        Err(reason) => {
-            count_failure(reason.as_str());
-            let claimed = ids.first().copied().unwrap_or_default();
-            tracing::info!(reason = reason.as_str(), client_id = %claimed, %peer, "client authentication failed");
-            if let Some(wait) = app.limiter.record_failure(claimed, peer.ip()) {
-                return Err(ApiError::TooManyFailures {
-                    retry_after_secs: wait.as_secs().max(1),
-                });
-            }
-            Err(ApiError::invalid_client(AUTH_FAILED))
-        }
+    let claimed = ids.first().copied().unwrap_or_default();
+    tracing::info!(client_id = %claimed, reason, "client authentication failed");
+    match app.limiter.record_failure(claimed, peer.ip()) {
+        Some(wait) => Err(refused(
+            "rate_limited",
+            ApiError::TooManyFailures {
+                retry_after_secs: wait.as_secs().max(1),
+            },
+        )),
+        None => Err(refused(reason, ApiError::invalid_client(AUTH_FAILED))),
     }
 }
 
