@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod basic;
+pub mod bearer;
 pub mod error;
 pub mod form;
 pub mod metadata;
@@ -16,6 +17,7 @@ pub mod secret;
 pub mod token;
 
 pub use basic::{BasicCredentials, BasicError};
+pub use bearer::BearerError;
 pub use error::{ErrorCode, ErrorResponse};
 pub use form::{Form, FormError};
 pub use metadata::{AuthorizationServerMetadata, Jwk, Jwks};

@@ -4,53 +4,13 @@
 //! token never re-parses PKCS#8 (which costs more than the signature itself).
 
 use crate::store::{KeyRecord, StoreError, Timestamp};
+pub use auth_broker_jwt::{SigningAlg, VerifyingKey, thumbprint};
 use auth_broker_proto::Jwk;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::fmt;
-use std::str::FromStr;
-
-/// The JWS algorithms the broker signs with (RFC 7518 §3.1, RFC 8037).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum SigningAlg {
-    /// ECDSA P-256 with SHA-256: small, fast, verified by every JWT library.
-    #[default]
-    Es256,
-    /// Ed25519.
-    EdDsa,
-    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key, for verifiers that know nothing else.
-    Rs256,
-}
-
-impl SigningAlg {
-    pub const ALL: [SigningAlg; 3] = [Self::Es256, Self::EdDsa, Self::Rs256];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Es256 => "ES256",
-            Self::EdDsa => "EdDSA",
-            Self::Rs256 => "RS256",
-        }
-    }
-}
-
-impl fmt::Display for SigningAlg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SigningAlg {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown signing algorithm '{s}'; use ES256, EdDSA or RS256"))
-    }
-}
 
 enum Pair {
     Ec(EcdsaKeyPair),
@@ -227,83 +187,6 @@ fn public_jwk(alg: SigningAlg, pair: &Pair, kid: Option<String>) -> Jwk {
         }
     }
     jwk
-}
-
-/// The RFC 7638 JWK thumbprint, used as `kid`: stable, derived from the public key,
-/// and the same on every replica that loads the key.
-pub fn thumbprint(jwk: &Jwk) -> String {
-    let s = |o: &Option<String>| o.clone().unwrap_or_default();
-    let canonical = match jwk.kty.as_str() {
-        "EC" => format!(
-            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
-            s(&jwk.crv),
-            s(&jwk.x),
-            s(&jwk.y)
-        ),
-        "OKP" => format!(
-            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
-            s(&jwk.crv),
-            s(&jwk.x)
-        ),
-        _ => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, s(&jwk.e), s(&jwk.n)),
-    };
-    b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
-}
-
-/// A public key that checks signatures, built from a JWK.
-#[derive(Debug)]
-pub struct VerifyingKey {
-    pub kid: String,
-    pub alg: SigningAlg,
-    kind: VerifyKind,
-}
-
-#[derive(Debug)]
-enum VerifyKind {
-    Unparsed(signature::UnparsedPublicKey<Vec<u8>>),
-    Rsa(signature::RsaPublicKeyComponents<Vec<u8>>),
-}
-
-impl VerifyingKey {
-    /// Builds a verifier from a JWK; `None` for a JWK this broker would not have made.
-    pub fn from_jwk(jwk: &Jwk) -> Option<Self> {
-        let alg: SigningAlg = jwk.alg.as_deref()?.parse().ok()?;
-        let d = |o: &Option<String>| o.as_deref().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
-        let kind = match alg {
-            SigningAlg::Es256 => {
-                let mut point = vec![4u8];
-                point.extend(d(&jwk.x)?);
-                point.extend(d(&jwk.y)?);
-                VerifyKind::Unparsed(signature::UnparsedPublicKey::new(
-                    &signature::ECDSA_P256_SHA256_FIXED,
-                    point,
-                ))
-            }
-            SigningAlg::EdDsa => VerifyKind::Unparsed(signature::UnparsedPublicKey::new(
-                &signature::ED25519,
-                d(&jwk.x)?,
-            )),
-            SigningAlg::Rs256 => VerifyKind::Rsa(signature::RsaPublicKeyComponents {
-                n: d(&jwk.n)?,
-                e: d(&jwk.e)?,
-            }),
-        };
-        Some(Self {
-            kid: jwk.kid.clone(),
-            alg,
-            kind,
-        })
-    }
-
-    /// Whether `sig` is this key's signature over `msg`.
-    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        match &self.kind {
-            VerifyKind::Unparsed(k) => k.verify(msg, sig).is_ok(),
-            VerifyKind::Rsa(k) => k
-                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
-                .is_ok(),
-        }
-    }
 }
 
 #[cfg(test)]

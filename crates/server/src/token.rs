@@ -6,6 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+pub use auth_broker_jwt::{Header, JwtFormatError, Unverified, parse};
+
 /// The claims of an access token (RFC 9068 §2.2). `sub` is the client id, as §2.2
 /// says for tokens issued to a client on its own behalf.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -32,73 +34,6 @@ pub fn sign(key: &SigningKey, claims: &Claims) -> Result<String, StoreError> {
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(sig, &mut out);
     Ok(out)
-}
-
-/// The protected header members a verifier looks at.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Header {
-    pub alg: String,
-    #[serde(default)]
-    pub typ: Option<String>,
-    #[serde(default)]
-    pub kid: Option<String>,
-}
-
-/// A compact JWS split into its parts, with header and claims decoded but the
-/// signature not yet checked.
-#[derive(Debug)]
-pub struct Unverified<'a> {
-    pub header: Header,
-    pub claims: serde_json::Value,
-    pub signing_input: &'a str,
-    pub signature: Vec<u8>,
-}
-
-/// Why a string is not a well-formed JWT. Each says what was found.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JwtFormatError {
-    #[error(
-        "the token is not a JWT: a JWT has three base64url parts separated by '.', this one has {0}"
-    )]
-    Parts(usize),
-    #[error(
-        "the token's {0} part is not base64url (RFC 7515 §2): it contains characters outside A-Z a-z 0-9 - _"
-    )]
-    NotBase64Url(&'static str),
-    #[error("the token's {0} part does not decode to a JSON object")]
-    NotJson(&'static str),
-}
-
-const PART_NAMES: [&str; 3] = ["header", "payload", "signature"];
-
-/// Splits and decodes a compact JWS (RFC 7515 §7.1).
-pub fn parse(token: &str) -> Result<Unverified<'_>, JwtFormatError> {
-    let parts: Vec<&str> = token.split('.').collect();
-    if parts.len() != 3 {
-        return Err(JwtFormatError::Parts(parts.len()));
-    }
-    let mut decoded = Vec::with_capacity(3);
-    for (i, p) in parts.iter().enumerate() {
-        decoded.push(
-            URL_SAFE_NO_PAD
-                .decode(p)
-                .map_err(|_| JwtFormatError::NotBase64Url(PART_NAMES[i]))?,
-        );
-    }
-    let header: Header =
-        serde_json::from_slice(&decoded[0]).map_err(|_| JwtFormatError::NotJson("header"))?;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&decoded[1]).map_err(|_| JwtFormatError::NotJson("payload"))?;
-    if !claims.is_object() {
-        return Err(JwtFormatError::NotJson("payload"));
-    }
-    let signing_input = &token[..parts[0].len() + 1 + parts[1].len()];
-    Ok(Unverified {
-        header,
-        claims,
-        signing_input,
-        signature: decoded.pop().unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use super::error::ApiError;
 use crate::AppState;
 use crate::token;
+use auth_broker_proto::{BearerError, ErrorCode};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,82 +20,21 @@ pub struct Params {
     audience: Option<String>,
 }
 
-/// What RFC 6750 §2.1 allows after `Bearer `: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(s: &str) -> bool {
-    let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
-}
-
 /// Takes the token out of the header, or says what is wrong with the header.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let mut all = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = all.next() else {
-        return Err(ApiError::InvalidToken {
-            description: "no Authorization header; send 'Authorization: Bearer <access_token>'"
-                .into(),
-            code: None,
-        });
-    };
-    if all.next().is_some() {
-        return Err(ApiError::invalid_token(
-            "more than one Authorization header; send one",
-        ));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| {
-            ApiError::invalid_token("the Authorization header has bytes that are not visible ASCII")
-        })?
-        .trim();
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        let shown: String = scheme.chars().take(20).collect();
-        let hint = if scheme.eq_ignore_ascii_case("basic") {
-            " (Basic is for the token endpoint; APIs take the access token it returned)"
-        } else if scheme.starts_with("ey") {
-            " (the header has the token without the 'Bearer ' prefix)"
-        } else {
-            ""
-        };
-        return Err(ApiError::invalid_token(format!(
-            "the Authorization header uses the '{shown}' scheme{hint}; send 'Authorization: Bearer <access_token>'"
-        )));
-    }
-    let token = rest.trim_start_matches(' ');
-    if token.is_empty() {
-        return Err(ApiError::invalid_token(
-            "'Bearer' with no token after it; send 'Bearer <access_token>'",
-        ));
-    }
-    if token.starts_with(['"', '\'']) || token.ends_with(['"', '\'']) {
-        return Err(ApiError::invalid_token(
-            "the token is wrapped in quotes; send it bare: 'Authorization: Bearer eyJ...' (quotes often come from copying a JSON string)",
-        ));
-    }
-    if let Some((first, _)) = token.split_once([' ', '\t']) {
-        if first.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::invalid_token(
-                "'Bearer' appears twice; send 'Authorization: Bearer <access_token>' once",
-            ));
+    auth_broker_proto::bearer::parse(
+        headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+    .map_err(|e| {
+        ApiError::InvalidToken {
+            description: e.to_string(),
+            // RFC 6750 §3.1: a request without credentials gets no error code.
+            code: (e != BearerError::Missing).then_some(ErrorCode::InvalidToken),
         }
-        return Err(ApiError::invalid_token(
-            "the token contains whitespace: it was split (by a line break or a space) when it was copied; send it as one unbroken string",
-        ));
-    }
-    if token.starts_with("Bearer") || token.starts_with("bearer") {
-        return Err(ApiError::invalid_token(
-            "'Bearer' appears twice; send 'Authorization: Bearer <access_token>' once",
-        ));
-    }
-    if !is_b64token(token) {
-        return Err(ApiError::invalid_token(
-            "the token has characters a bearer token cannot have (RFC 6750 §2.1 allows A-Z a-z 0-9 - . _ ~ + / and trailing =); it was likely mangled in copying",
-        ));
-    }
-    Ok(token)
+    })
 }
 
 pub async fn token_info(
