@@ -76,6 +76,18 @@ pub struct ServeArgs {
     /// JWS algorithm for new tokens: ES256, EdDSA or RS256. [default: ES256]
     #[arg(long, env = "AUTH_BROKER_SIGNING_ALG", value_name = "ALG")]
     pub signing_alg: Option<String>,
+    /// Access token format: jwt (RFC 9068, verified offline from the JWKS) or opaque
+    /// (random strings, valid only through introspection). [default: jwt]
+    #[arg(long, env = "AUTH_BROKER_TOKEN_FORMAT", value_name = "FORMAT")]
+    pub token_format: Option<String>,
+    /// Rotate the signing key automatically when it is this old, e.g. 30d or 12h.
+    /// Replicas coordinate through the store: one rotates, all follow within seconds.
+    #[arg(
+        long,
+        env = "AUTH_BROKER_KEY_ROTATION_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub key_rotation_interval: Option<String>,
     /// Make sure a client named `demo` exists, give it a fresh secret and print
     /// ready-to-paste curl commands. For trying the broker out, not for production.
     #[arg(long)]

@@ -7,7 +7,7 @@ use auth_broker_server::clock::{Clock, SystemClock};
 use auth_broker_server::store::{ClientRecord, Store, redact_url};
 use serde_json::json;
 
-fn when(ts: i64) -> String {
+pub fn when(ts: i64) -> String {
     u64::try_from(ts)
         .ok()
         .map(|s| {

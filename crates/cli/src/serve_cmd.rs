@@ -37,6 +37,22 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
     if let Some(alg) = args.signing_alg.as_ref().or(file.signing_alg.as_ref()) {
         c.signing_alg = alg.parse().map_err(anyhow::Error::msg)?;
     }
+    if let Some(format) = args.token_format.as_ref().or(file.token_format.as_ref()) {
+        c.token_format = format.parse().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(every) = args
+        .key_rotation_interval
+        .as_ref()
+        .or(file.key_rotation_interval.as_ref())
+    {
+        let d = humantime::parse_duration(every).with_context(|| {
+            format!("--key-rotation-interval '{every}' is not a duration; use e.g. 30d, 12h or 90m")
+        })?;
+        if d < std::time::Duration::from_secs(60) {
+            bail!("--key-rotation-interval must be at least 60s; got {every}");
+        }
+        c.key_rotation_interval = Some(d);
+    }
     Ok(c)
 }
 

@@ -17,6 +17,8 @@ pub struct FileSettings {
     pub issuer: Option<String>,
     pub token_ttl: Option<i64>,
     pub signing_alg: Option<String>,
+    pub token_format: Option<String>,
+    pub key_rotation_interval: Option<String>,
 }
 
 impl FileSettings {

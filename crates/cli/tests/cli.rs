@@ -315,6 +315,32 @@ fn settings_come_from_flags_then_env_then_file() {
 }
 
 #[test]
+fn serve_issues_opaque_tokens_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = cli_json(
+        dir.path(),
+        "sqlite://auth-broker.db",
+        &["client", "create", "--name", "c", "--json"],
+    );
+    let s = Serve::start(
+        dir.path(),
+        &[("AUTH_BROKER_TOKEN_FORMAT", "opaque")],
+        &["--key-rotation-interval", "30d"],
+    );
+    let (status, v) = token_status(
+        &s.base,
+        created["client_id"].as_str().unwrap(),
+        created["client_secret"].as_str().unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        v["access_token"].as_str().unwrap().starts_with("abo_"),
+        "{v}"
+    );
+    assert_eq!(s.stop(), 0);
+}
+
+#[test]
 fn bad_usage_exits_2_and_failures_exit_1_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, _) = cli(dir.path(), "sqlite://x.db", &["client", "frobnicate"]);

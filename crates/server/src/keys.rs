@@ -21,6 +21,7 @@ enum Pair {
 /// A key ready to sign: parsed once, with its JWS header already encoded.
 pub struct SigningKey {
     kid: String,
+    created_at: Timestamp,
     alg: SigningAlg,
     pair: Pair,
     rng: SystemRandom,
@@ -99,6 +100,7 @@ impl SigningKey {
         );
         Ok(Self {
             kid: rec.kid.clone(),
+            created_at: rec.created_at,
             alg,
             pair,
             rng: SystemRandom::new(),
@@ -108,6 +110,11 @@ impl SigningKey {
 
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// When the key was made (Unix seconds).
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
     }
 
     pub fn alg(&self) -> SigningAlg {

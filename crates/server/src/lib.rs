@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod clock;
 pub mod http;
+pub mod inspect;
 pub mod keyring;
 pub mod keys;
 pub mod metrics;
@@ -52,6 +53,34 @@ pub struct Config {
     pub auth_failures_per_minute: NonZeroU32,
     /// How often to look for a key rotated by another process.
     pub key_poll_interval: Duration,
+    /// JWT (RFC 9068) or opaque access tokens.
+    pub token_format: TokenFormat,
+    /// Rotate the signing key automatically when the active one is this old.
+    pub key_rotation_interval: Option<Duration>,
+    /// How often expired revocations, opaque tokens and retired keys are deleted.
+    pub prune_interval: Duration,
+}
+
+/// The access token format of a deployment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// RFC 9068 JWTs: resource servers verify them offline from the JWKS.
+    #[default]
+    Jwt,
+    /// 256-bit random strings stored hashed: valid only through introspection, and
+    /// revocable at once everywhere.
+    Opaque,
+}
+
+impl std::str::FromStr for TokenFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "jwt" => Ok(Self::Jwt),
+            "opaque" => Ok(Self::Opaque),
+            _ => Err(format!("unknown token format '{s}'; use jwt or opaque")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -67,6 +96,9 @@ impl Default for Config {
             max_connections: 10_000,
             auth_failures_per_minute: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
             key_poll_interval: Duration::from_secs(2),
+            token_format: TokenFormat::Jwt,
+            key_rotation_interval: None,
+            prune_interval: Duration::from_secs(60),
         }
     }
 }
@@ -93,7 +125,40 @@ pub struct Issued {
 }
 
 impl AppState {
-    /// Signs an access token for `client_id` (RFC 9068 §2.2).
+    /// Issues an access token in the deployment's format.
+    pub async fn issue(
+        &self,
+        client_id: &str,
+        audience: &str,
+        scopes: &[String],
+    ) -> Result<Issued, StoreError> {
+        match self.config.token_format {
+            TokenFormat::Jwt => self.issue_token(client_id, audience, scopes),
+            TokenFormat::Opaque => {
+                let now_nanos = self.clock.now_nanos();
+                let iat = now_nanos.div_euclid(1_000_000_000);
+                let exp = iat + self.config.token_ttl_secs;
+                let token = format!("{}{}", inspect::OPAQUE_PREFIX, secret::random_id::<32>());
+                self.store
+                    .insert_opaque(&store::OpaqueRecord {
+                        token_hash: secret::token_hash(&token),
+                        jti: secret::random_id::<16>(),
+                        client_id: client_id.to_owned(),
+                        scope: scopes.join(" "),
+                        audience: audience.to_owned(),
+                        issued_at: iat,
+                        expires_at: exp,
+                    })
+                    .await?;
+                Ok(Issued {
+                    token,
+                    expires_in: expires_in(exp, now_nanos),
+                })
+            }
+        }
+    }
+
+    /// Signs a JWT access token for `client_id` (RFC 9068 §2.2).
     ///
     /// `iat` is the current second rounded down and `exp = iat + ttl`, so
     /// `expires_in` (the time left from *now*, rounded down) is `ttl - 1` unless the
@@ -118,11 +183,58 @@ impl AppState {
             scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
         };
         let token = token::sign(&self.keys.active(), &claims)?;
-        let left_nanos = exp * 1_000_000_000 - now_nanos;
         Ok(Issued {
             token,
-            expires_in: u64::try_from(left_nanos.div_euclid(1_000_000_000)).unwrap_or(0),
+            expires_in: expires_in(exp, now_nanos),
         })
+    }
+}
+
+/// Whole seconds from `now_nanos` until `exp`, rounded down (RFC 6749 §5.1).
+fn expires_in(exp: i64, now_nanos: i64) -> u64 {
+    u64::try_from((exp * 1_000_000_000 - now_nanos).div_euclid(1_000_000_000)).unwrap_or(0)
+}
+
+impl AppState {
+    /// Rotates the signing key when the active one is older than `every`; replicas
+    /// decide under one lock, so only one of them rotates.
+    async fn rotate_if_due(&self, every: Duration) {
+        let now = self.clock.now_secs();
+        let age = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+        if now.saturating_sub(self.keys.active().created_at()) < age {
+            return; // the common case, decided without touching the store
+        }
+        let alg = self.config.signing_alg;
+        match self
+            .store
+            .rotate_key_if_older(alg.as_str(), now.saturating_sub(age), now, move || {
+                keys::SigningKey::generate(alg, now)
+            })
+            .await
+        {
+            Ok(Some(k)) => {
+                tracing::info!(kid = %k.kid, "rotated the signing key (--key-rotation-interval)")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "automatic key rotation failed; will retry"),
+        }
+    }
+
+    /// Deletes what can no longer matter: expired revocations and opaque tokens, and
+    /// retired keys whose every token has expired (plus leeway).
+    async fn prune(&self) {
+        let now = self.clock.now_secs();
+        let retired_before = now - self.config.token_ttl_secs - RETIRED_KEY_LEEWAY_SECS;
+        match self.store.prune(now, retired_before).await {
+            Ok(p) if p != store::Pruned::default() => tracing::info!(
+                revocations = p.revocations,
+                opaque_tokens = p.opaque_tokens,
+                keys = p.keys,
+                "pruned expired entries"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning expired entries failed; will retry"),
+        }
     }
 }
 
@@ -196,15 +308,19 @@ impl Server {
         let background = tokio::spawn(async move {
             let mut tick = tokio::time::interval(state.config.key_poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut n: u64 = 0;
+            let mut last_prune = std::time::Instant::now();
             loop {
                 tick.tick().await;
-                n += 1;
+                if let Some(every) = state.config.key_rotation_interval {
+                    state.rotate_if_due(every).await;
+                }
                 if let Err(e) = state.keys.refresh(&state.store).await {
                     tracing::warn!(error = %e, "could not check for a rotated signing key");
                 }
-                if n.is_multiple_of(30) {
+                if last_prune.elapsed() >= state.config.prune_interval {
+                    last_prune = std::time::Instant::now();
                     state.limiter.prune();
+                    state.prune().await;
                 }
             }
         });

@@ -64,6 +64,12 @@ pub fn hash_secret(secret: &ClientSecret) -> String {
     format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(digest_of(secret)))
 }
 
+/// The stored form of an opaque access token: SHA-256, base64url. The token has 256
+/// random bits, so (as for client secrets) a fast hash is enough.
+pub fn token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()))
+}
+
 /// Whether `secret` matches the stored `hash`, in time independent of where they differ.
 pub fn verify_secret(secret: &ClientSecret, hash: &str) -> bool {
     let Some(encoded) = hash.strip_prefix(PREFIX) else {

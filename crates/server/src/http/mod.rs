@@ -1,6 +1,8 @@
 //! The HTTP surface: routes, middleware and the connection loop.
 
+mod client_auth;
 pub mod error;
+mod introspect;
 mod ops;
 pub mod token;
 pub mod token_info;
@@ -59,6 +61,14 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route(
             "/auth-broker/request-token",
             post(token::request_token).fallback(only("POST")),
+        )
+        .route(
+            "/auth-broker/introspect",
+            post(introspect::introspect).fallback(only("POST")),
+        )
+        .route(
+            "/auth-broker/revoke",
+            post(introspect::revoke).fallback(only("POST")),
         )
         .route(
             "/auth-broker/token-info",

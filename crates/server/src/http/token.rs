@@ -1,64 +1,19 @@
 //! `POST /auth-broker/request-token`: the client credentials grant (RFC 6749 §4.4).
 
-use super::error::{AUTH_FAILED, ApiError, no_store_json};
+use super::client_auth::{self, Refused};
+use super::error::{ApiError, no_store_json};
 use crate::AppState;
-use crate::secret;
 use crate::store::ClientRecord;
 use auth_broker_proto::token::TOKEN_TYPE_BEARER;
 use auth_broker_proto::{
-    AccessToken, BasicCredentials, BasicError, ClientSecret, ErrorCode, FORM_CONTENT_TYPE, Form,
-    GRANT_CLIENT_CREDENTIALS, TokenResponse, scope,
+    AccessToken, ErrorCode, Form, GRANT_CLIENT_CREDENTIALS, TokenResponse, scope,
 };
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// The most a token request body may be (the contract's 64 KiB).
-pub const MAX_BODY: usize = 64 * 1024;
-
-/// A refused token request: the answer, and the reason it is logged and counted
-/// under (`auth_broker_auth_failures_total{reason}`). For failed credentials the
-/// reason is precise (`unknown_client`, `wrong_secret`, `disabled_client`) although
-/// the answer is the same for all three.
-#[derive(Debug)]
-struct Refused {
-    error: ApiError,
-    reason: &'static str,
-}
-
-impl From<ApiError> for Refused {
-    fn from(error: ApiError) -> Self {
-        let reason = match &error {
-            ApiError::BadRequest { code, .. } => match code {
-                ErrorCode::InvalidRequest => "invalid_request",
-                ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
-                ErrorCode::InvalidScope => "invalid_scope",
-                ErrorCode::InvalidTarget => "invalid_target",
-                _ => "bad_request",
-            },
-            ApiError::InvalidClient { .. } => "missing_or_unsupported_client_authentication",
-            ApiError::TooManyFailures { .. } => "rate_limited",
-            ApiError::PayloadTooLarge { .. } => "body_too_large",
-            ApiError::BodyTimeout { .. } => "body_timeout",
-            ApiError::Unavailable => "store_unavailable",
-            _ => "internal",
-        };
-        Self { error, reason }
-    }
-}
-
-fn refused(reason: &'static str, error: ApiError) -> Refused {
-    Refused { error, reason }
-}
-
-/// How the client authenticated (RFC 6749 §2.3.1).
-enum Credentials {
-    Basic(BasicCredentials),
-    Post { id: String, secret: ClientSecret },
-}
 
 pub async fn request_token(
     State(app): State<Arc<AppState>>,
@@ -68,11 +23,7 @@ pub async fn request_token(
 ) -> Result<Response, ApiError> {
     handle(&app, peer, &headers, body)
         .await
-        .map_err(|Refused { error, reason }| {
-            metrics::counter!("auth_broker_auth_failures_total", "reason" => reason).increment(1);
-            tracing::info!(%peer, reason, error = ?error, "token request refused");
-            error
-        })
+        .map_err(|r| client_auth::finish("token", peer, r))
 }
 
 async fn handle(
@@ -81,13 +32,9 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Refused> {
-    let body = read_body(app, headers, body).await?;
-    check_content_type(headers, &body)?;
-    let form = Form::parse(&body)
-        .map_err(|e| refused("malformed_form", ApiError::invalid_request(e.to_string())))?;
+    let form = client_auth::read_form(app, headers, body).await?;
     check_grant_type(&form)?;
-    let creds = credentials(headers, &form)?;
-    let client = authenticate(app, peer, &creds).await?;
+    let client = client_auth::authenticate_client(app, peer, headers, &form).await?;
 
     let granted = granted_scopes(&client, form.get_nonempty("scope"))?;
     let audience = client.audience.as_deref().unwrap_or(&app.issuer);
@@ -103,7 +50,8 @@ async fn handle(
     }
 
     let issued = app
-        .issue_token(&client.id, audience, &granted)
+        .issue(&client.id, audience, &granted)
+        .await
         .map_err(ApiError::from)?;
     let response = TokenResponse {
         access_token: AccessToken::new(issued.token),
@@ -115,84 +63,6 @@ async fn handle(
     metrics::counter!("auth_broker_tokens_issued_total").increment(1);
     tracing::debug!(client_id = %client.id, scope = %response.scope.as_deref().unwrap_or(""), "token issued");
     Ok(no_store_json(StatusCode::OK, json))
-}
-
-async fn read_body(
-    app: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<bytes::Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
-    }
-    match tokio::time::timeout(
-        app.config.body_timeout,
-        axum::body::to_bytes(body, MAX_BODY),
-    )
-    .await
-    {
-        Err(_) => Err(ApiError::BodyTimeout {
-            secs: app.config.body_timeout.as_secs(),
-        }),
-        Ok(Err(e)) => {
-            // `to_bytes` fails on the length limit or on a broken connection.
-            let inner = e.into_inner();
-            if inner.is::<http_body_util::LengthLimitError>() {
-                Err(ApiError::PayloadTooLarge { limit: MAX_BODY })
-            } else {
-                Err(ApiError::invalid_request(format!(
-                    "the request body could not be read: {inner}"
-                )))
-            }
-        }
-        Ok(Ok(b)) => Ok(b),
-    }
-}
-
-/// RFC 6749 §4.4.2: the body is `application/x-www-form-urlencoded`. Matched as a
-/// media type, so parameters such as `charset` are fine.
-fn check_content_type(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
-    let looks_json = body
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{' || *b == b'[');
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Err(ApiError::invalid_request(format!(
-            "the request has no Content-Type; send the body as {FORM_CONTENT_TYPE}: grant_type=client_credentials"
-        )));
-    };
-    let received = String::from_utf8_lossy(value.as_bytes());
-    let essence = received
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence == FORM_CONTENT_TYPE {
-        if looks_json {
-            return Err(ApiError::invalid_request(format!(
-                "the body is JSON although Content-Type says {FORM_CONTENT_TYPE}; send the form body grant_type=client_credentials instead"
-            )));
-        }
-        return Ok(());
-    }
-    let shown: String = received
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(100)
-        .collect();
-    if essence == "application/json" || essence.ends_with("+json") {
-        return Err(ApiError::invalid_request(format!(
-            "the body is JSON (Content-Type '{shown}'); the token endpoint takes a form body: Content-Type {FORM_CONTENT_TYPE} and grant_type=client_credentials"
-        )));
-    }
-    Err(ApiError::invalid_request(format!(
-        "wrong Content-Type '{shown}'; the token endpoint takes {FORM_CONTENT_TYPE} (body: grant_type=client_credentials)"
-    )))
 }
 
 fn check_grant_type(form: &Form) -> Result<(), ApiError> {
@@ -210,122 +80,6 @@ fn check_grant_type(form: &Form) -> Result<(), ApiError> {
                 ),
             ))
         }
-    }
-}
-
-/// Finds the client's credentials: Basic (`client_secret_basic`) or the body
-/// (`client_secret_post`), never both (RFC 6749 §2.3: one method per request).
-fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError> {
-    let mut auth = headers.get_all(header::AUTHORIZATION).iter();
-    let header = auth.next();
-    if auth.next().is_some() {
-        return Err(ApiError::invalid_request(
-            "the request has more than one Authorization header; send one",
-        ));
-    }
-    let body_id = form.get_nonempty("client_id");
-    let body_secret = form.get("client_secret");
-    match header {
-        Some(value) => {
-            let basic = BasicCredentials::parse(value.as_bytes()).map_err(|e| match e {
-                BasicError::NotBasic { .. } => ApiError::invalid_client(e.to_string()),
-                _ => ApiError::invalid_request(e.to_string()),
-            })?;
-            if body_secret.is_some() {
-                return Err(ApiError::invalid_request(
-                    "client credentials are in both the Authorization header and the body (client_secret); use one method: Basic (preferred) or client_id and client_secret in the body",
-                ));
-            }
-            if let Some(id) = body_id
-                && id != basic.client_id()
-                && Some(id) != basic.raw_client_id()
-            {
-                return Err(ApiError::invalid_request(
-                    "the body's client_id differs from the one in the Authorization header; send one client_id",
-                ));
-            }
-            Ok(Credentials::Basic(basic))
-        }
-        None => match (body_id, body_secret) {
-            (Some(id), Some(secret)) if !secret.is_empty() => Ok(Credentials::Post {
-                id: id.to_owned(),
-                secret: ClientSecret::new(secret),
-            }),
-            (Some(_), _) => Err(ApiError::invalid_client(
-                "the body has a client_id but no client_secret; send Authorization: Basic base64(client_id:client_secret), or client_secret in the body",
-            )),
-            (None, Some(_)) => Err(ApiError::invalid_request(
-                "the body has a client_secret but no client_id",
-            )),
-            (None, None) => Err(ApiError::invalid_client(
-                "no client authentication: send Authorization: Basic base64(client_id:client_secret)",
-            )),
-        },
-    }
-}
-
-/// Checks the credentials against the store. Every failure (unknown id, wrong
-/// secret, disabled client) gives the same answer after the same work; failures are
-/// rate limited, successes never are.
-async fn authenticate(
-    app: &AppState,
-    peer: SocketAddr,
-    creds: &Credentials,
-) -> Result<ClientRecord, Refused> {
-    let now = app.clock.now_secs();
-    let (ids, secrets): (Vec<&str>, Vec<&ClientSecret>) = match creds {
-        Credentials::Basic(b) => (
-            std::iter::once(b.client_id())
-                .chain(b.raw_client_id())
-                .collect(),
-            std::iter::once(b.client_secret())
-                .chain(b.raw_client_secret())
-                .collect(),
-        ),
-        Credentials::Post { id, secret } => (vec![id.as_str()], vec![secret]),
-    };
-    let mut client = None;
-    for id in &ids {
-        if let Some(c) = app.store.get_client(id).await.map_err(ApiError::from)? {
-            client = Some(c);
-            break;
-        }
-    }
-    let reason = match client {
-        None => {
-            for s in &secrets {
-                secret::verify_dummy(s);
-            }
-            "unknown_client"
-        }
-        Some(c) => {
-            let previous = c
-                .previous_secret_hash
-                .as_deref()
-                .filter(|_| c.previous_secret_expires_at.is_some_and(|t| t > now));
-            // `|` rather than `||`: both hashes are always checked, so timing does not
-            // tell whether a secret matched the current or the previous one.
-            let ok = secrets.iter().any(|s| {
-                secret::verify_secret(s, &c.secret_hash)
-                    | previous.is_some_and(|h| secret::verify_secret(s, h))
-            });
-            match (ok, c.enabled) {
-                (true, true) => return Ok(c),
-                (true, false) => "disabled_client",
-                (false, _) => "wrong_secret",
-            }
-        }
-    };
-    let claimed = ids.first().copied().unwrap_or_default();
-    tracing::info!(client_id = %claimed, reason, "client authentication failed");
-    match app.limiter.record_failure(claimed, peer.ip()) {
-        Some(wait) => Err(refused(
-            "rate_limited",
-            ApiError::TooManyFailures {
-                retry_after_secs: wait.as_secs().max(1),
-            },
-        )),
-        None => Err(refused(reason, ApiError::invalid_client(AUTH_FAILED))),
     }
 }
 

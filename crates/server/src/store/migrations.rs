@@ -9,10 +9,11 @@
 /// `(version, description, SQL)`.
 pub type Migration = (i64, &'static str, &'static str);
 
-pub const SQLITE: &[Migration] = &[(
-    1,
-    "clients and signing keys",
-    "CREATE TABLE clients (
+pub const SQLITE: &[Migration] = &[
+    (
+        1,
+        "clients and signing keys",
+        "CREATE TABLE clients (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         secret_hash TEXT NOT NULL,
@@ -33,12 +34,35 @@ pub const SQLITE: &[Migration] = &[(
         retired_at INTEGER
     );
     CREATE INDEX signing_keys_active ON signing_keys (alg, retired_at, created_at);",
-)];
+    ),
+    (
+        2,
+        "revocations and opaque tokens",
+        "CREATE TABLE revocations (
+        jti TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER NOT NULL
+    );
+    CREATE INDEX revocations_expiry ON revocations (expires_at);
+    CREATE TABLE opaque_tokens (
+        token_hash TEXT PRIMARY KEY,
+        jti TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX opaque_tokens_expiry ON opaque_tokens (expires_at);",
+    ),
+];
 
-pub const POSTGRES: &[Migration] = &[(
-    1,
-    "clients and signing keys",
-    "CREATE TABLE clients (
+pub const POSTGRES: &[Migration] = &[
+    (
+        1,
+        "clients and signing keys",
+        "CREATE TABLE clients (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         secret_hash TEXT NOT NULL,
@@ -59,7 +83,29 @@ pub const POSTGRES: &[Migration] = &[(
         retired_at BIGINT
     );
     CREATE INDEX signing_keys_active ON signing_keys (alg, retired_at, created_at);",
-)];
+    ),
+    (
+        2,
+        "revocations and opaque tokens",
+        "CREATE TABLE revocations (
+        jti TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT NOT NULL
+    );
+    CREATE INDEX revocations_expiry ON revocations (expires_at);
+    CREATE TABLE opaque_tokens (
+        token_hash TEXT PRIMARY KEY,
+        jti TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX opaque_tokens_expiry ON opaque_tokens (expires_at);",
+    ),
+];
 
 /// The table that records applied versions (same SQL on both backends).
 pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -78,6 +78,28 @@ impl std::fmt::Debug for KeyRecord {
     }
 }
 
+/// An opaque access token as stored: only a hash of the token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpaqueRecord {
+    /// SHA-256 of the token, base64url.
+    pub token_hash: String,
+    pub jti: String,
+    pub client_id: String,
+    /// Space separated.
+    pub scope: String,
+    pub audience: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What a periodic clean-up removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub revocations: u64,
+    pub opaque_tokens: u64,
+    pub keys: u64,
+}
+
 /// Store failures. `Unavailable` is the one a caller may retry: the broker answers
 /// it with `503 temporarily_unavailable` and `Retry-After`.
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +266,57 @@ impl Store {
     /// Makes `new` the active key for its algorithm and retires the old one, atomically.
     pub async fn rotate_key(&self, new: &KeyRecord, now: Timestamp) -> Result<(), StoreError> {
         dispatch!(self, s => s.rotate_key(new, now).await)
+    }
+
+    /// Rotates only when the active key for `alg` was created at or before
+    /// `created_before`, deciding under the same lock replicas use, so an automatic
+    /// rotation interval on several replicas rotates once, not once per replica.
+    pub async fn rotate_key_if_older(
+        &self,
+        alg: &str,
+        created_before: Timestamp,
+        now: Timestamp,
+        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        dispatch!(self, s => s.rotate_key_if_older(alg, created_before, now, make).await)
+    }
+
+    /// Records that the token `jti` of `client_id` is revoked until it expires anyway.
+    pub async fn revoke(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.revoke(jti, client_id, expires_at, now).await)
+    }
+
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.is_revoked(jti).await)
+    }
+
+    pub async fn insert_opaque(&self, t: &OpaqueRecord) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_opaque(t).await)
+    }
+
+    pub async fn get_opaque(&self, token_hash: &str) -> Result<Option<OpaqueRecord>, StoreError> {
+        dispatch!(self, s => s.get_opaque(token_hash).await)
+    }
+
+    /// Removes an opaque token (its revocation); `false` when there was none.
+    pub async fn delete_opaque(&self, token_hash: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_opaque(token_hash).await)
+    }
+
+    /// Deletes revocations and opaque tokens that have expired, and keys retired
+    /// before `retired_before` (their last token has expired).
+    pub async fn prune(
+        &self,
+        now: Timestamp,
+        retired_before: Timestamp,
+    ) -> Result<Pruned, StoreError> {
+        dispatch!(self, s => s.prune(now, retired_before).await)
     }
 
     /// The kid of the active key for `alg`, for the cheap poll that notices rotations.

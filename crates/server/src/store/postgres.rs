@@ -1,8 +1,8 @@
 //! The PostgreSQL store, for several broker replicas sharing one database.
 
 use super::{
-    ClientRecord, KeyRecord, STORE_TIMEOUT, StoreError, Timestamp, join_scopes, migrations,
-    split_scopes,
+    ClientRecord, KeyRecord, OpaqueRecord, Pruned, STORE_TIMEOUT, StoreError, Timestamp,
+    join_scopes, migrations, split_scopes,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::future::Future;
@@ -348,6 +348,149 @@ impl PgStore {
             insert_key(&tx, new).await?;
             tx.commit().await?;
             Ok(())
+        })
+        .await
+    }
+    pub async fn rotate_key_if_older(
+        &self,
+        alg: &str,
+        created_before: Timestamp,
+        now: Timestamp,
+        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEY_LOCK]).await?;
+            let newest: Option<i64> = tx
+                .query_one(
+                    "SELECT MAX(created_at) FROM signing_keys WHERE alg = $1 AND retired_at IS NULL",
+                    &[&alg],
+                )
+                .await?
+                .try_get(0)?;
+            if newest.is_some_and(|t| t > created_before) {
+                return Ok(None);
+            }
+            let new = tokio::task::spawn_blocking(make)
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))??;
+            tx.execute(
+                "UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL",
+                &[&new.alg, &now],
+            )
+            .await?;
+            insert_key(&tx, &new).await?;
+            tx.commit().await?;
+            Ok(Some(new))
+        })
+        .await
+    }
+
+    pub async fn revoke(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
+            &[&jti, &client_id, &expires_at, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached("SELECT 1 FROM revocations WHERE jti = $1")
+                .await?;
+            Ok(conn.query_opt(&stmt, &[&jti]).await?.is_some())
+        })
+        .await
+    }
+
+    pub async fn insert_opaque(&self, t: &OpaqueRecord) -> Result<(), StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached(
+                    "INSERT INTO opaque_tokens (token_hash, jti, client_id, scope, audience, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .await?;
+            conn.execute(
+                &stmt,
+                &[&t.token_hash, &t.jti, &t.client_id, &t.scope, &t.audience, &t.issued_at, &t.expires_at],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn get_opaque(&self, token_hash: &str) -> Result<Option<OpaqueRecord>, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached(
+                    "SELECT token_hash, jti, client_id, scope, audience, issued_at, expires_at FROM opaque_tokens WHERE token_hash = $1",
+                )
+                .await?;
+            match conn.query_opt(&stmt, &[&token_hash]).await? {
+                None => Ok(None),
+                Some(r) => Ok(Some(OpaqueRecord {
+                    token_hash: r.try_get(0)?,
+                    jti: r.try_get(1)?,
+                    client_id: r.try_get(2)?,
+                    scope: r.try_get(3)?,
+                    audience: r.try_get(4)?,
+                    issued_at: r.try_get(5)?,
+                    expires_at: r.try_get(6)?,
+                })),
+            }
+        })
+        .await
+    }
+
+    pub async fn delete_opaque(&self, token_hash: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .execute(
+                "DELETE FROM opaque_tokens WHERE token_hash = $1",
+                &[&token_hash],
+            )
+            .await?
+            == 1)
+    }
+
+    pub async fn prune(
+        &self,
+        now: Timestamp,
+        retired_before: Timestamp,
+    ) -> Result<Pruned, StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let revocations = tx
+                .execute("DELETE FROM revocations WHERE expires_at <= $1", &[&now])
+                .await?;
+            let opaque_tokens = tx
+                .execute("DELETE FROM opaque_tokens WHERE expires_at <= $1", &[&now])
+                .await?;
+            let keys = tx
+                .execute(
+                    "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1",
+                    &[&retired_before],
+                )
+                .await?;
+            tx.commit().await?;
+            Ok(Pruned {
+                revocations,
+                opaque_tokens,
+                keys,
+            })
         })
         .await
     }

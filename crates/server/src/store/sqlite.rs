@@ -6,7 +6,8 @@
 //! rotation) and may wait on another process's lock, so they run on the blocking pool.
 
 use super::{
-    ClientRecord, KeyRecord, StoreError, Timestamp, join_scopes, migrations, split_scopes,
+    ClientRecord, KeyRecord, OpaqueRecord, Pruned, StoreError, Timestamp, join_scopes, migrations,
+    split_scopes,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
@@ -365,6 +366,128 @@ impl SqliteStore {
             insert_key(&tx, &new)?;
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    pub async fn rotate_key_if_older(
+        &self,
+        alg: &str,
+        created_before: Timestamp,
+        now: Timestamp,
+        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let alg = alg.to_owned();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let newest: Option<Timestamp> = tx.query_row(
+                "SELECT MAX(created_at) FROM signing_keys WHERE alg = ?1 AND retired_at IS NULL",
+                [&alg],
+                |r| r.get(0),
+            )?;
+            if newest.is_some_and(|t| t > created_before) {
+                return Ok(None);
+            }
+            let new = make()?;
+            tx.execute(
+                "UPDATE signing_keys SET retired_at = ?2 WHERE alg = ?1 AND retired_at IS NULL",
+                params![new.alg, now],
+            )?;
+            insert_key(&tx, &new)?;
+            tx.commit()?;
+            Ok(Some(new))
+        })
+        .await
+    }
+
+    pub async fn revoke(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (jti, client_id) = (jti.to_owned(), client_id.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO revocations (jti, client_id, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4)",
+                params![jti, client_id, expires_at, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT 1 FROM revocations WHERE jti = ?1")?
+                .query_row([jti], |_| Ok(()))
+                .optional()
+                .map(|r| r.is_some())
+        })
+    }
+
+    pub async fn insert_opaque(&self, t: &OpaqueRecord) -> Result<(), StoreError> {
+        let t = t.clone();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO opaque_tokens (token_hash, jti, client_id, scope, audience, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![t.token_hash, t.jti, t.client_id, t.scope, t.audience, t.issued_at, t.expires_at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn get_opaque(&self, token_hash: &str) -> Result<Option<OpaqueRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT token_hash, jti, client_id, scope, audience, issued_at, expires_at FROM opaque_tokens WHERE token_hash = ?1",
+            )?
+            .query_row([token_hash], |r| {
+                Ok(OpaqueRecord {
+                    token_hash: r.get(0)?,
+                    jti: r.get(1)?,
+                    client_id: r.get(2)?,
+                    scope: r.get(3)?,
+                    audience: r.get(4)?,
+                    issued_at: r.get(5)?,
+                    expires_at: r.get(6)?,
+                })
+            })
+            .optional()
+        })
+    }
+
+    pub async fn delete_opaque(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let h = token_hash.to_owned();
+        self.write(move |c| {
+            Ok(c.execute("DELETE FROM opaque_tokens WHERE token_hash = ?1", [h])? == 1)
+        })
+        .await
+    }
+
+    pub async fn prune(
+        &self,
+        now: Timestamp,
+        retired_before: Timestamp,
+    ) -> Result<Pruned, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let revocations =
+                tx.execute("DELETE FROM revocations WHERE expires_at <= ?1", [now])?;
+            let opaque_tokens =
+                tx.execute("DELETE FROM opaque_tokens WHERE expires_at <= ?1", [now])?;
+            let keys = tx.execute(
+                "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?1",
+                [retired_before],
+            )?;
+            tx.commit()?;
+            Ok(Pruned {
+                revocations: revocations as u64,
+                opaque_tokens: opaque_tokens as u64,
+                keys: keys as u64,
+            })
         })
         .await
     }

@@ -6,6 +6,7 @@ mod endpoint_errors;
 mod jwt;
 mod ops;
 mod replicas;
+mod resource;
 mod store;
 mod token;
 mod token_info;

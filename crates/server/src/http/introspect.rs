@@ -1,0 +1,148 @@
+//! `POST /auth-broker/introspect` (RFC 7662) and `POST /auth-broker/revoke` (RFC 7009).
+//!
+//! Both take a form body with `token` (and an optional `token_type_hint`, which is
+//! not needed: the broker tells its token formats apart) and authenticate the caller
+//! as a client, exactly as the token endpoint does.
+
+use super::client_auth::{self, Refused, refused};
+use super::error::{ApiError, no_store_json};
+use crate::AppState;
+use crate::inspect::{self, OPAQUE_PREFIX};
+use crate::secret;
+use auth_broker_proto::ErrorCode;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const INACTIVE: &str = r#"{"active":false}"#;
+
+fn token_param(form: &auth_broker_proto::Form) -> Result<&str, Refused> {
+    form.get_nonempty("token").ok_or_else(|| {
+        refused(
+            "invalid_request",
+            ApiError::invalid_request(
+                "the body has no token parameter; send token=<the access token>",
+            ),
+        )
+    })
+}
+
+/// RFC 7662 §2.2: `{"active": false}` and nothing more for any token that is not
+/// active (unknown, expired, revoked, from a disabled client, malformed); the
+/// details for an active one. Any authenticated client may introspect: resource
+/// servers are clients of the broker.
+pub async fn introspect(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let run = async {
+        let form = client_auth::read_form(&app, &headers, body).await?;
+        let caller = client_auth::authenticate_client(&app, peer, &headers, &form).await?;
+        let token = token_param(&form)?;
+        let verdict = inspect::inspect(&app, token, None)
+            .await
+            .map_err(ApiError::from)?;
+        let body = match verdict {
+            Err(reason) => {
+                tracing::debug!(caller = %caller.id, %reason, "introspection: inactive");
+                INACTIVE.to_owned()
+            }
+            Ok(active) => {
+                let c = &active.claims;
+                let mut out = json!({
+                    "active": true,
+                    "client_id": active.client_id,
+                    "scope": c.get("scope").and_then(Value::as_str).unwrap_or(""),
+                    "exp": active.exp,
+                    "iat": c.get("iat"),
+                    "sub": c.get("sub"),
+                    "aud": c.get("aud"),
+                    "iss": c.get("iss"),
+                    "jti": active.jti,
+                    "token_type": "bearer",
+                });
+                if let Some(nbf) = c.get("nbf") {
+                    out["nbf"] = nbf.clone();
+                }
+                out.to_string()
+            }
+        };
+        Ok::<_, Refused>(no_store_json(StatusCode::OK, body))
+    };
+    run.await
+        .map_err(|r| client_auth::finish("introspect", peer, r))
+}
+
+/// RFC 7009: a client revokes its own tokens. Unknown, expired or garbage tokens
+/// answer `200` (§2.2: the client cannot do anything about them); a token of another
+/// client is refused with `unauthorized_client`. A revoked JWT's `jti` is stored until
+/// the token would have expired; an opaque token is deleted.
+pub async fn revoke(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let run = async {
+        let form = client_auth::read_form(&app, &headers, body).await?;
+        let caller = client_auth::authenticate_client(&app, peer, &headers, &form).await?;
+        let token = token_param(&form)?;
+        let owner = if token.starts_with(OPAQUE_PREFIX) {
+            let hash = secret::token_hash(token);
+            match app.store.get_opaque(&hash).await.map_err(ApiError::from)? {
+                Some(t) if t.client_id == caller.id => {
+                    app.store
+                        .delete_opaque(&hash)
+                        .await
+                        .map_err(ApiError::from)?;
+                    Some(t.client_id)
+                }
+                Some(t) => Some(t.client_id),
+                None => None,
+            }
+        } else {
+            match inspect::inspect(&app, token, None)
+                .await
+                .map_err(ApiError::from)?
+            {
+                Ok(active) if active.client_id == caller.id => {
+                    app.store
+                        .revoke(
+                            &active.jti,
+                            &active.client_id,
+                            active.exp,
+                            app.clock.now_secs(),
+                        )
+                        .await
+                        .map_err(ApiError::from)?;
+                    Some(active.client_id)
+                }
+                Ok(active) => Some(active.client_id),
+                Err(_) => None,
+            }
+        };
+        match owner {
+            Some(owner) if owner != caller.id => Err(refused(
+                "revoke_foreign_token",
+                ApiError::bad(
+                    ErrorCode::UnauthorizedClient,
+                    "this token was issued to another client; a client may revoke only its own tokens (RFC 7009 section 2.1)",
+                ),
+            )),
+            Some(_) => {
+                metrics::counter!("auth_broker_tokens_revoked_total").increment(1);
+                tracing::info!(client_id = %caller.id, "token revoked");
+                Ok(no_store_json(StatusCode::OK, String::new()))
+            }
+            None => Ok(no_store_json(StatusCode::OK, String::new())),
+        }
+    };
+    run.await
+        .map_err(|r| client_auth::finish("revoke", peer, r))
+}
