@@ -150,6 +150,30 @@ impl TestBroker {
         Self::start_with(backend, Options::default()).await
     }
 
+    /// A broker with these settings (the listen address is always 127.0.0.1:0).
+    pub async fn start_config(backend: Backend, config: Config) -> Self {
+        Self::start_with(
+            backend,
+            Options {
+                config,
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    /// `GET path` and its JSON body, whatever the status.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn start_with(backend: Backend, opts: Options) -> Self {
         let fresh = match opts.store {
             Some(s) => s,

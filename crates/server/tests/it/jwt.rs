@@ -4,7 +4,7 @@
 use crate::on_both_stores;
 use auth_broker_server::Config;
 use auth_broker_server::keys::SigningAlg;
-use auth_broker_testkit::{Backend, Options, TestBroker};
+use auth_broker_testkit::{Backend, TestBroker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
@@ -33,27 +33,12 @@ async fn tokens_verify_with_jsonwebtoken_for_every_alg(backend: Backend) {
             issuer: Some("https://auth.example.com".into()),
             ..Config::default()
         };
-        let b = TestBroker::start_with(
-            backend,
-            Options {
-                config,
-                ..Default::default()
-            },
-        )
-        .await;
+        let b = TestBroker::start_config(backend, config).await;
         let (id, secret) = b.create_client("c", "read", None).await;
         let token = b.token(&id, &secret).await;
 
         // Discover everything from the metadata, as a resource server would.
-        let meta: Value = b
-            .http
-            .get(b.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta: Value = b.get_json("/.well-known/oauth-authorization-server").await;
         assert_eq!(meta["issuer"], "https://auth.example.com");
         assert_eq!(
             meta["token_endpoint"],

@@ -35,15 +35,7 @@ async fn health_readiness_metrics_and_metadata(backend: Backend) {
         "{m}"
     );
 
-    let meta: Value = b
-        .http
-        .get(b.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = b.get_json("/.well-known/oauth-authorization-server").await;
     assert_eq!(meta["issuer"], b.issuer.as_str());
     for k in ["token_endpoint", "jwks_uri"] {
         assert!(
@@ -60,15 +52,7 @@ async fn health_readiness_metrics_and_metadata(backend: Backend) {
         serde_json::json!(["client_secret_basic", "client_secret_post"])
     );
     assert_eq!(meta["response_types_supported"], serde_json::json!([]));
-    let jwks: Value = b
-        .http
-        .get(b.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = b.get_json("/.well-known/jwks.json").await;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     assert!(keys[0].get("d").is_none(), "no private key material");

@@ -13,15 +13,7 @@ use std::time::{Duration, Instant};
 on_both_stores!(a_rotation_reaches_the_running_broker);
 
 async fn verify(b: &TestBroker, token: &str, issuer: &str) -> Result<(), String> {
-    let jwks: JwkSet = b
-        .http
-        .get(b.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = b.get_json("/.well-known/jwks.json").await;
     let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
     let jwk = jwks
         .find(&kid)
@@ -71,14 +63,7 @@ async fn a_rotation_reaches_the_running_broker(backend: Backend) {
         key_poll_interval: Duration::from_millis(200),
         ..Config::default()
     };
-    let b = TestBroker::start_with(
-        backend,
-        Options {
-            config,
-            ..Default::default()
-        },
-    )
-    .await;
+    let b = TestBroker::start_config(backend, config).await;
     let (id, secret) = b.create_client("c", "", None).await;
     let before = b.token(&id, &secret).await;
     let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();

@@ -109,15 +109,7 @@ async fn introspection_says_active_or_only_false(backend: Backend) {
         .unwrap();
     assert_eq!(r.headers()["allow"], "POST");
     // Metadata names both endpoints.
-    let meta: Value = b
-        .http
-        .get(b.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = b.get_json("/.well-known/oauth-authorization-server").await;
     assert_eq!(
         meta["introspection_endpoint"],
         format!("{}/auth-broker/introspect", b.issuer)
@@ -191,14 +183,7 @@ async fn opaque_tokens_work_through_introspection_only(backend: Backend) {
         token_format: TokenFormat::Opaque,
         ..Config::default()
     };
-    let b = TestBroker::start_with(
-        backend,
-        Options {
-            config,
-            ..Default::default()
-        },
-    )
-    .await;
+    let b = TestBroker::start_config(backend, config).await;
     let (id, secret) = b.create_client("c", "read", None).await;
     let r = b.request_token(&id, &secret).await;
     assert_eq!(r.status(), 200);
@@ -251,25 +236,10 @@ async fn rotation_under_continuous_load_fails_nothing(backend: Backend) {
         key_poll_interval: Duration::from_millis(100),
         ..Config::default()
     };
-    let b = TestBroker::start_with(
-        backend,
-        Options {
-            config,
-            ..Default::default()
-        },
-    )
-    .await;
+    let b = TestBroker::start_config(backend, config).await;
     let (id, secret) = b.create_client("c", "", None).await;
     // A verifier as a resource server keeps one: cached JWKS, refetched on an unknown kid.
-    let mut jwks: JwkSet = b
-        .http
-        .get(b.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut jwks: JwkSet = b.get_json("/.well-known/jwks.json").await;
     let (mut issued, mut fetches, mut kids) = (0, 0, std::collections::HashSet::new());
     let started = Instant::now();
     let mut rotated = false;
@@ -287,15 +257,7 @@ async fn rotation_under_continuous_load_fails_nothing(backend: Backend) {
         let t = b.token(&id, &secret).await;
         let kid = jsonwebtoken::decode_header(&t).unwrap().kid.unwrap();
         if jwks.find(&kid).is_none() {
-            jwks = b
-                .http
-                .get(b.url("/.well-known/jwks.json"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            jwks = b.get_json("/.well-known/jwks.json").await;
             fetches += 1;
         }
         let key = jsonwebtoken::DecodingKey::from_jwk(
