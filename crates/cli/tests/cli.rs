@@ -280,6 +280,58 @@ fn client_lifecycle_on_postgres() {
     drop(fresh);
 }
 
+/// Two `serve` processes on one PostgreSQL database: each one's tokens pass the other's
+/// token-info (which verifies against its own JWKS view) and a client disabled through
+/// the CLI is refused by both at once.
+#[test]
+fn two_serve_processes_share_one_postgres_store() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fresh = rt.block_on(FreshStore::new(Backend::Postgres));
+    let db = fresh.url.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [
+        ("AUTH_BROKER_DATABASE_URL", db),
+        ("AUTH_BROKER_ISSUER", "https://auth.example.com"),
+    ];
+    let (a, b) = (
+        Serve::start(dir.path(), &envs, &[]),
+        Serve::start(dir.path(), &envs, &[]),
+    );
+    let created = cli_json(
+        dir.path(),
+        db,
+        &["client", "create", "--name", "shared", "--json"],
+    );
+    let (id, secret) = (
+        created["client_id"].as_str().unwrap(),
+        created["client_secret"].as_str().unwrap(),
+    );
+    for (issuer, verifier) in [(&a, &b), (&b, &a)] {
+        let (status, v) = token_status(&issuer.base, id, secret);
+        assert_eq!(status, 200);
+        let out = Command::new("curl")
+            .args(["-s", "-H"])
+            .arg(format!(
+                "Authorization: Bearer {}",
+                v["access_token"].as_str().unwrap()
+            ))
+            .arg(format!("{}/auth-broker/token-info", verifier.base))
+            .output()
+            .unwrap();
+        let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(info["active"], true, "{info}");
+    }
+    cli_json(dir.path(), db, &["client", "disable", id, "--json"]);
+    assert_eq!(token_status(&a.base, id, secret).0, 401);
+    assert_eq!(token_status(&b.base, id, secret).0, 401);
+    assert_eq!(a.stop(), 0);
+    assert_eq!(b.stop(), 0);
+    drop(fresh);
+}
+
 #[test]
 fn settings_come_from_flags_then_env_then_file() {
     let dir = tempfile::tempdir().unwrap();
