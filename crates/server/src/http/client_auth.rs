@@ -239,7 +239,10 @@ async fn authenticate(
         }
     };
     let claimed = ids.first().copied().unwrap_or_default();
-    tracing::info!(client_id = %claimed, reason, "client authentication failed");
+    // The claimed id is attacker-controlled: logged escaped (`?`) and cut short, so it
+    // cannot forge log lines or flood the log.
+    let shown: String = claimed.chars().take(128).collect();
+    tracing::info!(client_id = ?shown, reason, "client authentication failed");
     match app.limiter.record_failure(claimed, peer.ip()) {
         Some(wait) => Err(refused(
             "rate_limited",
