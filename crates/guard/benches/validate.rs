@@ -1,0 +1,80 @@
+//! Guard validation cost: a token seen for the first time (parse, ES256 verify,
+//! claim checks) and a token seen before (cache hit), beside one raw ES256 verify.
+//!
+//! `cargo bench -p auth-broker-guard --bench validate`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: failing setup is a failed run
+
+use auth_broker_guard::Guard;
+use auth_broker_jwt::VerifyingKey;
+use auth_broker_proto::Jwks;
+use auth_broker_testkit::{Backend, TestBroker};
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_broker, token, cached, uncached, key) = rt.block_on(async {
+        let b = TestBroker::start(Backend::Sqlite).await;
+        let (id, secret) = b.create_client("bench", "invoices:read", None).await;
+        let token = b.token(&id, &secret).await;
+        let cached = Guard::builder(&b.issuer).build().await.unwrap();
+        let uncached = Guard::builder(&b.issuer)
+            .cache_capacity(0)
+            .build()
+            .await
+            .unwrap();
+        let jwks: Jwks = b
+            .http
+            .get(b.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = VerifyingKey::from_jwk(&jwks.keys[0]).unwrap();
+        (b, token, cached, uncached, key)
+    });
+    let jwt = auth_broker_jwt::parse(&token).unwrap();
+    assert!(key.verify(jwt.signing_input.as_bytes(), &jwt.signature));
+    rt.block_on(async {
+        cached.validate(&token).await.unwrap();
+        uncached.validate(&token).await.unwrap();
+    });
+
+    let mut g = c.benchmark_group("guard");
+    g.bench_function("es256_verify_raw", |b| {
+        b.iter(|| {
+            key.verify(
+                black_box(jwt.signing_input.as_bytes()),
+                black_box(&jwt.signature),
+            )
+        })
+    });
+    g.bench_function("validate_first_sight", |b| {
+        b.to_async(&rt)
+            .iter(|| async { uncached.validate(black_box(&token)).await.unwrap() })
+    });
+    g.bench_function("validate_repeat_cached", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cached.validate(black_box(&token)).await.unwrap() })
+    });
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    let required = vec!["invoices:read".to_owned()];
+    g.bench_function("check_header_and_scope_cached", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cached.check(black_box(&headers), &required).await.unwrap() })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

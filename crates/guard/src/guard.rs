@@ -1,0 +1,487 @@
+//! The [`Guard`]: configuration, discovery, and validation of one token.
+
+use crate::cache::TtlCache;
+use crate::claims::{self, Claims, Expect};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{BuildError, GuardError, TokenError, short};
+use crate::introspect::Introspector;
+use crate::keys::{KeyCache, Lookup};
+use auth_broker_proto::{AuthorizationServerMetadata, ClientSecret};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Clock skew allowed on `exp`, `nbf` and `iat` unless set otherwise.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// The shortest time between two JWKS fetches caused by unknown `kid`s. A forged-`kid`
+/// flood costs the issuer one fetch per this interval; a token signed by a freshly
+/// rotated key waits at most this long.
+pub const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(2);
+/// After this long the JWKS is fetched again in the background (a key may have been
+/// withdrawn), without delaying requests.
+pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+/// How many validated tokens are remembered.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// How long an active introspection result is reused (never past the token's `exp`).
+pub const DEFAULT_INTROSPECTION_POSITIVE_TTL: Duration = Duration::from_secs(30);
+/// How long an inactive introspection result is reused.
+pub const DEFAULT_INTROSPECTION_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+/// How a guard decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Verify JWT access tokens (RFC 9068) locally against the issuer's JWKS.
+    Jwt,
+    /// Ask the issuer's RFC 7662 introspection endpoint (opaque tokens).
+    Introspection,
+}
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GuardStats {
+    /// JWKS fetches, the first one included.
+    pub jwks_fetches: u64,
+    /// Introspection requests sent.
+    pub introspections: u64,
+    /// Validations answered from the cache.
+    pub cache_hits: u64,
+    /// Results held in the cache now.
+    pub cached: usize,
+}
+
+type CachedResult = Result<Arc<Claims>, TokenError>;
+
+#[derive(Debug)]
+enum Backend {
+    Jwt(Arc<KeyCache>),
+    Introspection(Introspector),
+}
+
+#[derive(Debug)]
+struct Inner {
+    expect: Expect,
+    realm: String,
+    clock: Arc<dyn Clock>,
+    backend: Backend,
+    cache: TtlCache<CachedResult>,
+    positive_ttl: i64,
+    negative_ttl: i64,
+    introspections: AtomicU64,
+    cache_hits: AtomicU64,
+}
+
+/// Validates bearer tokens for one API (one expected audience). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`Guard`]; start with [`Guard::builder`].
+#[derive(Debug)]
+pub struct GuardBuilder {
+    issuer: String,
+    audience: Option<String>,
+    realm: Option<String>,
+    leeway: Duration,
+    discovery_base: Option<String>,
+    jwks_uri: Option<String>,
+    introspection: Option<(String, ClientSecret)>,
+    introspection_endpoint: Option<String>,
+    clock: Arc<dyn Clock>,
+    cache_capacity: usize,
+    refetch_interval: Duration,
+    jwks_max_age: Duration,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    http: Option<reqwest::Client>,
+}
+
+impl Guard {
+    /// A guard for tokens from `issuer` (the `iss` the broker writes, its
+    /// `--issuer`); metadata is read from `{issuer}/.well-known/oauth-authorization-server`.
+    pub fn builder(issuer: impl Into<String>) -> GuardBuilder {
+        GuardBuilder {
+            issuer: issuer.into().trim_end_matches('/').to_owned(),
+            audience: None,
+            realm: None,
+            leeway: DEFAULT_LEEWAY,
+            discovery_base: None,
+            jwks_uri: None,
+            introspection: None,
+            introspection_endpoint: None,
+            clock: Arc::new(SystemClock),
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            refetch_interval: DEFAULT_JWKS_REFETCH_INTERVAL,
+            jwks_max_age: DEFAULT_JWKS_MAX_AGE,
+            positive_ttl: DEFAULT_INTROSPECTION_POSITIVE_TTL,
+            negative_ttl: DEFAULT_INTROSPECTION_NEGATIVE_TTL,
+            http: None,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self.inner.backend {
+            Backend::Jwt(_) => Mode::Jwt,
+            Backend::Introspection(_) => Mode::Introspection,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.inner.expect.issuer
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.inner.expect.audience
+    }
+
+    /// The `realm` of this guard's `WWW-Authenticate` challenges.
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    pub fn stats(&self) -> GuardStats {
+        GuardStats {
+            jwks_fetches: match &self.inner.backend {
+                Backend::Jwt(k) => k.fetches.load(Ordering::Relaxed),
+                Backend::Introspection(_) => 0,
+            },
+            introspections: self.inner.introspections.load(Ordering::Relaxed),
+            cache_hits: self.inner.cache_hits.load(Ordering::Relaxed),
+            cached: self.inner.cache.len(),
+        }
+    }
+
+    /// Checks a request's `Authorization` header and the scopes a route requires
+    /// (every one of `required` must be granted).
+    pub async fn check(
+        &self,
+        headers: &http::HeaderMap,
+        required: &[String],
+    ) -> Result<Arc<Claims>, GuardError> {
+        let token = auth_broker_proto::bearer::parse(
+            headers
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .map(|v| v.as_bytes()),
+        )?;
+        let claims = self.validate(token).await?;
+        require_scopes(&claims, required)?;
+        Ok(claims)
+    }
+
+    /// Validates a bare token (what follows `Bearer `). A token validated before
+    /// is answered from the cache while it is still within its validity.
+    pub async fn validate(&self, token: &str) -> Result<Arc<Claims>, GuardError> {
+        let now = self.inner.clock.now_secs();
+        if let Some(hit) = self.inner.cache.get(token, now) {
+            self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit?);
+        }
+        match &self.inner.backend {
+            Backend::Jwt(keys) => self.validate_jwt(keys, token, now).await,
+            Backend::Introspection(i) => self.validate_introspected(i, token, now).await,
+        }
+    }
+
+    async fn validate_jwt(
+        &self,
+        keys: &Arc<KeyCache>,
+        token: &str,
+        now: i64,
+    ) -> Result<Arc<Claims>, GuardError> {
+        let jwt = auth_broker_jwt::parse(token).map_err(TokenError::from)?;
+        let typ = jwt.header.typ.as_deref();
+        if typ.is_none_or(|t| {
+            !t.eq_ignore_ascii_case("at+jwt") && !t.eq_ignore_ascii_case("application/at+jwt")
+        }) {
+            return Err(TokenError::WrongType {
+                found: short(typ.unwrap_or("(none)")),
+            }
+            .into());
+        }
+        let Some(kid) = jwt.header.kid.as_deref() else {
+            return Err(TokenError::NoKid.into());
+        };
+        let key = match keys.get(kid).await {
+            Lookup::Found(k) => k,
+            Lookup::Unknown => return Err(TokenError::UnknownKey { kid: short(kid) }.into()),
+            Lookup::Unreachable(e) => {
+                return Err(GuardError::Unavailable(format!(
+                    "the token is signed by key '{}', which is not in the last JWKS fetched, and the JWKS at {} cannot be fetched now ({e}); retry shortly",
+                    short(kid),
+                    keys.uri
+                )));
+            }
+        };
+        if jwt.header.alg != key.alg.as_str() {
+            return Err(TokenError::AlgMismatch {
+                header: short(&jwt.header.alg),
+                kid: short(kid),
+                key: key.alg.to_string(),
+            }
+            .into());
+        }
+        if !key.verify(jwt.signing_input.as_bytes(), &jwt.signature) {
+            return Err(TokenError::BadSignature.into());
+        }
+        // Only now, with the signature checked, may the claims be trusted (and cached).
+        let (claims, from, until) = claims::check(jwt.claims, &self.inner.expect, now, true)?;
+        let claims = Arc::new(claims);
+        self.inner
+            .cache
+            .insert(token, Ok(claims.clone()), from, until, now);
+        Ok(claims)
+    }
+
+    async fn validate_introspected(
+        &self,
+        introspector: &Introspector,
+        token: &str,
+        now: i64,
+    ) -> Result<Arc<Claims>, GuardError> {
+        self.inner.introspections.fetch_add(1, Ordering::Relaxed);
+        let result = match introspector.introspect(token).await {
+            Err(e) => {
+                tracing::warn!(error = %e, "token introspection failed");
+                return Err(GuardError::Unavailable(e));
+            }
+            Ok(None) => Err(TokenError::Inactive),
+            Ok(Some(v)) => claims::check(v, &self.inner.expect, now, false),
+        };
+        match result {
+            Ok((claims, _, until)) => {
+                let claims = Arc::new(claims);
+                // Reused for a short while, and never past the token's own `exp`.
+                let until = until
+                    .min(claims.exp)
+                    .min(now.saturating_add(self.inner.positive_ttl));
+                self.inner
+                    .cache
+                    .insert(token, Ok(claims.clone()), now, until, now);
+                Ok(claims)
+            }
+            Err(e) => {
+                self.inner.cache.insert(
+                    token,
+                    Err(e.clone()),
+                    now,
+                    now.saturating_add(self.inner.negative_ttl),
+                    now,
+                );
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// RFC 6750 §3.1 `insufficient_scope` unless every `required` scope is granted.
+pub fn require_scopes(claims: &Claims, required: &[String]) -> Result<(), GuardError> {
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|r| !claims.has_scope(r))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(GuardError::InsufficientScope {
+            required: required.to_vec(),
+            granted: claims.scopes.clone(),
+            missing,
+        })
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl GuardBuilder {
+    /// The `aud` this API accepts. Default: the issuer (what the broker writes for a
+    /// client without an audience setting).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// The `realm` in `WWW-Authenticate` challenges. Default: the audience.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Clock skew allowed on `exp`, `nbf` and `iat` ([`DEFAULT_LEEWAY`]).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Where to reach the issuer when its public name is not reachable from here (a
+    /// proxy, a container network, a test): metadata is read from
+    /// `{base}/.well-known/oauth-authorization-server`, and endpoint URLs in it that
+    /// start with the issuer are rewritten to start with `base`. The `iss` check
+    /// still uses the issuer.
+    pub fn discovery_base(mut self, base: impl Into<String>) -> Self {
+        self.discovery_base = Some(base.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Use this JWKS URL instead of the metadata's `jwks_uri` (skips discovery in JWT mode).
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
+    /// Switches to introspection mode (RFC 7662): every new token is sent to the
+    /// issuer's introspection endpoint, authenticated as this client.
+    pub fn introspection(mut self, client_id: impl Into<String>, secret: ClientSecret) -> Self {
+        self.introspection = Some((client_id.into(), secret));
+        self
+    }
+
+    /// Use this introspection endpoint instead of the metadata's
+    /// `introspection_endpoint` (skips discovery in introspection mode).
+    pub fn introspection_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.introspection_endpoint = Some(url.into());
+        self
+    }
+
+    /// The time source for `exp`/`nbf`/`iat` and cache expiry.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many validated tokens to remember ([`DEFAULT_CACHE_CAPACITY`]); `0` turns
+    /// the cache off.
+    pub fn cache_capacity(mut self, n: usize) -> Self {
+        self.cache_capacity = n;
+        self
+    }
+
+    /// [`DEFAULT_JWKS_REFETCH_INTERVAL`].
+    pub fn jwks_refetch_interval(mut self, d: Duration) -> Self {
+        self.refetch_interval = d;
+        self
+    }
+
+    /// [`DEFAULT_JWKS_MAX_AGE`].
+    pub fn jwks_max_age(mut self, d: Duration) -> Self {
+        self.jwks_max_age = d;
+        self
+    }
+
+    /// How long active and inactive introspection results are reused
+    /// ([`DEFAULT_INTROSPECTION_POSITIVE_TTL`], [`DEFAULT_INTROSPECTION_NEGATIVE_TTL`]).
+    pub fn introspection_cache_ttl(mut self, active: Duration, inactive: Duration) -> Self {
+        self.positive_ttl = active;
+        self.negative_ttl = inactive;
+        self
+    }
+
+    /// The HTTP client for metadata, JWKS and introspection requests. Default: one
+    /// with a 2 s connect and 5 s total timeout.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    fn rebase(&self, url: String) -> String {
+        match &self.discovery_base {
+            Some(base) => match url.strip_prefix(&self.issuer) {
+                Some(rest) => format!("{base}{rest}"),
+                None => url,
+            },
+            None => url,
+        }
+    }
+
+    async fn discover(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<AuthorizationServerMetadata, BuildError> {
+        let base = self.discovery_base.as_deref().unwrap_or(&self.issuer);
+        let url = format!("{base}/.well-known/oauth-authorization-server");
+        let err = |reason: String| BuildError::Discovery {
+            url: url.clone(),
+            reason,
+        };
+        let resp = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(err(format!("HTTP {}", resp.status())));
+        }
+        let meta: AuthorizationServerMetadata = resp
+            .json()
+            .await
+            .map_err(|e| err(format!("not RFC 8414 metadata: {e}")))?;
+        if meta.issuer.trim_end_matches('/') != self.issuer {
+            return Err(BuildError::IssuerMismatch {
+                url,
+                found: meta.issuer,
+                expected: self.issuer.clone(),
+            });
+        }
+        Ok(meta)
+    }
+
+    /// Discovers what is needed and, in JWT mode, fetches the JWKS; fails if the
+    /// issuer cannot be reached, so a misconfigured API fails at start, not on the
+    /// first request.
+    pub async fn build(self) -> Result<Guard, BuildError> {
+        let http = match &self.http {
+            Some(h) => h.clone(),
+            None => reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| BuildError::Http(e.to_string()))?,
+        };
+        let backend = match &self.introspection {
+            None => {
+                let uri = match &self.jwks_uri {
+                    Some(u) => u.clone(),
+                    None => self.rebase(self.discover(&http).await?.jwks_uri),
+                };
+                let keys =
+                    KeyCache::new(http, uri.clone(), self.refetch_interval, self.jwks_max_age)
+                        .await
+                        .map_err(|reason| BuildError::Jwks { url: uri, reason })?;
+                Backend::Jwt(Arc::new(keys))
+            }
+            Some((id, secret)) => {
+                let endpoint = match &self.introspection_endpoint {
+                    Some(u) => u.clone(),
+                    None => self.rebase(
+                        self.discover(&http)
+                            .await?
+                            .introspection_endpoint
+                            .ok_or(BuildError::NoIntrospectionEndpoint)?,
+                    ),
+                };
+                Backend::Introspection(Introspector::new(http, endpoint, id, secret))
+            }
+        };
+        let audience = self.audience.unwrap_or_else(|| self.issuer.clone());
+        Ok(Guard {
+            inner: Arc::new(Inner {
+                realm: self.realm.unwrap_or_else(|| audience.clone()),
+                expect: Expect {
+                    issuer: self.issuer,
+                    audience,
+                    leeway: secs(self.leeway),
+                },
+                clock: self.clock,
+                backend,
+                cache: TtlCache::new(self.cache_capacity),
+                positive_ttl: secs(self.positive_ttl),
+                negative_ttl: secs(self.negative_ttl),
+                introspections: AtomicU64::new(0),
+                cache_hits: AtomicU64::new(0),
+            }),
+        })
+    }
+}

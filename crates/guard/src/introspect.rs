@@ -1,0 +1,81 @@
+//! RFC 7662 token introspection, for opaque tokens (or to see revocations at once).
+
+use auth_broker_proto::ClientSecret;
+use serde_json::Value;
+
+#[derive(Debug)]
+pub(crate) struct Introspector {
+    http: reqwest::Client,
+    pub(crate) endpoint: String,
+    /// `Basic base64(form(client_id):form(secret))` (RFC 6749 §2.3.1), built once.
+    authorization: String,
+}
+
+impl Introspector {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        endpoint: String,
+        client_id: &str,
+        secret: &ClientSecret,
+    ) -> Self {
+        Self {
+            http,
+            endpoint,
+            authorization: auth_broker_proto::basic::header_value(client_id, secret, true),
+        }
+    }
+
+    /// The endpoint's answer: `Ok(None)` for an inactive token, `Ok(Some(members))`
+    /// for an active one, `Err` when the endpoint cannot be asked.
+    pub(crate) async fn introspect(&self, token: &str) -> Result<Option<Value>, String> {
+        let body = auth_broker_proto::form::serialize([
+            ("token", token),
+            ("token_type_hint", "access_token"),
+        ]);
+        let resp = self
+            .http
+            .post(&self.endpoint)
+            .header(http::header::AUTHORIZATION, &self.authorization)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "the introspection endpoint {} is unreachable: {e}",
+                    self.endpoint
+                )
+            })?;
+        let status = resp.status();
+        if status == http::StatusCode::UNAUTHORIZED {
+            return Err(format!(
+                "the introspection endpoint {} refused this API's client credentials (401); check the guard's introspection client id and secret",
+                self.endpoint
+            ));
+        }
+        if !status.is_success() {
+            return Err(format!(
+                "the introspection endpoint {} answered HTTP {status}",
+                self.endpoint
+            ));
+        }
+        let v: Value = resp.json().await.map_err(|e| {
+            format!(
+                "the introspection endpoint {} answered something that is not JSON: {e}",
+                self.endpoint
+            )
+        })?;
+        match v.get("active") {
+            Some(Value::Bool(true)) => Ok(Some(v)),
+            Some(Value::Bool(false)) => Ok(None),
+            _ => Err(format!(
+                "the introspection endpoint {} answered without a boolean 'active' (RFC 7662 §2.2)",
+                self.endpoint
+            )),
+        }
+    }
+}
