@@ -39,7 +39,10 @@ fn bench(c: &mut Criterion) {
     });
     let mut svc =
         BearerLayer::new(m.clone()).layer(tower::service_fn(|req: http::Request<()>| async move {
-            Ok::<_, std::convert::Infallible>(http::Response::new(black_box(req).into_body()))
+            Ok::<_, std::convert::Infallible>({
+                black_box(req);
+                http::Response::new(())
+            })
         }));
     c.bench_function("sign one request (tower layer)", |b| {
         b.iter(|| {
