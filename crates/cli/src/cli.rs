@@ -11,6 +11,8 @@ Getting started:
   auth-broker serve --demo          start a broker on ./auth-broker.db with a demo client
   auth-broker client create --name billing --scope \"invoices:read\"
   auth-broker client list
+  auth-broker token --token-url URL --client-id ID   (secret in AUTH_BROKER_CLIENT_SECRET)
+  auth-broker doctor --token-url URL --client-id ID --api URL
 
 Settings come from flags, then AUTH_BROKER_* environment variables, then
 auth-broker.toml in the working directory (or --config FILE).
@@ -52,6 +54,14 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Client side: fetch a token and print it (bare, or the whole response with --json).
+    Token(crate::client_side::token::TokenArgs),
+    /// Client side: make one request signed with a managed token, like curl.
+    Call(crate::client_side::call::CallArgs),
+    /// Client side: a local proxy that forwards every request to --upstream, signed.
+    Proxy(crate::client_side::proxy::ProxyArgs),
+    /// Client side: walk the troubleshooting checklist against a token endpoint (and API).
+    Doctor(crate::client_side::doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +197,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => {
             crate::settings::init_logging("warn");
             crate::keys_cmd::run(cmd, &database, &file).await
+        }
+        Command::Token(args) => {
+            crate::settings::init_logging("error");
+            crate::client_side::token::run(args).await
+        }
+        Command::Call(args) => {
+            crate::settings::init_logging("warn");
+            crate::client_side::call::run(args).await
+        }
+        Command::Proxy(args) => {
+            crate::settings::init_logging("info");
+            crate::client_side::proxy::run(args).await
+        }
+        Command::Doctor(args) => {
+            crate::settings::init_logging("error");
+            crate::client_side::doctor::run(args).await
         }
     }
 }

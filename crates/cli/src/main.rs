@@ -3,6 +3,7 @@
 
 mod cli;
 mod client_cmd;
+mod client_side;
 mod keys_cmd;
 mod serve_cmd;
 mod settings;
@@ -24,6 +25,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<client_side::call::UsageError>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

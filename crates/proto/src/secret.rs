@@ -1,8 +1,10 @@
-//! Secret newtypes whose `Debug` never shows the secret.
+//! Secret newtypes whose `Debug` never shows the secret and whose memory is
+//! overwritten with zeros when they are dropped (`zeroize`).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 macro_rules! secret_type {
     ($(#[$m:meta])* $name:ident) => {
@@ -31,6 +33,15 @@ macro_rules! secret_type {
                 f.write_str(concat!(stringify!($name), "([redacted])"))
             }
         }
+
+        /// Overwrites the secret's bytes before the memory is freed, so it does not
+        /// linger in freed heap pages (core dumps, swap).
+        impl Drop for $name {
+            fn drop(&mut self) {
+                self.0.zeroize();
+            }
+        }
+        impl zeroize::ZeroizeOnDrop for $name {}
 
         /// Constant-time equality, so a comparison never tells how many bytes matched.
         impl PartialEq for $name {
@@ -61,6 +72,13 @@ mod tests {
         assert_eq!(format!("{s:?}"), "ClientSecret([redacted])");
         let t = AccessToken::new("eyJ.x.y");
         assert!(!format!("{t:?}").contains("eyJ"));
+    }
+
+    #[test]
+    fn zeroizes_on_drop() {
+        fn assert_zod<T: zeroize::ZeroizeOnDrop>() {}
+        assert_zod::<ClientSecret>();
+        assert_zod::<AccessToken>();
     }
 
     #[test]

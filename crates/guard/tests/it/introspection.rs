@@ -1,6 +1,6 @@
 //! Introspection mode (RFC 7662) against an endpoint written here, which counts its
 //! calls. `introspection_guard` takes any endpoint, so the same checks can run
-//! against the broker's `POST /auth-broker/introspect` (see the ignored test).
+//! against the broker's own `POST /auth-broker/introspect`.
 
 use crate::common::*;
 use auth_broker_guard::{ClientSecret, Guard, GuardError, ManualClock, Mode, TokenError};
@@ -206,23 +206,6 @@ async fn wrong_guard_credentials_or_a_dead_endpoint_are_503_not_401() {
 }
 
 #[tokio::test]
-async fn metadata_without_an_introspection_endpoint_is_a_build_error() {
-    let b = broker().await;
-    let r = Guard::builder(&b.issuer)
-        .introspection("x", ClientSecret::new("y"))
-        .build()
-        .await;
-    // Until the broker publishes `introspection_endpoint` this is the error; after,
-    // the build succeeds (see the ignored test below).
-    if let Err(e) = r {
-        assert!(e.to_string().contains("names none"), "{e}");
-    }
-}
-
-/// The same guard against the broker's own endpoint (issue 4 part 3), found through
-/// its metadata. Run with `cargo test -p auth-broker-guard -- --ignored` once it exists.
-#[tokio::test]
-#[ignore = "needs the broker's POST /auth-broker/introspect (issue 4, part 3)"]
 async fn against_the_brokers_introspection_endpoint() {
     let b = broker().await;
     let (api_id, api_secret) = b.create_client("invoices-api", "", None).await;

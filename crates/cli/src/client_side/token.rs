@@ -1,0 +1,34 @@
+//! `auth-broker token`: print a token.
+
+use super::ClientArgs;
+use clap::Args;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  export AUTH_BROKER_TOKEN_URL=http://127.0.0.1:8080/auth-broker/request-token
+  export AUTH_BROKER_CLIENT_ID=... AUTH_BROKER_CLIENT_SECRET=...
+  auth-broker token
+  curl -H \"Authorization: Bearer $(auth-broker token)\" https://api.example.com/
+  auth-broker token --scope invoices:read --json")]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Print the whole token response as JSON instead of the bare token.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
+    let token = args.client.manager()?.token().await?;
+    if args.json {
+        let mut v = serde_json::to_value(token.response())?;
+        if let Some(o) = v.as_object_mut() {
+            o.retain(|_, v| !v.is_null());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{}", token.access_token().expose_secret());
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! What to ask for and how: endpoint, credentials, client authentication, refresh policy
+//! and retry policy.
+
+use auth_broker_proto::ClientSecret;
+use std::time::Duration;
+
+/// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_secret_basic` per RFC 6749 §2.3.1: id and secret are
+    /// form-urlencoded, joined with `:` and base64-encoded. The default.
+    #[default]
+    Basic,
+    /// `client_secret_basic` without the form-encoding step: `base64(id:secret)`
+    /// exactly, for servers that skip §2.3.1. Only differs from [`ClientAuth::Basic`]
+    /// when the id or secret contains characters such as `/ + = : %` or a space.
+    BasicRaw,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    Post,
+}
+
+impl ClientAuth {
+    /// The RFC 8414 name of the method.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Basic => "client_secret_basic",
+            Self::BasicRaw => "client_secret_basic (raw, not form-encoded)",
+            Self::Post => "client_secret_post",
+        }
+    }
+}
+
+/// When a cached token is refreshed and when it stops being handed out.
+///
+/// With lifetime `L` (from `expires_in`, measured from the moment the token request
+/// was *sent*, on the local monotonic clock):
+///
+/// - the token is never handed out in its last `min(max_margin, margin_fraction × L)`
+///   (defaults: `min(60 s, 10 % of L)`);
+/// - a background refresh starts at `refresh_fraction × L` plus a random jitter of up
+///   to `jitter_fraction × L` (defaults: half the lifetime, jitter up to 10 %), but
+///   never later than the end of the usable window;
+/// - callers keep getting the cached token while the refresh runs, and while it fails,
+///   until the usable window closes; only then does a caller wait for a new token.
+///
+/// Worked examples with the defaults:
+///
+/// - `expires_in: 3599`: usable for 3599 − 60 = 3539 s; the background refresh starts
+///   between 1799.5 s and 2159.4 s, so about 23 minutes remain for retries if the
+///   endpoint is down.
+/// - `expires_in: 4`: margin min(60 s, 0.4 s) = 0.4 s, usable for 3.6 s; the refresh
+///   starts between 2.0 s and 2.4 s.
+///
+/// A response without `expires_in` is treated as `default_lifetime` (default
+/// [`DEFAULT_LIFETIME`], 5 minutes): short enough that a token that really expires
+/// sooner is rarely handed out late, and a `401` from an API triggers a refresh anyway.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RefreshPolicy {
+    /// Fraction of the lifetime after which the background refresh starts. Default 0.5.
+    pub refresh_fraction: f64,
+    /// Up to this fraction of the lifetime is added at random to the refresh start, so
+    /// many processes started together do not refresh together. Default 0.1.
+    pub jitter_fraction: f64,
+    /// The longest end-of-life margin in which a token is not handed out. Default 60 s.
+    pub max_margin: Duration,
+    /// The end-of-life margin as a fraction of the lifetime, when shorter than
+    /// `max_margin`. Default 0.1.
+    pub margin_fraction: f64,
+    /// The lifetime assumed when the response has no `expires_in`. Default 300 s.
+    pub default_lifetime: Duration,
+}
+
+/// The lifetime assumed for a token whose response has no `expires_in`.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self {
+            refresh_fraction: 0.5,
+            jitter_fraction: 0.1,
+            max_margin: Duration::from_secs(60),
+            margin_fraction: 0.1,
+            default_lifetime: DEFAULT_LIFETIME,
+        }
+    }
+}
+
+/// The instants of one token's life, relative to its receipt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    /// The token's lifetime.
+    pub lifetime: Duration,
+    /// When the background refresh starts (jitter included).
+    pub refresh_after: Duration,
+    /// After this the token is no longer handed out.
+    pub usable_for: Duration,
+}
+
+impl RefreshPolicy {
+    /// The schedule for a token of `expires_in` seconds; `jitter` in `[0, 1)` picks the
+    /// point in the jitter window.
+    pub fn schedule(&self, expires_in: Option<u64>, jitter: f64) -> Schedule {
+        let lifetime = expires_in.map_or(self.default_lifetime, Duration::from_secs);
+        let margin = self
+            .max_margin
+            .min(lifetime.mul_f64(self.margin_fraction.clamp(0.0, 1.0)));
+        let usable_for = lifetime.saturating_sub(margin);
+        let refresh_after = lifetime
+            .mul_f64(self.refresh_fraction.clamp(0.0, 1.0))
+            .saturating_add(
+                lifetime.mul_f64(self.jitter_fraction.clamp(0.0, 1.0) * jitter.clamp(0.0, 1.0)),
+            )
+            .min(usable_for);
+        Schedule {
+            lifetime,
+            refresh_after,
+            usable_for,
+        }
+    }
+}
+
+/// How failed token requests are retried: exponential backoff with full jitter
+/// (`sleep = random(0, min(max_delay, base_delay × 2^attempt))`), and at least the
+/// server's `Retry-After` (delta-seconds) on `429` and `503`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First backoff ceiling. Default 250 ms.
+    pub base_delay: Duration,
+    /// Largest backoff ceiling. Default 30 s.
+    pub max_delay: Duration,
+    /// Token requests a caller without a usable token makes before it gets the error.
+    /// Default 3. (The background refresh keeps trying for as long as the cached token
+    /// is usable.)
+    pub max_attempts: u32,
+    /// A `Retry-After` longer than this is not waited for by a caller without a token;
+    /// it gets the error instead. Default 60 s.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+            max_attempts: 3,
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff ceiling before retry number `attempt` (0-based).
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// Everything a [`crate::TokenManager`] needs.
+#[derive(Clone, Debug)]
+pub struct TokenConfig {
+    /// The token endpoint, e.g. `https://auth.example.com/auth-broker/request-token`.
+    pub token_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: ClientSecret,
+    /// Space-separated scopes to request (`scope` parameter), if any.
+    pub scope: Option<String>,
+    /// The `audience` parameter, if any.
+    pub audience: Option<String>,
+    /// Client authentication method.
+    pub auth: ClientAuth,
+    /// Refresh policy.
+    pub refresh: RefreshPolicy,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Timeout of one token request. Default 10 s.
+    pub request_timeout: Duration,
+}
+
+impl TokenConfig {
+    /// A configuration with the defaults: `client_secret_basic`, no scope or audience.
+    pub fn new(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+    ) -> Self {
+        Self {
+            token_url: token_url.into(),
+            client_id: client_id.into(),
+            client_secret,
+            scope: None,
+            audience: None,
+            auth: ClientAuth::default(),
+            refresh: RefreshPolicy::default(),
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Requests these space-separated scopes.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into()).filter(|s: &String| !s.is_empty());
+        self
+    }
+
+    /// Requests this audience.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into()).filter(|s: &String| !s.is_empty());
+        self
+    }
+
+    /// Sets the client authentication method.
+    pub fn auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Sets the refresh policy.
+    pub fn refresh(mut self, refresh: RefreshPolicy) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The cache key: one token per (token URL, client id, scope, audience).
+    pub fn key(&self) -> CacheKey {
+        CacheKey {
+            token_url: self.token_url.clone(),
+            client_id: self.client_id.clone(),
+            scope: self.scope.clone(),
+            audience: self.audience.clone(),
+        }
+    }
+}
+
+/// Identifies one cached token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// Token endpoint.
+    pub token_url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Requested scope.
+    pub scope: Option<String>,
+    /// Requested audience.
+    pub audience: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worked_examples_hold() {
+        let p = RefreshPolicy::default();
+        let s = p.schedule(Some(3599), 0.0);
+        assert_eq!(s.usable_for, Duration::from_secs(3539));
+        assert_eq!(s.refresh_after, Duration::from_millis(1_799_500));
+        let s = p.schedule(Some(3599), 0.999_999);
+        assert!(
+            s.refresh_after > Duration::from_secs(2159)
+                && s.refresh_after < Duration::from_secs(2160)
+        );
+        let s = p.schedule(Some(4), 0.0);
+        assert_eq!(s.usable_for, Duration::from_millis(3600));
+        assert_eq!(s.refresh_after, Duration::from_secs(2));
+        let s = p.schedule(Some(4), 0.999_999);
+        assert!(s.refresh_after < Duration::from_millis(2401));
+        let s = p.schedule(None, 0.0);
+        assert_eq!(s.lifetime, DEFAULT_LIFETIME);
+        // A zero lifetime is never usable.
+        assert_eq!(p.schedule(Some(0), 0.5).usable_for, Duration::ZERO);
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap() {
+        let r = RetryPolicy::default();
+        assert_eq!(r.ceiling(0), Duration::from_millis(250));
+        assert_eq!(r.ceiling(1), Duration::from_millis(500));
+        assert_eq!(r.ceiling(3), Duration::from_secs(2));
+        assert_eq!(r.ceiling(40), Duration::from_secs(30));
+    }
+}

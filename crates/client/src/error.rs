@@ -1,0 +1,95 @@
+//! Why a token could not be had.
+
+use auth_broker_proto::ErrorResponse;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest part of a non-JSON error body kept in [`TokenError::UnexpectedResponse`].
+pub const MAX_KEPT_BODY: usize = 4096;
+
+/// A failed token request, with what the server said.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The endpoint answered with an RFC 6749 §5.2 error (`error`, `error_description`).
+    #[error("the token endpoint answered {status}: {error}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The server's error.
+        error: ErrorResponse,
+        /// `Retry-After` (delta-seconds), when sent.
+        retry_after: Option<Duration>,
+    },
+    /// The endpoint answered something that is not a token or an RFC 6749 error;
+    /// the raw body (cut to [`MAX_KEPT_BODY`] bytes) shows what it said.
+    #[error("the token endpoint answered {status} with an unexpected body{}: {body}", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    UnexpectedResponse {
+        /// HTTP status.
+        status: u16,
+        /// Why the body was not usable, when it parsed partially.
+        reason: Option<String>,
+        /// The body as text (lossy UTF-8), cut.
+        body: String,
+        /// `Retry-After` (delta-seconds), when sent.
+        retry_after: Option<Duration>,
+    },
+    /// The request did not get an answer: DNS, connect, TLS, timeout.
+    #[error("cannot reach the token endpoint {url}: {source}")]
+    Transport {
+        /// The token URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+    /// The configuration cannot work (e.g. a token URL that does not parse).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl TokenError {
+    /// Whether retrying the same request later may succeed: transport errors, `408`,
+    /// `429`, `5xx`, and the `temporarily_unavailable`/`server_error` codes.
+    /// `invalid_client` and other `4xx` answers are permanent.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Server { status, error, .. } => {
+                status_is_transient(*status) || error.error.is_transient()
+            }
+            Self::UnexpectedResponse { status, .. } => status_is_transient(*status),
+            Self::Transport { .. } => true,
+            Self::Config(_) => false,
+        }
+    }
+
+    /// The server's `Retry-After`, when it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Server { retry_after, .. } | Self::UnexpectedResponse { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when there was an answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Server { status, .. } | Self::UnexpectedResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The server's RFC 6749 error, when it sent one.
+    pub fn server_error(&self) -> Option<&ErrorResponse> {
+        match self {
+            Self::Server { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+fn status_is_transient(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}

@@ -1,0 +1,185 @@
+//! One token request (RFC 6749 §4.4.2) and its answer (§5.1, §5.2).
+
+use crate::config::{ClientAuth, TokenConfig};
+use crate::error::{MAX_KEPT_BODY, TokenError};
+use auth_broker_proto::{
+    ErrorResponse, FORM_CONTENT_TYPE, GRANT_CLIENT_CREDENTIALS, TokenResponse, basic, form,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The parts of a token request, for callers (like `doctor`) that want to show or
+/// send exactly what the manager sends.
+#[derive(Debug)]
+pub struct TokenRequestParts {
+    /// `Authorization` header value, for the Basic methods. Contains the secret.
+    pub authorization: Option<http::HeaderValue>,
+    /// The form body. Contains the secret with [`ClientAuth::Post`].
+    pub body: String,
+}
+
+/// Builds the request headers and body for `config`.
+pub fn request_parts(config: &TokenConfig) -> Result<TokenRequestParts, TokenError> {
+    let mut pairs: Vec<(&str, &str)> = vec![("grant_type", GRANT_CLIENT_CREDENTIALS)];
+    if let Some(s) = &config.scope {
+        pairs.push(("scope", s));
+    }
+    if let Some(a) = &config.audience {
+        pairs.push(("audience", a));
+    }
+    let authorization = match config.auth {
+        ClientAuth::Basic | ClientAuth::BasicRaw => {
+            let v = basic::header_value(
+                &config.client_id,
+                &config.client_secret,
+                config.auth == ClientAuth::Basic,
+            );
+            let mut v = http::HeaderValue::from_str(&v).map_err(|_| {
+                TokenError::Config("the Basic header is not a valid header value".into())
+            })?;
+            v.set_sensitive(true);
+            Some(v)
+        }
+        ClientAuth::Post => {
+            pairs.push(("client_id", &config.client_id));
+            pairs.push(("client_secret", config.client_secret.expose_secret()));
+            None
+        }
+    };
+    Ok(TokenRequestParts {
+        authorization,
+        body: form::serialize(pairs),
+    })
+}
+
+/// Sends one token request and reads the answer.
+pub(crate) async fn fetch(
+    http: &reqwest::Client,
+    config: &TokenConfig,
+) -> Result<TokenResponse, TokenError> {
+    let parts = request_parts(config)?;
+    let mut req = http
+        .post(&config.token_url)
+        .header(http::header::CONTENT_TYPE, FORM_CONTENT_TYPE)
+        .header(http::header::ACCEPT, "application/json")
+        .timeout(config.request_timeout)
+        .body(parts.body);
+    if let Some(a) = parts.authorization {
+        req = req.header(http::header::AUTHORIZATION, a);
+    }
+    let transport = |e: reqwest::Error| TokenError::Transport {
+        url: config.token_url.clone(),
+        source: Arc::new(e.without_url()),
+    };
+    let resp = req.send().await.map_err(transport)?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = resp.bytes().await.map_err(transport)?;
+    parse_response(status, &body, retry_after)
+}
+
+/// Reads a token endpoint's answer.
+pub fn parse_response(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> Result<TokenResponse, TokenError> {
+    let unexpected = |reason: Option<String>| TokenError::UnexpectedResponse {
+        status,
+        reason,
+        body: kept_body(body),
+        retry_after,
+    };
+    if status == 200 {
+        let t: TokenResponse = serde_json::from_slice(body)
+            .map_err(|e| unexpected(Some(format!("not an RFC 6749 token response: {e}"))))?;
+        if !t.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(unexpected(Some(format!(
+                "token_type is '{}', only bearer tokens are supported",
+                t.token_type
+            ))));
+        }
+        if t.access_token.expose_secret().is_empty() {
+            return Err(unexpected(Some("access_token is empty".into())));
+        }
+        return Ok(t);
+    }
+    match serde_json::from_slice::<ErrorResponse>(body) {
+        Ok(error) => Err(TokenError::Server {
+            status,
+            error,
+            retry_after,
+        }),
+        Err(_) => Err(unexpected(None)),
+    }
+}
+
+fn kept_body(body: &[u8]) -> String {
+    let cut = &body[..body.len().min(MAX_KEPT_BODY)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_what_the_server_said() {
+        let e = parse_response(
+            401,
+            br#"{"error":"invalid_client","error_description":"bad credentials"}"#,
+            None,
+        )
+        .err();
+        let Some(TokenError::Server { error, .. }) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(error.error_description.as_deref(), Some("bad credentials"));
+        assert!(e.is_some_and(|e| !e.is_transient()));
+
+        let e = parse_response(
+            502,
+            b"<html>Bad Gateway</html>",
+            Some(Duration::from_secs(3)),
+        )
+        .err();
+        let Some(e) = e else { panic!() };
+        assert!(e.is_transient());
+        assert!(e.to_string().contains("<html>Bad Gateway</html>"), "{e}");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+
+        let e = parse_response(200, b"garbage", None).err();
+        assert!(matches!(
+            e,
+            Some(TokenError::UnexpectedResponse { status: 200, .. })
+        ));
+        let e = parse_response(200, br#"{"access_token":"x","token_type":"mac"}"#, None).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("mac")));
+    }
+
+    #[test]
+    fn request_parts_per_method() {
+        let c = TokenConfig::new(
+            "http://x",
+            "id",
+            auth_broker_proto::ClientSecret::new("s/+=:%"),
+        )
+        .scope("a b");
+        let p = request_parts(&c).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.body, "grant_type=client_credentials&scope=a+b");
+        assert!(p.authorization.is_some_and(|a| a.is_sensitive()));
+        let p = request_parts(&c.clone().auth(ClientAuth::Post)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.authorization.is_none());
+        assert!(
+            p.body
+                .contains("client_id=id&client_secret=s%2F%2B%3D%3A%25"),
+            "{}",
+            p.body
+        );
+    }
+}

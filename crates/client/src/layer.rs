@@ -1,0 +1,138 @@
+//! Request signing as a `tower` layer, for hyper, tonic-style and axum clients.
+
+use crate::manager::TokenManager;
+use crate::middleware::Unauthorized;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::header::AUTHORIZATION;
+use http::{Request, Response, StatusCode};
+use std::task::{Context, Poll};
+use tower::{Layer, Service, ServiceExt};
+
+/// Boxed error of [`BearerService`]: the inner service's error or a [`crate::TokenError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body that may be copied to replay the request after a `401`.
+///
+/// Implemented for the common in-memory bodies; implement it for your own body type,
+/// returning `None` for bodies that cannot be copied (streams), which are then sent
+/// once and not replayed.
+pub trait ReplayBody: Sized {
+    /// A copy of the body, when it can be made.
+    fn try_clone_body(&self) -> Option<Self>;
+}
+
+macro_rules! replay_by_clone {
+    ($($t:ty),*) => {$(
+        impl ReplayBody for $t {
+            fn try_clone_body(&self) -> Option<Self> {
+                Some(self.clone())
+            }
+        }
+    )*};
+}
+replay_by_clone!(
+    (),
+    String,
+    Vec<u8>,
+    Bytes,
+    http_body_util::Full<Bytes>,
+    http_body_util::Empty<Bytes>
+);
+
+/// Wraps a service so every request carries `Authorization: Bearer <token>`.
+#[derive(Clone, Debug)]
+pub struct BearerLayer {
+    manager: TokenManager,
+}
+
+impl BearerLayer {
+    /// Signs with tokens from `manager`.
+    pub fn new(manager: TokenManager) -> Self {
+        Self { manager }
+    }
+}
+
+impl<S> Layer<S> for BearerLayer {
+    type Service = BearerService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerService {
+            inner,
+            manager: self.manager.clone(),
+        }
+    }
+}
+
+/// The service made by [`BearerLayer`]: the same refresh-once-and-replay on `401` as
+/// [`crate::BearerMiddleware`], for bodies that implement [`ReplayBody`].
+#[derive(Clone, Debug)]
+pub struct BearerService<S> {
+    inner: S,
+    manager: TokenManager,
+}
+
+impl<S, B, RB> Service<Request<B>> for BearerService<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: ReplayBody + Send + 'static,
+    RB: Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Response<RB>, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The ready service goes into the future; `self` keeps a fresh clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let manager = self.manager.clone();
+        Box::pin(async move {
+            let token = manager.token().await?;
+            let replay = copy_request(&req);
+            req.headers_mut()
+                .insert(AUTHORIZATION, token.authorization().clone());
+            let mut resp = inner.call(req).await.map_err(Into::into)?;
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                return Ok(resp);
+            }
+            manager.invalidate(&token);
+            let Some(mut replay) = replay else {
+                resp.extensions_mut().insert(Unauthorized {
+                    replayed: false,
+                    hint: crate::UNAUTHORIZED_HINT,
+                });
+                return Ok(resp);
+            };
+            let fresh = manager.token().await?;
+            replay
+                .headers_mut()
+                .insert(AUTHORIZATION, fresh.authorization().clone());
+            let inner = inner.ready().await.map_err(Into::into)?;
+            let mut resp = inner.call(replay).await.map_err(Into::into)?;
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                tracing::warn!("{}", crate::UNAUTHORIZED_HINT);
+                resp.extensions_mut().insert(Unauthorized {
+                    replayed: true,
+                    hint: crate::UNAUTHORIZED_HINT,
+                });
+            }
+            Ok(resp)
+        })
+    }
+}
+
+fn copy_request<B: ReplayBody>(req: &Request<B>) -> Option<Request<B>> {
+    let body = req.body().try_clone_body()?;
+    let mut copy = Request::new(body);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}

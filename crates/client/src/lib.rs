@@ -1,0 +1,71 @@
+//! The client side of auth-broker: get, cache and refresh OAuth 2.0
+//! client-credentials tokens (RFC 6749 §4.4) from any token endpoint, and sign requests
+//! with them (`Authorization: Bearer`, RFC 6750 §2.1).
+//!
+//! ```no_run
+//! use auth_broker_client::{BearerMiddleware, TokenConfig, TokenManager};
+//! use auth_broker_proto::ClientSecret;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = TokenConfig::new(
+//!     "https://auth.example.com/auth-broker/request-token",
+//!     "billing",
+//!     ClientSecret::new(std::env::var("AUTH_BROKER_CLIENT_SECRET")?),
+//! )
+//! .scope("invoices:read");
+//! let manager = TokenManager::new(config)?;
+//! let http = reqwest_middleware::ClientBuilder::new(auth_broker_client::default_http_client()?)
+//!     .with(BearerMiddleware::new(manager))
+//!     .build();
+//! let invoices = http.get("https://api.example.com/invoices").send().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! See [`TokenManager`] for the caching and refresh behaviour and [`RefreshPolicy`]
+//! for the timing, with worked examples.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fetch;
+pub mod layer;
+pub mod manager;
+pub mod middleware;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{CacheKey, ClientAuth, DEFAULT_LIFETIME, RefreshPolicy, RetryPolicy, TokenConfig};
+pub use error::TokenError;
+pub use layer::{BearerLayer, BearerService, ReplayBody};
+pub use manager::{Token, TokenManager, TokenManagers};
+pub use middleware::{BearerMiddleware, Unauthorized};
+
+/// What a second `401` (after a refresh and replay) means and what to do.
+pub const UNAUTHORIZED_HINT: &str = "the API refused a freshly fetched token as well; run `auth-broker doctor --api URL` to see whether the token (audience, scope, issuer) or the Authorization header is at fault";
+
+/// Makes aws-lc-rs the process's rustls crypto provider, unless one is set already.
+/// [`default_http_client`] calls it; call it yourself before building your own
+/// `reqwest::Client` for `https://` URLs.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
+/// Builds `builder` after [`install_crypto_provider`].
+pub fn install_crypto_provider_then(
+    builder: reqwest::ClientBuilder,
+) -> Result<reqwest::Client, TokenError> {
+    install_crypto_provider();
+    builder
+        .build()
+        .map_err(|e| TokenError::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+/// A `reqwest::Client` with rustls (aws-lc-rs) and the Mozilla root certificates.
+pub fn default_http_client() -> Result<reqwest::Client, TokenError> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .build()
+        .map_err(|e| TokenError::Config(format!("cannot build the HTTP client: {e}")))
+}

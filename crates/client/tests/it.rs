@@ -1,0 +1,587 @@
+//! The token manager and signing against a token endpoint written here (short-lived
+//! tokens, counted calls, failures on demand) and against the real broker. Time is a
+//! `ManualClock`: nothing here sleeps to test timing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use auth_broker_client::*;
+use auth_broker_proto::ClientSecret;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+enum Mode {
+    Ok {
+        expires_in: Option<u64>,
+    },
+    Fail {
+        status: u16,
+        body: String,
+        retry_after: Option<u64>,
+    },
+}
+
+#[derive(Debug)]
+struct Shared {
+    calls: AtomicUsize,
+    mode: Mutex<Mode>,
+    /// When set, token requests wait for a permit (to hold a request in flight).
+    gate: Option<tokio::sync::Semaphore>,
+    last_auth: Mutex<Option<String>>,
+    last_body: Mutex<String>,
+    /// API: tokens numbered below this are refused with 401.
+    api_min_token: AtomicUsize,
+    api_calls: AtomicUsize,
+}
+
+struct Endpoint {
+    base: String,
+    s: Arc<Shared>,
+}
+
+impl Endpoint {
+    async fn start(mode: Mode, gated: bool) -> Self {
+        let s = Arc::new(Shared {
+            calls: AtomicUsize::new(0),
+            mode: Mutex::new(mode),
+            gate: gated.then(|| tokio::sync::Semaphore::new(0)),
+            last_auth: Mutex::new(None),
+            last_body: Mutex::new(String::new()),
+            api_min_token: AtomicUsize::new(0),
+            api_calls: AtomicUsize::new(0),
+        });
+        let app = axum::Router::new()
+            .route("/token", axum::routing::post(token))
+            .route("/api", axum::routing::any(api))
+            .with_state(s.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { base, s }
+    }
+    fn url(&self) -> String {
+        format!("{}/token", self.base)
+    }
+    fn calls(&self) -> usize {
+        self.s.calls.load(Ordering::SeqCst)
+    }
+    fn set(&self, m: Mode) {
+        *self.s.mode.lock().unwrap() = m;
+    }
+}
+
+async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
+    let n = s.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    *s.last_auth.lock().unwrap() = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_owned());
+    *s.last_body.lock().unwrap() = body;
+    if let Some(g) = &s.gate {
+        g.acquire().await.unwrap().forget();
+    }
+    let mode = s.mode.lock().unwrap().clone();
+    match mode {
+        Mode::Ok { expires_in } => {
+            let mut v =
+                serde_json::json!({"access_token": format!("tok-{n}"), "token_type": "Bearer"});
+            if let Some(e) = expires_in {
+                v["expires_in"] = e.into();
+            }
+            axum::Json(v).into_response()
+        }
+        Mode::Fail {
+            status,
+            body,
+            retry_after,
+        } => {
+            let mut r = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            if let Some(ra) = retry_after {
+                r.headers_mut()
+                    .insert("retry-after", ra.to_string().parse().unwrap());
+            }
+            r
+        }
+    }
+}
+
+async fn api(State(s): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
+    s.api_calls.fetch_add(1, Ordering::SeqCst);
+    let n: usize = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer tok-"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if n == 0 || n < s.api_min_token.load(Ordering::SeqCst) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    format!("ok {n} {body}").into_response()
+}
+
+fn manager(url: &str, clock: &ManualClock) -> TokenManager {
+    manager_with(
+        TokenConfig::new(url, "client", ClientSecret::new("secret")),
+        clock,
+    )
+}
+
+fn manager_with(config: TokenConfig, clock: &ManualClock) -> TokenManager {
+    TokenManager::with_parts(
+        config,
+        default_http_client().unwrap(),
+        Arc::new(clock.clone()),
+    )
+}
+
+fn tok(t: &Token) -> &str {
+    t.access_token().expose_secret()
+}
+
+/// Waits (really, briefly) until a condition the code under test sets in the background.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn fail(status: u16, body: &str, retry_after: Option<u64>) -> Mode {
+    Mode::Fail {
+        status,
+        body: body.into(),
+        retry_after,
+    }
+}
+
+#[tokio::test]
+async fn cached_then_refreshed_ahead_in_the_background() {
+    let ep = Endpoint::start(
+        Mode::Ok {
+            expires_in: Some(3599),
+        },
+        false,
+    )
+    .await;
+    let clock = ManualClock::new();
+    let m = manager(&ep.url(), &clock);
+    let t1 = m.token().await.unwrap();
+    assert_eq!(tok(&t1), "tok-1");
+    assert_eq!(t1.usable_until() - t1.received(), secs(3539));
+    let refresh = t1.refresh_at() - t1.received();
+    assert!(
+        refresh >= Duration::from_millis(1_799_500) && refresh <= secs(2160),
+        "{refresh:?}"
+    );
+    clock.advance(secs(1799));
+    assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+    assert_eq!(ep.calls(), 1, "no request before the refresh point");
+    clock.advance(secs(400)); // 2199 s: past the refresh point, token still usable
+    let t = m.token().await.unwrap();
+    assert_eq!(
+        tok(&t),
+        "tok-1",
+        "the cached token is served while refreshing"
+    );
+    eventually("the background refresh", || {
+        m.cached().is_some_and(|t| tok(&t) == "tok-2")
+    })
+    .await;
+    assert_eq!(ep.calls(), 2);
+    assert_eq!(tok(&m.token().await.unwrap()), "tok-2");
+}
+
+#[tokio::test]
+async fn a_short_token_is_never_handed_out_in_its_last_margin() {
+    let ep = Endpoint::start(
+        Mode::Ok {
+            expires_in: Some(4),
+        },
+        false,
+    )
+    .await;
+    let clock = ManualClock::new();
+    let m = manager(&ep.url(), &clock);
+    let t1 = m.token().await.unwrap();
+    assert_eq!(
+        t1.usable_until() - t1.received(),
+        Duration::from_millis(3600)
+    );
+    // 3.6 s in: inside the last 0.4 s, so a caller waits for a new token.
+    clock.advance(Duration::from_millis(3600));
+    let t2 = m.token().await.unwrap();
+    assert_ne!(tok(&t2), "tok-1");
+}
+
+#[tokio::test]
+async fn missing_expires_in_gets_the_documented_default() {
+    let ep = Endpoint::start(Mode::Ok { expires_in: None }, false).await;
+    let clock = ManualClock::new();
+    let t = manager(&ep.url(), &clock).token().await.unwrap();
+    assert_eq!(t.expires_at() - t.received(), DEFAULT_LIFETIME);
+    assert_eq!(t.usable_until() - t.received(), secs(270));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_callers_at_expiry_make_one_request() {
+    let ep = Endpoint::start(
+        Mode::Ok {
+            expires_in: Some(60),
+        },
+        true,
+    )
+    .await;
+    let clock = ManualClock::new();
+    let m = manager(&ep.url(), &clock);
+    ep.s.gate.as_ref().unwrap().add_permits(1);
+    m.token().await.unwrap();
+    clock.advance(secs(60)); // expired
+    let tasks: Vec<_> = (0..10_000)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.token().await.map(|t| tok(&t).to_owned()) })
+        })
+        .collect();
+    eventually("the token request", || ep.calls() == 2).await;
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    ep.s.gate.as_ref().unwrap().add_permits(1);
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), "tok-2");
+    }
+    assert_eq!(ep.calls(), 2, "one request for 10,000 callers");
+    assert_eq!(m.requests_sent(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_callers_at_the_refresh_point_get_the_cached_token_and_one_refresh() {
+    let ep = Endpoint::start(
+        Mode::Ok {
+            expires_in: Some(100),
+        },
+        false,
+    )
+    .await;
+    let clock = ManualClock::new();
+    let m = manager(&ep.url(), &clock);
+    m.token().await.unwrap();
+    clock.advance(secs(80));
+    let tasks: Vec<_> = (0..10_000)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.token().await.map(|t| tok(&t).to_owned()) })
+        })
+        .collect();
+    for t in tasks {
+        let t = t.await.unwrap().unwrap();
+        assert!(t == "tok-1" || t == "tok-2", "{t}");
+    }
+    eventually("the background refresh", || {
+        m.cached().is_some_and(|t| tok(&t) == "tok-2")
+    })
+    .await;
+    assert_eq!(ep.calls(), 2);
+}
+
+#[tokio::test]
+async fn an_outage_is_served_from_cache_with_backoff_then_recovers() {
+    let ep = Endpoint::start(
+        Mode::Ok {
+            expires_in: Some(3599),
+        },
+        false,
+    )
+    .await;
+    let clock = ManualClock::new();
+    let m = manager(&ep.url(), &clock);
+    m.token().await.unwrap();
+    ep.set(fail(503, "down for maintenance", None));
+    clock.advance(secs(2200));
+    let retry = RetryPolicy::default();
+    for i in 0..6 {
+        assert_eq!(
+            tok(&m.token().await.unwrap()),
+            "tok-1",
+            "served from cache during the outage"
+        );
+        clock.wait_for_sleeps(i + 1).await;
+        let slept = clock.requested_sleeps()[i];
+        assert!(
+            slept <= retry.ceiling(i as u32),
+            "full jitter: {slept:?} at attempt {i}"
+        );
+        assert_eq!(ep.calls(), 2 + i);
+        clock.advance(retry.ceiling(i as u32));
+    }
+    ep.set(Mode::Ok {
+        expires_in: Some(3599),
+    });
+    clock.advance(secs(60));
+    eventually("recovery", || {
+        m.cached().is_some_and(|t| tok(&t) != "tok-1")
+    })
+    .await;
+    assert_eq!(ep.calls(), 8);
+}
+
+#[tokio::test]
+async fn outage_past_the_usable_window_surfaces_the_error_after_bounded_retries() {
+    let ep = Endpoint::start(fail(503, "<html>Service Unavailable</html>", None), false).await;
+    let clock = ManualClock::new();
+    let m = manager(&ep.url(), &clock);
+    let c2 = clock.clone();
+    let task = tokio::spawn(async move { m.token().await });
+    for i in 0..2 {
+        c2.wait_for_sleeps(i + 1).await;
+        c2.advance(secs(60));
+    }
+    let e = task.await.unwrap().unwrap_err();
+    assert_eq!(ep.calls(), 3, "max_attempts requests, then the error");
+    assert_eq!(e.status(), Some(503));
+    assert!(
+        e.to_string().contains("<html>Service Unavailable</html>"),
+        "raw body kept: {e}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_429_and_503() {
+    for status in [429, 503] {
+        let ep = Endpoint::start(fail(status, r#"{"error":"slow_down"}"#, Some(7)), false).await;
+        let clock = ManualClock::new();
+        let m = manager(&ep.url(), &clock);
+        let c2 = clock.clone();
+        let task = tokio::spawn(async move { m.token().await });
+        c2.wait_for_sleeps(1).await;
+        assert!(
+            c2.requested_sleeps()[0] >= secs(7),
+            "{:?}",
+            c2.requested_sleeps()
+        );
+        ep.set(Mode::Ok {
+            expires_in: Some(60),
+        });
+        c2.advance(Duration::from_millis(6999));
+        tokio::task::yield_now().await;
+        assert_eq!(ep.calls(), 1, "no retry before Retry-After");
+        c2.advance(secs(30));
+        assert_eq!(tok(&task.await.unwrap().unwrap()), "tok-2");
+    }
+}
+
+#[tokio::test]
+async fn invalid_client_is_not_retried_and_surfaces_the_server_error() {
+    let body = r#"{"error":"invalid_client","error_description":"client authentication failed"}"#;
+    let ep = Endpoint::start(fail(401, body, None), false).await;
+    let clock = ManualClock::new();
+    let m = manager(&ep.url(), &clock);
+    for _ in 0..3 {
+        let e = m.token().await.unwrap_err();
+        let se = e.server_error().unwrap();
+        assert_eq!(se.error.as_str(), "invalid_client");
+        assert_eq!(
+            se.error_description.as_deref(),
+            Some("client authentication failed")
+        );
+        assert!(!e.is_transient());
+    }
+    assert_eq!(ep.calls(), 3, "one request per call, no retry loop");
+    assert!(clock.requested_sleeps().is_empty());
+
+    ep.set(fail(400, "<html>nope</html>", None));
+    let e = m.token().await.unwrap_err();
+    assert!(e.to_string().contains("<html>nope</html>"), "{e}");
+}
+
+#[tokio::test]
+async fn garbage_200_is_an_error_with_the_body() {
+    let ep = Endpoint::start(fail(200, "this is not json", None), false).await;
+    let e = manager(&ep.url(), &ManualClock::new())
+        .token()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("this is not json"), "{e}");
+}
+
+#[tokio::test]
+async fn client_authentication_methods_send_what_they_say() {
+    use base64::Engine;
+    let ep = Endpoint::start(
+        Mode::Ok {
+            expires_in: Some(60),
+        },
+        false,
+    )
+    .await;
+    let secret = "a/b+c=d:e%f";
+    let clock = ManualClock::new();
+    let cfg = || {
+        TokenConfig::new(ep.url(), "my id", ClientSecret::new(secret))
+            .scope("a b")
+            .audience("api")
+    };
+    let decoded = |ep: &Endpoint| {
+        let h = ep.s.last_auth.lock().unwrap().clone().unwrap();
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(h.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        String::from_utf8(b).unwrap()
+    };
+    manager_with(cfg(), &clock).token().await.unwrap();
+    assert_eq!(
+        decoded(&ep),
+        "my+id:a%2Fb%2Bc%3Dd%3Ae%25f",
+        "RFC 6749 §2.3.1 form-encoding"
+    );
+    assert_eq!(
+        *ep.s.last_body.lock().unwrap(),
+        "grant_type=client_credentials&scope=a+b&audience=api"
+    );
+    manager_with(cfg().auth(ClientAuth::BasicRaw), &clock)
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(decoded(&ep), "my id:a/b+c=d:e%f");
+    manager_with(cfg().auth(ClientAuth::Post), &clock)
+        .token()
+        .await
+        .unwrap();
+    assert!(ep.s.last_auth.lock().unwrap().is_none());
+    assert!(
+        ep.s.last_body
+            .lock()
+            .unwrap()
+            .ends_with("&client_id=my+id&client_secret=a%2Fb%2Bc%3Dd%3Ae%25f")
+    );
+}
+
+#[tokio::test]
+async fn the_middleware_refreshes_once_and_replays_on_401() {
+    let ep = Endpoint::start(
+        Mode::Ok {
+            expires_in: Some(3599),
+        },
+        false,
+    )
+    .await;
+    let m = manager(&ep.url(), &ManualClock::new());
+    let http = reqwest_middleware::ClientBuilder::new(default_http_client().unwrap())
+        .with(BearerMiddleware::new(m.clone()))
+        .build();
+    let api = format!("{}/api", ep.base);
+    let r = http.post(&api).body("hello").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "ok 1 hello");
+    // The API now refuses tok-1 (e.g. revoked): one refresh, one replay.
+    ep.s.api_min_token.store(2, Ordering::SeqCst);
+    let r = http
+        .post(&api)
+        .header("authorization", "Basic stale")
+        .body("again")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok 2 again");
+    assert_eq!(ep.calls(), 2);
+    assert_eq!(ep.s.api_calls.load(Ordering::SeqCst), 3);
+    // Refused whatever the token: the second 401 comes back with the hint.
+    ep.s.api_min_token.store(usize::MAX, Ordering::SeqCst);
+    let r = http.get(&api).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let u = r.extensions().get::<Unauthorized>().copied().unwrap();
+    assert!(u.replayed && u.hint.contains("auth-broker doctor"));
+    assert_eq!(ep.calls(), 3, "exactly one refresh per 401");
+}
+
+#[tokio::test]
+async fn the_tower_layer_refreshes_once_and_replays_on_401() {
+    use tower::{Layer, ServiceExt};
+    let ep = Endpoint::start(
+        Mode::Ok {
+            expires_in: Some(3599),
+        },
+        false,
+    )
+    .await;
+    let m = manager(&ep.url(), &ManualClock::new());
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let s2 = seen.clone();
+    let inner = tower::service_fn(move |req: http::Request<String>| {
+        let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
+        s2.lock().unwrap().push(format!("{auth} {}", req.body()));
+        let status = if auth == "Bearer tok-1" { 401 } else { 200 };
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder().status(status).body(()).unwrap(),
+            )
+        }
+    });
+    let svc = BearerLayer::new(m).layer(inner);
+    let r = svc
+        .oneshot(http::Request::new("body".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["Bearer tok-1 body", "Bearer tok-2 body"]
+    );
+}
+
+#[tokio::test]
+async fn managers_share_one_token_per_key() {
+    let ep = Endpoint::start(
+        Mode::Ok {
+            expires_in: Some(3599),
+        },
+        false,
+    )
+    .await;
+    let set = TokenManagers::new();
+    let cfg = TokenConfig::new(ep.url(), "client", ClientSecret::new("s"));
+    let a = set.get(cfg.clone()).unwrap();
+    let b = set.get(cfg.clone()).unwrap();
+    let c = set.get(cfg.clone().scope("other")).unwrap();
+    a.token().await.unwrap();
+    b.token().await.unwrap();
+    assert_eq!(ep.calls(), 1);
+    c.token().await.unwrap();
+    assert_eq!(ep.calls(), 2);
+}
+
+#[tokio::test]
+async fn works_against_the_real_broker_with_an_awkward_secret() {
+    use auth_broker_testkit::{Backend, TestBroker};
+    let b = TestBroker::start(Backend::Sqlite).await;
+    let secret = "p/q+r=s:t%u";
+    b.insert_client("awkward", secret, "read write").await;
+    for auth in [ClientAuth::Basic, ClientAuth::BasicRaw, ClientAuth::Post] {
+        let cfg = TokenConfig::new(b.token_url(), "awkward", ClientSecret::new(secret))
+            .scope("read")
+            .auth(auth);
+        let t = manager_with(cfg, &ManualClock::new())
+            .token()
+            .await
+            .unwrap_or_else(|e| panic!("{auth:?}: {e}"));
+        assert_eq!(t.response().scope.as_deref(), Some("read"));
+        assert_eq!(t.response().expires_in, Some(3599));
+    }
+    let cfg = TokenConfig::new(b.token_url(), "awkward", ClientSecret::new("wrong"));
+    let e = manager_with(cfg, &ManualClock::new())
+        .token()
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401));
+    assert_eq!(e.server_error().unwrap().error.as_str(), "invalid_client");
+    assert!(e.server_error().unwrap().error_description.is_some());
+}
