@@ -56,29 +56,6 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
     Ok(c)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
-
 pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow::Result<()> {
     crate::settings::init_logging("info");
     let config = config(&args, file)?;
@@ -97,7 +74,7 @@ pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    server.run(shutdown_signal()).await?;
+    server.run(crate::settings::shutdown_signal()).await?;
     Ok(())
 }
 

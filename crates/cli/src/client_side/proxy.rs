@@ -65,7 +65,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("proxy listening on http://{addr} -> {}", args.upstream);
     axum::serve(listener, app)
-        .with_graceful_shutdown(crate::client_side::shutdown_signal())
+        .with_graceful_shutdown(crate::settings::shutdown_signal())
         .await?;
     Ok(())
 }
