@@ -121,7 +121,7 @@ impl RefreshPolicy {
 
 /// How failed token requests are retried: exponential backoff with full jitter
 /// (`sleep = random(0, min(max_delay, base_delay × 2^attempt))`), and at least the
-/// server's `Retry-After` (delta-seconds) on `429` and `503`.
+/// server's `Retry-After` (delta-seconds or HTTP-date) on `429` and `503`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// First backoff ceiling. Default 250 ms.

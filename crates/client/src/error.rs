@@ -18,7 +18,7 @@ pub enum TokenError {
         status: u16,
         /// The server's error.
         error: ErrorResponse,
-        /// `Retry-After` (delta-seconds), when sent.
+        /// `Retry-After` (delta-seconds or HTTP-date), when sent.
         retry_after: Option<Duration>,
     },
     /// The endpoint answered something that is not a token or an RFC 6749 error;
@@ -31,7 +31,7 @@ pub enum TokenError {
         reason: Option<String>,
         /// The body as text (lossy UTF-8), cut.
         body: String,
-        /// `Retry-After` (delta-seconds), when sent.
+        /// `Retry-After` (delta-seconds or HTTP-date), when sent.
         retry_after: Option<Duration>,
     },
     /// The request did not get an answer: DNS, connect, TLS, timeout.
