@@ -1,5 +1,8 @@
 //! `auth-broker`: one binary for the broker and its operators.
 #![forbid(unsafe_code)]
+// Doc comments here are clap `--help` text, read in a terminal: `<https://...>` would
+// show the brackets, so bare URLs are right for them.
+#![allow(rustdoc::bare_urls)]
 
 mod cli;
 mod client_cmd;
