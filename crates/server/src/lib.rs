@@ -311,6 +311,7 @@ impl Server {
             let mut last_prune = std::time::Instant::now();
             loop {
                 tick.tick().await;
+                metrics::upkeep();
                 if let Some(every) = state.config.key_rotation_interval {
                     state.rotate_if_due(every).await;
                 }

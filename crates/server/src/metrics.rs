@@ -48,6 +48,15 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Drains recorded histogram samples into their buckets. The exporter keeps raw
+/// samples until a scrape or this call, so without it memory grows with every
+/// request when nobody scrapes `/metrics`; the server calls it every few seconds.
+pub fn upkeep() {
+    if let Some(h) = handle() {
+        h.run_upkeep();
+    }
+}
+
 /// Counts and times every request by its route template (never the raw path, so the
 /// label set stays bounded).
 pub async fn track(req: Request, next: Next) -> Response {
