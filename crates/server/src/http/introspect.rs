@@ -20,6 +20,19 @@ use std::sync::Arc;
 
 const INACTIVE: &str = r#"{"active":false}"#;
 
+/// The common start of introspection and revocation: a bounded, strict form body from
+/// an authenticated client (as at the token endpoint).
+async fn authenticated_form(
+    app: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(crate::store::ClientRecord, auth_broker_proto::Form), Refused> {
+    let form = client_auth::read_form(app, headers, body).await?;
+    let caller = client_auth::authenticate_client(app, peer, headers, &form).await?;
+    Ok((caller, form))
+}
+
 fn token_param(form: &auth_broker_proto::Form) -> Result<&str, Refused> {
     form.get_nonempty("token").ok_or_else(|| {
         refused(
@@ -42,8 +55,7 @@ pub async fn introspect(
     body: Body,
 ) -> Result<Response, ApiError> {
     let run = async {
-        let form = client_auth::read_form(&app, &headers, body).await?;
-        let caller = client_auth::authenticate_client(&app, peer, &headers, &form).await?;
+        let (caller, form) = authenticated_form(&app, peer, &headers, body).await?;
         let token = token_param(&form)?;
         let verdict = inspect::inspect(&app, token, None)
             .await
@@ -90,8 +102,7 @@ pub async fn revoke(
     body: Body,
 ) -> Result<Response, ApiError> {
     let run = async {
-        let form = client_auth::read_form(&app, &headers, body).await?;
-        let caller = client_auth::authenticate_client(&app, peer, &headers, &form).await?;
+        let (caller, form) = authenticated_form(&app, peer, &headers, body).await?;
         let token = token_param(&form)?;
         let owner = if token.starts_with(OPAQUE_PREFIX) {
             let hash = secret::token_hash(token);
