@@ -66,10 +66,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Example:
+Examples:
   auth-broker serve --listen 0.0.0.0:8080 --issuer https://auth.example.com
+  auth-broker serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem
 
 Stop it with Ctrl-C or SIGTERM: in-flight requests finish first.
+After renewing the certificate files: kill -HUP <pid> reloads them.
 Log level: AUTH_BROKER_LOG (or RUST_LOG), e.g. AUTH_BROKER_LOG=debug.")]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (the chosen address is printed).
@@ -98,6 +100,24 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub key_rotation_interval: Option<String>,
+    /// Serve https:// with this certificate chain (PEM, the server's certificate
+    /// first, then intermediates). Goes with --tls-key. Reloaded on SIGHUP: new
+    /// connections get the new certificate, open ones keep going.
+    #[arg(
+        long,
+        env = "AUTH_BROKER_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "AUTH_BROKER_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// Make sure a client named `demo` exists, give it a fresh secret and print
     /// ready-to-paste curl commands. For trying the broker out, not for production.
     #[arg(long)]

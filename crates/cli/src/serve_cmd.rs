@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use auth_broker_server::admin::{self, NewClient};
 use auth_broker_server::clock::{Clock, SystemClock};
 use auth_broker_server::store::{Store, redact_url};
+use auth_broker_server::tls::{TlsFiles, TlsHandle};
 use auth_broker_server::{Config, Server};
 use std::net::SocketAddr;
 
@@ -53,6 +54,18 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
         }
         c.key_rotation_interval = Some(d);
     }
+    let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());
+    let key = args.tls_key.as_ref().or(file.tls_key.as_ref());
+    c.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => bail!(
+            "--tls-cert and --tls-key go together: give both (the certificate chain and its private key) or neither"
+        ),
+    };
     Ok(c)
 }
 
@@ -65,16 +78,65 @@ pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow
     let server = Server::bind_default_clock(config, store.clone()).await?;
     let addr = server.local_addr()?;
     let issuer = server.issuer().to_owned();
-    println!("auth-broker listening on http://{addr}");
+    let tls = server.tls_handle();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("auth-broker listening on {scheme}://{addr}");
     println!("  issuer: {issuer}");
     println!("  store:  {}", redact_url(database));
     println!("  token endpoint: {issuer}/auth-broker/request-token");
+    if let Some(tls) = tls {
+        println!(
+            "  TLS certificate: {} (SHA-256 {}); SIGHUP reloads it",
+            tls.files().cert.display(),
+            tls.current().fingerprint
+        );
+        reload_on_sighup(tls)?;
+    }
     if args.demo {
         demo(&store, &issuer).await?;
+        if scheme == "https" {
+            println!(
+                "(A certificate from a private CA? Add --cacert CA.pem to the curl commands.)"
+            );
+            println!();
+        }
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     server.run(crate::settings::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Reloads the certificate on every SIGHUP, the usual signal for "read your files
+/// again" and what certificate renewal hooks (certbot `--deploy-hook`, ...) send.
+/// A reload that fails is logged and the previous certificate stays in use.
+#[cfg(unix)]
+fn reload_on_sighup(tls: TlsHandle) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let t = tls.clone();
+            // Reading two small files; still off the async threads.
+            match tokio::task::spawn_blocking(move || t.reload()).await {
+                Ok(Ok(loaded)) => tracing::info!(
+                    sha256 = %loaded.fingerprint,
+                    chain = loaded.chain_len,
+                    "SIGHUP: TLS certificate reloaded; new connections use it"
+                ),
+                Ok(Err(e)) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: TLS certificate reload failed; still serving the previous certificate"
+                ),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate reload failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(_: TlsHandle) -> anyhow::Result<()> {
     Ok(())
 }
 

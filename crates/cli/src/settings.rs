@@ -19,6 +19,8 @@ pub struct FileSettings {
     pub signing_alg: Option<String>,
     pub token_format: Option<String>,
     pub key_rotation_interval: Option<String>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl FileSettings {

@@ -32,6 +32,7 @@ pub mod fetch;
 pub mod layer;
 pub mod manager;
 pub mod middleware;
+pub mod tls;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CacheKey, ClientAuth, DEFAULT_LIFETIME, RefreshPolicy, RetryPolicy, TokenConfig};
@@ -39,6 +40,7 @@ pub use error::TokenError;
 pub use layer::{BearerLayer, BearerService, ReplayBody};
 pub use manager::{Token, TokenManager, TokenManagers};
 pub use middleware::{BearerMiddleware, Unauthorized};
+pub use tls::{CertificateProblem, certificate_problem};
 
 /// What a second `401` (after a refresh and replay) means and what to do.
 pub const UNAUTHORIZED_HINT: &str = "the API refused a freshly fetched token as well; run `auth-broker doctor --api URL` to see whether the token (audience, scope, issuer) or the Authorization header is at fault";
@@ -62,7 +64,16 @@ pub fn install_crypto_provider_then(
         .map_err(|e| TokenError::Config(format!("cannot build the HTTP client: {e}")))
 }
 
-/// A `reqwest::Client` with rustls (aws-lc-rs) and the Mozilla root certificates.
+/// A `reqwest::Client` with rustls (aws-lc-rs) trusting the system's root
+/// certificates (`/etc/ssl/certs` and the like, `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+///
+/// System roots rather than a bundled Mozilla list, so a company CA that the machine
+/// trusts is trusted here too and CA updates come with the OS. They come through
+/// reqwest's `rustls-tls-native-roots` feature (which reads them with
+/// `rustls-native-certs`) rather than a rustls `ClientConfig` built here and handed
+/// over with `use_preconfigured_tls`: the same one extra crate, and reqwest keeps
+/// configuring ALPN and the rest itself. More CAs (`--ca-file`) go in with
+/// `reqwest::ClientBuilder::add_root_certificate`.
 pub fn default_http_client() -> Result<reqwest::Client, TokenError> {
     install_crypto_provider();
     reqwest::Client::builder()

@@ -41,7 +41,7 @@ async fn main() {
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    auth_broker_server::http::serve(listener, router, &config, stop)
+    auth_broker_server::http::serve(listener, router, None, &config, stop)
         .await
         .unwrap();
 }

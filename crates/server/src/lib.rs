@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod secret;
 pub mod store;
+pub mod tls;
 pub mod token;
 
 use crate::clock::{Clock, SystemClock};
@@ -38,11 +39,13 @@ pub const RETIRED_KEY_LEEWAY_SECS: i64 = 60;
 pub struct Config {
     pub listen: SocketAddr,
     /// The `iss` of every token and the base of every metadata URL. `None`: derived
-    /// from the bound address (`http://127.0.0.1:PORT`), fine for development only.
+    /// from the bound address (`http://127.0.0.1:PORT`, `https://` with TLS), fine for
+    /// development only.
     pub issuer: Option<String>,
     pub token_ttl_secs: i64,
     pub signing_alg: SigningAlg,
-    /// Time allowed to send the request headers.
+    /// Time allowed to send the request headers; with TLS, also the time allowed for
+    /// the handshake before them.
     pub header_timeout: Duration,
     /// Time allowed to send a request body.
     pub body_timeout: Duration,
@@ -59,6 +62,9 @@ pub struct Config {
     pub key_rotation_interval: Option<Duration>,
     /// How often expired revocations, opaque tokens and retired keys are deleted.
     pub prune_interval: Duration,
+    /// Terminate TLS with this certificate and key; `None`: plain HTTP (behind a
+    /// TLS-terminating proxy, or for development).
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// The access token format of a deployment.
@@ -99,6 +105,7 @@ impl Default for Config {
             token_format: TokenFormat::Jwt,
             key_rotation_interval: None,
             prune_interval: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -243,6 +250,7 @@ impl AppState {
 pub struct Server {
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<tls::Tls>,
 }
 
 impl Server {
@@ -252,6 +260,10 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr()?;
+        // Before anything touches the store: a wrong certificate path is the most
+        // likely start-up error and should be the one reported.
+        let tls = config.tls.as_ref().map(tls::Tls::new).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let issuer = match &config.issuer {
             Some(i) => i.trim_end_matches('/').to_owned(),
             None => {
@@ -261,9 +273,9 @@ impl Server {
                     addr.ip().to_string()
                 };
                 if addr.is_ipv6() && !addr.ip().is_unspecified() {
-                    format!("http://[{host}]:{}", addr.port())
+                    format!("{scheme}://[{host}]:{}", addr.port())
                 } else {
-                    format!("http://{host}:{}", addr.port())
+                    format!("{scheme}://{host}:{}", addr.port())
                 }
             }
         };
@@ -273,6 +285,7 @@ impl Server {
         let _ = metrics::handle();
         Ok(Self {
             listener,
+            tls,
             state: Arc::new(AppState {
                 config,
                 issuer,
@@ -302,6 +315,12 @@ impl Server {
         &self.state
     }
 
+    /// Reloads the TLS certificate while the server runs (`serve` calls it on
+    /// SIGHUP); `None` without TLS. Take it before [`Server::run`].
+    pub fn tls_handle(&self) -> Option<tls::TlsHandle> {
+        self.tls.as_ref().map(|t| t.handle.clone())
+    }
+
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let state = self.state.clone();
@@ -326,7 +345,15 @@ impl Server {
             }
         });
         let router = http::router(self.state.clone());
-        let r = http::serve(self.listener, router, &self.state.config, shutdown).await;
+        let acceptor = self.tls.map(|t| t.acceptor);
+        let r = http::serve(
+            self.listener,
+            router,
+            acceptor,
+            &self.state.config,
+            shutdown,
+        )
+        .await;
         background.abort();
         r
     }

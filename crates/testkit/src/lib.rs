@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
 
+pub mod tls;
+
 use auth_broker_proto::ClientSecret;
 use auth_broker_server::admin::{self, NewClient};
 use auth_broker_server::clock::{Clock, ManualClock, SystemClock};
@@ -132,6 +134,8 @@ pub struct TestBroker {
     pub store: Store,
     pub fresh: Arc<FreshStore>,
     pub http: reqwest::Client,
+    /// Reloads the certificate, when the broker was started with `config.tls`.
+    pub tls: Option<auth_broker_server::tls::TlsHandle>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -189,6 +193,7 @@ impl TestBroker {
         let server = Server::bind(config, server_store, clock).await.unwrap();
         let addr = server.local_addr().unwrap();
         let issuer = server.issuer().to_owned();
+        let tls = server.tls_handle();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -196,11 +201,12 @@ impl TestBroker {
         let store = fresh.open().await;
         Self {
             addr,
-            base: format!("http://{addr}"),
+            base: format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
             issuer,
             store,
             fresh,
             http: reqwest::Client::new(),
+            tls,
             shutdown: Some(tx),
             task: Some(task),
         }

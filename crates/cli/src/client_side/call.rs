@@ -63,14 +63,19 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
         );
     }
     let manager = args.client.manager()?;
-    let http = reqwest_middleware::ClientBuilder::new(auth_broker_client::default_http_client()?)
-        .with(BearerMiddleware::new(manager))
-        .build();
+    let http = reqwest_middleware::ClientBuilder::new(
+        args.client.http_client(reqwest::Client::builder())?,
+    )
+    .with(BearerMiddleware::new(manager))
+    .build();
     let mut req = http.request(method, url).headers(headers);
     if let Some(b) = body {
         req = req.body(b);
     }
-    let resp = req.send().await.map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| super::with_tls_hint_from(&e, anyhow::anyhow!("{e:#}")))?;
     let status = resp.status();
     let hint = resp.extensions().get::<Unauthorized>().copied();
     let bytes = resp.bytes().await.context("reading the response body")?;

@@ -66,7 +66,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let mut r = Report::default();
     let config = args.client.config();
-    let done = check(&mut r, &config, args.api.as_deref()).await;
+    let done = check(&mut r, &args.client, &config, args.api.as_deref()).await;
     let _ = done;
     println!();
     if r.failed > 0 {
@@ -76,7 +76,12 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn check(r: &mut Report, config: &TokenConfig, api: Option<&str>) -> Option<()> {
+async fn check(
+    r: &mut Report,
+    client: &ClientArgs,
+    config: &TokenConfig,
+    api: Option<&str>,
+) -> Option<()> {
     // 1. The URL.
     let url = match reqwest::Url::parse(&config.token_url) {
         Ok(u) => u,
@@ -166,21 +171,36 @@ async fn check(r: &mut Report, config: &TokenConfig, api: Option<&str>) -> Optio
         }
     }
     // 4/5. TLS and an answer.
-    let http = match auth_broker_client::install_crypto_provider_then(
+    let http = match client.http_client(
         reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .redirect(reqwest::redirect::Policy::none()),
     ) {
         Ok(h) => h,
+        Err(e) if client.ca_file.is_some() => {
+            r.fail(
+                "CA file",
+                format!("{e:#}"),
+                "pass a PEM file of CA certificates",
+            );
+            return None;
+        }
         Err(e) => {
-            r.fail("HTTP client", e.to_string(), "report this as a bug");
+            r.fail("HTTP client", format!("{e:#}"), "report this as a bug");
             return None;
         }
     };
     match http.get(url.clone()).send().await {
         Ok(resp) => {
             if url.scheme() == "https" {
-                r.ok("TLS", "handshake and certificate verification succeeded");
+                let roots = match &client.ca_file {
+                    Some(f) => format!("the system roots and --ca-file {}", f.display()),
+                    None => "the system roots".to_owned(),
+                };
+                r.ok(
+                    "TLS",
+                    format!("handshake and certificate verification succeeded (trusting {roots})"),
+                );
             }
             let s = resp.status();
             if s == reqwest::StatusCode::NOT_FOUND {
@@ -197,6 +217,10 @@ async fn check(r: &mut Report, config: &TokenConfig, api: Option<&str>) -> Optio
             }
         }
         Err(e) => {
+            if let Some(p) = auth_broker_client::certificate_problem(&e) {
+                r.fail("TLS", format!("{p} ({})", chain(&e)), super::tls_todo(&p));
+                return None;
+            }
             let what = if url.scheme() == "https" {
                 "TLS/HTTP"
             } else {

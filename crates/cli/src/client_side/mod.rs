@@ -6,9 +6,11 @@ pub mod doctor;
 pub mod proxy;
 pub mod token;
 
+use anyhow::Context;
 use auth_broker_client::{ClientAuth, TokenConfig, TokenManager};
 use auth_broker_proto::ClientSecret;
 use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 
 /// Where to get tokens and as whom. Every value may come from the environment, so the
 /// secret stays out of shell history.
@@ -39,6 +41,10 @@ pub struct ClientArgs {
     /// servers that skip §2.3.1) or `post` (client_secret_post).
     #[arg(long, value_enum, default_value_t = AuthMethod::Basic, env = "AUTH_BROKER_CLIENT_AUTH")]
     pub auth: AuthMethod,
+    /// Also trust the CA certificate(s) in this PEM file, for servers whose
+    /// certificate comes from a private CA. [default: the system's roots only]
+    #[arg(long, env = "AUTH_BROKER_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -76,6 +82,82 @@ impl ClientArgs {
     }
 
     pub fn manager(&self) -> anyhow::Result<TokenManager> {
-        Ok(TokenManager::new(self.config())?)
+        let http = self.http_client(reqwest::Client::builder())?;
+        Ok(TokenManager::with_parts(
+            self.config(),
+            http,
+            std::sync::Arc::new(auth_broker_client::SystemClock),
+        ))
+    }
+
+    /// `builder` trusting the system's roots and the `--ca-file` CAs, built with
+    /// aws-lc-rs as the TLS provider.
+    pub fn http_client(
+        &self,
+        mut builder: reqwest::ClientBuilder,
+    ) -> anyhow::Result<reqwest::Client> {
+        if let Some(path) = &self.ca_file {
+            for cert in ca_certificates(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(auth_broker_client::install_crypto_provider_then(builder)?)
+    }
+}
+
+/// The CA certificates of a `--ca-file`: at least one, or a clear error.
+fn ca_certificates(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let pem =
+        std::fs::read(path).with_context(|| format!("cannot read --ca-file {}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("--ca-file {} is not a PEM certificate file", path.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!(
+            "--ca-file {} holds no certificate: expected PEM blocks '-----BEGIN CERTIFICATE-----'",
+            path.display()
+        );
+    }
+    Ok(certs)
+}
+
+/// `e` with, when a refused server certificate caused it, what to do about it.
+pub fn with_tls_hint(e: anyhow::Error) -> anyhow::Error {
+    let problem = auth_broker_client::certificate_problem(e.as_ref());
+    hint(problem, e)
+}
+
+/// `e` with, when a refused server certificate caused `cause`, what to do about it.
+pub fn with_tls_hint_from(
+    cause: &(dyn std::error::Error + 'static),
+    e: anyhow::Error,
+) -> anyhow::Error {
+    hint(auth_broker_client::certificate_problem(cause), e)
+}
+
+fn hint(
+    problem: Option<auth_broker_client::CertificateProblem>,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    match problem {
+        Some(p) => {
+            let todo = tls_todo(&p);
+            e.context(format!("{p}: {todo}"))
+        }
+        None => e,
+    }
+}
+
+/// What to do about a refused server certificate.
+pub fn tls_todo(p: &auth_broker_client::CertificateProblem) -> &'static str {
+    use auth_broker_client::CertificateProblem as P;
+    match p {
+        P::Untrusted => {
+            "pass --ca-file FILE (or AUTH_BROKER_CA_FILE) with the CA certificate that signed the server's certificate"
+        }
+        P::Expired => "the server must renew its certificate (or this machine's clock is wrong)",
+        P::WrongName => {
+            "use the host name the certificate was issued for, or have the server's certificate include this one"
+        }
+        _ => "check the server's certificate chain",
     }
 }

@@ -47,16 +47,18 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         .map_err(|e| usage(format!("--upstream '{}' is not a URL: {e}", args.upstream)))?;
     let manager = args.client.manager()?;
     // Fail fast on bad credentials, before accepting traffic.
-    manager
-        .token()
-        .await
-        .context("cannot get a token; run `auth-broker doctor` to see why")?;
-    let http =
-        reqwest_middleware::ClientBuilder::new(auth_broker_client::install_crypto_provider_then(
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
-        )?)
-        .with(BearerMiddleware::new(manager))
-        .build();
+    manager.token().await.map_err(|e| {
+        super::with_tls_hint(
+            anyhow::Error::new(e)
+                .context("cannot get a token; run `auth-broker doctor` to see why"),
+        )
+    })?;
+    let http = reqwest_middleware::ClientBuilder::new(
+        args.client
+            .http_client(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))?,
+    )
+    .with(BearerMiddleware::new(manager))
+    .build();
     let state = Arc::new(Proxy { upstream, http });
     let app = axum::Router::new().fallback(forward).with_state(state);
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -20,7 +20,12 @@ pub struct TokenArgs {
 }
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let token = args.client.manager()?.token().await?;
+    let token = args
+        .client
+        .manager()?
+        .token()
+        .await
+        .map_err(|e| super::with_tls_hint(e.into()))?;
     if args.json {
         let mut v = serde_json::to_value(token.response())?;
         if let Some(o) = v.as_object_mut() {

@@ -106,14 +106,16 @@ pub fn router(app: Arc<AppState>) -> Router {
 }
 
 /// Accepts connections until `shutdown` resolves, then lets in-flight requests
-/// finish (up to `drain`) before returning.
+/// finish (up to `drain`) before returning. With `tls`, each connection is a TLS
+/// connection (RFC 8446) carrying HTTP/1.1.
 ///
 /// A hand-written loop rather than `axum::serve` because it needs what that one
 /// does not offer: a header read timeout (a client stuck sending headers is cut
-/// off) and a cap on open connections.
+/// off), a cap on open connections, and TLS with a bounded handshake.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     config: &crate::Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -124,6 +126,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
         .keep_alive(true);
+    let builder = Arc::new(builder);
+    let handshake_timeout = config.header_timeout;
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -152,14 +156,52 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
             });
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let svc = TowerToHyperService::new(svc);
+        // Taken here, in the loop, so a shutdown that starts while this connection
+        // is still in its TLS handshake waits for it too (bounded by the handshake
+        // timeout, then by the drain timeout).
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        match &tls {
+            None => {
+                let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                // The handshake runs in the connection's own task, never in this
+                // loop, so a slow or silent client delays only itself; and it is
+                // bounded, so it cannot hold a connection permit for long.
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     tracing::info!("shutting down: finishing in-flight requests");

@@ -8,6 +8,7 @@ mod ops;
 mod replicas;
 mod resource;
 mod store;
+mod tls;
 mod token;
 mod token_info;
 
