@@ -115,13 +115,14 @@ impl FlakyEndpoint {
             }
             panic!("the port kept accepting after the endpoint went down");
         } else if self.accept.lock().unwrap().is_none() {
+            // The port was ours a moment ago; retry briefly in case the old socket
+            // is still being torn down.
             let mut tries = 0;
             let listener = loop {
                 match TcpListener::bind(self.addr).await {
                     Ok(l) => break l,
-                    Err(e) if tries < 200 => {
+                    Err(_) if tries < 200 => {
                         tries += 1;
-                        let _ = e;
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                     Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
