@@ -267,22 +267,22 @@ async fn loader(
 }
 
 fn sqlite_integrity(file: &Path) {
-    let out = Command::new("sqlite3")
-        .arg(file)
-        .arg("PRAGMA integrity_check; PRAGMA foreign_key_check;")
-        .output()
-        .expect("the sqlite3 command checks the store");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        text.trim(),
-        "ok",
-        "PRAGMA integrity_check / foreign_key_check"
-    );
+    let conn = rusqlite::Connection::open(file).unwrap();
+    let check: Vec<String> = conn
+        .prepare("PRAGMA integrity_check")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(check, ["ok"], "PRAGMA integrity_check");
+    let dangling = conn
+        .prepare("PRAGMA foreign_key_check")
+        .unwrap()
+        .query_map([], |_| Ok(()))
+        .unwrap()
+        .count();
+    assert_eq!(dangling, 0, "PRAGMA foreign_key_check");
 }
 
 /// Is this secret refused? `429` counts as refused: only failed authentications are
