@@ -2,135 +2,13 @@
 //! against a running `serve`, settings precedence, exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use auth_broker_testkit::{Backend, FreshStore};
+use common::{Serve, cli, cli_json, token_status};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_auth-broker");
-
-fn cli(dir: &Path, db: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(dir)
-        .env("AUTH_BROKER_DATABASE_URL", db)
-        .env_remove("AUTH_BROKER_LOG")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn cli_json(dir: &Path, db: &str, args: &[&str]) -> Value {
-    let (code, out, err) = cli(dir, db, args);
-    assert_eq!(code, 0, "{args:?}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
-}
-
-/// A running `serve`; stopped with SIGTERM on drop.
-struct Serve {
-    child: Child,
-    lines: Vec<String>,
-    base: String,
-}
-
-impl Serve {
-    fn start(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(dir)
-            .env_remove("AUTH_BROKER_DATABASE_URL")
-            .env("AUTH_BROKER_LOG", "warn")
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        let demo = args.contains(&"--demo");
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("serve printed its banner");
-            lines.push(line.clone());
-            let done = if demo {
-                line.contains("token-info") && line.contains("curl")
-            } else {
-                line.contains("token endpoint:")
-            };
-            if done {
-                break;
-            }
-        }
-        let base = lines[0]
-            .strip_prefix("auth-broker listening on ")
-            .expect("first line names the address")
-            .to_owned();
-        Self { child, lines, base }
-    }
-
-    fn stop(mut self) -> i32 {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let code = self.child.wait().unwrap().code().unwrap_or(-1);
-        std::mem::forget(self);
-        code
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn token_status(base: &str, id: &str, secret: &str) -> (u16, Value) {
-    raw_http::post(base, id, secret)
-}
-
-/// A tiny synchronous token request over a raw socket, so these tests need no async runtime.
-mod raw_http {
-    use base64::Engine;
-    use serde_json::Value;
-    use std::io::{Read, Write};
-
-    pub fn post(base: &str, id: &str, secret: &str) -> (u16, Value) {
-        let addr = base.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-        let body = "grant_type=client_credentials";
-        write!(
-            s,
-            "POST /auth-broker/request-token HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status: u16 = out[9..12].parse().unwrap();
-        let json = out.split("\r\n\r\n").nth(1).unwrap_or("{}");
-        (status, serde_json::from_str(json).unwrap_or(Value::Null))
-    }
-}
+use std::process::Command;
 
 #[test]
 fn serve_demo_prints_working_curl_lines_and_stops_gracefully() {

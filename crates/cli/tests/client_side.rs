@@ -2,10 +2,12 @@
 //! the real binary against a real broker (testkit) and an upstream API written here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use auth_broker_testkit::flaky::{Behaviour, FlakyEndpoint};
 use auth_broker_testkit::{Backend, TestBroker};
 use axum::http::HeaderMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_auth-broker");
 
@@ -55,7 +57,8 @@ async fn echo_api() -> String {
             .get("authorization")
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
-        let status = if auth.starts_with("Bearer ey") {
+        // JWTs from the broker, or the `tok-N` tokens of the testkit's flaky endpoint.
+        let status = if auth.starts_with("Bearer ey") || auth.starts_with("Bearer tok-") {
             200
         } else {
             401
@@ -329,4 +332,145 @@ async fn doctor_explains_a_401_from_the_api() {
     assert_eq!(code, 1);
     assert!(out.contains("FAIL  API call"), "{out}");
     assert!(out.contains("the broker accepts the token"), "{out}");
+}
+
+/// The proxy against a token endpoint that is down, slow beyond the timeout, or
+/// answering garbage: with no usable token each request gets a prompt, clear error
+/// (`503` + `Retry-After` when it may pass, `502` when the answer makes no sense) and
+/// is not forwarded; with a cached token requests keep flowing; when the endpoint is
+/// back the proxy recovers without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_rides_out_a_token_endpoint_that_is_down_slow_or_broken() {
+    let api = echo_api().await;
+    // Down from the start: the proxy starts anyway (a transient failure).
+    let ep = FlakyEndpoint::start(Behaviour::Down).await;
+    let env = vec![
+        ("AUTH_BROKER_TOKEN_URL", ep.url()),
+        ("AUTH_BROKER_CLIENT_ID", "proxied".to_owned()),
+        ("AUTH_BROKER_CLIENT_SECRET", "s3cret".to_owned()),
+        ("AUTH_BROKER_TOKEN_TIMEOUT", "300ms".to_owned()),
+    ];
+    let p = tokio::task::spawn_blocking({
+        let api = api.clone();
+        move || Proxy::start(env, &api)
+    })
+    .await
+    .unwrap();
+    // The client's own timeout is long: the proxy must answer well before it.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let get = |path: &str| http.get(format!("{}{path}", p.base)).send();
+    let expect = async |what: &str, status: u16, says: &str| {
+        let started = Instant::now();
+        let r = get("/thing").await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(r.status(), status, "{what}");
+        if status == 503 {
+            assert!(r.headers().contains_key("retry-after"), "{what}");
+        }
+        let body = r.text().await.unwrap();
+        assert!(body.contains(says), "{what}: {body}");
+        assert!(took < Duration::from_secs(6), "{what}: took {took:?}");
+        eprintln!("proxy, {what}: {status} in {took:?}");
+        body
+    };
+
+    expect("down, no token", 503, "cannot reach the token endpoint").await;
+    // Tokens that are never usable twice: every request needs the endpoint.
+    let short_lived = Behaviour::Token { expires_in: 0 };
+    ep.set(short_lived.clone()).await;
+    expect("back up", 200, "auth=Bearer tok-").await;
+    for (what, slow) in [
+        ("never answers", Behaviour::Blackhole),
+        (
+            "answers after 3 s",
+            Behaviour::Late {
+                after: Duration::from_secs(3),
+                then: Box::new(short_lived.clone()),
+            },
+        ),
+        ("stalls mid-body", Behaviour::StallMidBody),
+    ] {
+        ep.set(slow).await;
+        expect(what, 503, "did not answer within 300ms").await;
+    }
+    for (what, garbage, status, says) in [
+        (
+            "HTML 200",
+            Behaviour::raw(200, "text/html", "<html>portal</html>"),
+            502,
+            "not an RFC 6749 token response",
+        ),
+        (
+            "truncated JSON",
+            Behaviour::raw(200, "application/json", r#"{"access_token":"x"#),
+            502,
+            "EOF while parsing",
+        ),
+        (
+            "200 without access_token",
+            Behaviour::raw(200, "application/json", r#"{"token_type":"bearer"}"#),
+            502,
+            "missing field `access_token`",
+        ),
+        (
+            "500",
+            Behaviour::raw(500, "text/html", "<h1>oops</h1>"),
+            503,
+            "answered 500 with an unexpected body: <h1>oops</h1>",
+        ),
+        (
+            "non-UTF-8",
+            Behaviour::raw(200, "application/json", b"\xff\xfe\x00".to_vec()),
+            502,
+            "not an RFC 6749 token response",
+        ),
+    ] {
+        ep.set(garbage).await;
+        expect(what, status, says).await;
+    }
+    ep.set(short_lived).await;
+    expect("recovered", 200, "auth=Bearer tok-").await;
+
+    // A cached token that is still valid carries requests through every fault.
+    ep.set(Behaviour::Token { expires_in: 3600 }).await;
+    expect("long-lived token", 200, "auth=Bearer tok-").await;
+    for (what, fault) in [
+        ("cached, endpoint down", Behaviour::Down),
+        ("cached, endpoint silent", Behaviour::Blackhole),
+        (
+            "cached, endpoint answers garbage",
+            Behaviour::raw(200, "text/html", "<html/>"),
+        ),
+    ] {
+        ep.set(fault).await;
+        expect(what, 200, "auth=Bearer tok-").await;
+    }
+    let code = tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    assert_eq!(code, 0);
+
+    // Refused credentials are not an outage: the proxy does not start.
+    ep.set(Behaviour::raw(
+        401,
+        "application/json",
+        r#"{"error":"invalid_client","error_description":"client authentication failed"}"#,
+    ))
+    .await;
+    let env = vec![
+        ("AUTH_BROKER_TOKEN_URL", ep.url()),
+        ("AUTH_BROKER_CLIENT_ID", "proxied".to_owned()),
+        ("AUTH_BROKER_CLIENT_SECRET", "wrong".to_owned()),
+    ];
+    let (code, _, err) = run(
+        env,
+        args(&["proxy", "--listen", "127.0.0.1:0", "--upstream", &api]),
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("invalid_client") && err.contains("auth-broker doctor"),
+        "{err}"
+    );
 }

@@ -34,7 +34,19 @@ pub enum TokenError {
         /// `Retry-After` (delta-seconds or HTTP-date), when sent.
         retry_after: Option<Duration>,
     },
-    /// The request did not get an answer: DNS, connect, TLS, timeout.
+    /// No complete answer within [`crate::TokenConfig::request_timeout`]: the endpoint
+    /// accepted the connection but did not answer, or answered too slowly (headers or
+    /// body).
+    #[error(
+        "the token endpoint {url} did not answer within {after:?} (the request timeout); it is down, overloaded or unreachable through a firewall that drops packets"
+    )]
+    Timeout {
+        /// The token URL.
+        url: String,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// The request did not get an answer: DNS, connect, TLS, a broken connection.
     #[error("cannot reach the token endpoint {url}: {source}")]
     Transport {
         /// The token URL.
@@ -58,7 +70,7 @@ impl TokenError {
                 status_is_transient(*status) || error.error.is_transient()
             }
             Self::UnexpectedResponse { status, .. } => status_is_transient(*status),
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::Timeout { .. } => true,
             Self::Config(_) => false,
         }
     }

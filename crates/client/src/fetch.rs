@@ -67,9 +67,18 @@ pub(crate) async fn fetch(
     if let Some(a) = parts.authorization {
         req = req.header(http::header::AUTHORIZATION, a);
     }
-    let transport = |e: reqwest::Error| TokenError::Transport {
-        url: config.token_url.clone(),
-        source: Arc::new(e.without_url()),
+    let transport = |e: reqwest::Error| {
+        if e.is_timeout() {
+            TokenError::Timeout {
+                url: config.token_url.clone(),
+                after: config.request_timeout,
+            }
+        } else {
+            TokenError::Transport {
+                url: config.token_url.clone(),
+                source: Arc::new(e.without_url()),
+            }
+        }
     };
     let resp = req.send().await.map_err(transport)?;
     let status = resp.status().as_u16();
@@ -102,7 +111,7 @@ pub fn parse_response(
     let unexpected = |reason: Option<String>| TokenError::UnexpectedResponse {
         status,
         reason,
-        body: kept_body(body),
+        body: kept_body(status, body),
         retry_after,
     };
     if status == 200 {
@@ -129,9 +138,56 @@ pub fn parse_response(
     }
 }
 
-fn kept_body(body: &[u8]) -> String {
+/// The body as kept in an error, cut to [`MAX_KEPT_BODY`]. A `200` that is not a
+/// usable token response (truncated, a wrong `token_type`, ...) may still carry a live
+/// access token: its value is replaced by `[redacted]`, since errors end up in logs.
+fn kept_body(status: u16, body: &[u8]) -> String {
     let cut = &body[..body.len().min(MAX_KEPT_BODY)];
-    String::from_utf8_lossy(cut).into_owned()
+    let text = String::from_utf8_lossy(cut).into_owned();
+    if status == 200 {
+        redact_access_token(&text)
+    } else {
+        text
+    }
+}
+
+/// Replaces the string value of every `"access_token"` member (complete or cut off)
+/// with `[redacted]`.
+fn redact_access_token(text: &str) -> String {
+    const KEY: &str = "\"access_token\"";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(KEY) {
+        let after_key = i + KEY.len();
+        out.push_str(&rest[..after_key]);
+        rest = &rest[after_key..];
+        // Keep `: "` as sent, then skip the value up to its closing quote (or the end).
+        let value_start = rest
+            .find(|c: char| c != ':' && !c.is_whitespace())
+            .unwrap_or(rest.len());
+        if !rest[value_start..].starts_with('"') {
+            continue;
+        }
+        out.push_str(&rest[..=value_start]);
+        rest = &rest[value_start + 1..];
+        let mut end = rest.len();
+        let mut escaped = false;
+        for (j, c) in rest.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = j;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        out.push_str("[redacted]");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -170,6 +226,31 @@ mod tests {
         ));
         let e = parse_response(200, br#"{"access_token":"x","token_type":"mac"}"#, None).err();
         assert!(e.is_some_and(|e| e.to_string().contains("mac")));
+    }
+
+    #[test]
+    fn a_live_token_in_an_unusable_200_is_not_kept() {
+        for (body, kept) in [
+            (
+                r#"{"access_token": "s3cr\"et", "token_type":"mac"}"#,
+                r#"{"access_token": "[redacted]", "token_type":"mac"}"#,
+            ),
+            (
+                r#"{"access_token":"s3cret-cut-of"#,
+                r#"{"access_token":"[redacted]"#,
+            ),
+            (r#"{"access_token":null}"#, r#"{"access_token":null}"#),
+        ] {
+            let e = parse_response(200, body.as_bytes(), None).err();
+            let Some(TokenError::UnexpectedResponse { body, .. }) = &e else {
+                panic!("{e:?}")
+            };
+            assert_eq!(body, kept);
+            assert!(!e.is_some_and(|e| e.to_string().contains("s3cr")));
+        }
+        // Other statuses keep the body as sent (no token there to protect).
+        let e = parse_response(500, br#"{"access_token":"x"}"#, None).err();
+        assert!(e.is_some_and(|e| e.to_string().contains(r#""x""#)));
     }
 
     #[test]

@@ -585,3 +585,211 @@ async fn works_against_the_real_broker_with_an_awkward_secret() {
     assert_eq!(e.server_error().unwrap().error.as_str(), "invalid_client");
     assert!(e.server_error().unwrap().error_description.is_some());
 }
+
+// ---- Faults: a token endpoint that is down, slow or answering garbage ----
+
+use auth_broker_testkit::flaky::{Behaviour, FlakyEndpoint};
+
+/// A manager with a short request timeout, so the slow cases stay fast.
+fn short_timeout_manager(url: &str, clock: &ManualClock) -> TokenManager {
+    let mut cfg = TokenConfig::new(url, "client", ClientSecret::new("secret"));
+    cfg.request_timeout = Duration::from_millis(300);
+    manager_with(cfg, clock)
+}
+
+/// Calls `token()` while moving the manual clock along (so retry backoffs pass) and
+/// returns its result and the real time it took.
+async fn token_driving_the_clock(
+    m: &TokenManager,
+    clock: &ManualClock,
+) -> (Result<Token, TokenError>, Duration) {
+    let started = std::time::Instant::now();
+    let task = tokio::spawn({
+        let m = m.clone();
+        async move { m.token().await }
+    });
+    while !task.is_finished() {
+        assert!(
+            started.elapsed() < secs(20),
+            "token() hung with the endpoint down"
+        );
+        clock.advance(secs(60));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (task.await.unwrap(), started.elapsed())
+}
+
+const GOOD: Behaviour = Behaviour::Token { expires_in: 3599 };
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_that_is_down_is_ridden_out_then_recovers() {
+    let ep = FlakyEndpoint::start(GOOD).await;
+    let clock = ManualClock::new();
+    let m = short_timeout_manager(&ep.url(), &clock);
+    assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+
+    // Down (connection refused) past the refresh point: the cached token keeps coming.
+    ep.set(Behaviour::Down).await;
+    clock.advance(secs(2200));
+    for _ in 0..3 {
+        assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+    }
+    clock.wait_for_sleeps(1).await; // the background refresh failed and backs off
+    assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+
+    // Past the usable window: a clear error, promptly.
+    clock.advance(secs(1400));
+    let (r, took) = token_driving_the_clock(&m, &clock).await;
+    let e = r.unwrap_err();
+    assert!(
+        matches!(e, TokenError::Transport { .. }),
+        "connection refused is a transport error: {e:?}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("cannot reach the token endpoint") && text.contains(&ep.url()),
+        "{text}"
+    );
+    assert!(e.is_transient());
+    assert!(took < secs(5), "no hang: {took:?}");
+
+    // A manager that never had a token: the same clear error.
+    let fresh = short_timeout_manager(&ep.url(), &clock);
+    let (r, took) = token_driving_the_clock(&fresh, &clock).await;
+    assert!(matches!(r, Err(TokenError::Transport { .. })), "{r:?}");
+    assert!(took < secs(5), "no hang: {took:?}");
+
+    // Back up: both recover by themselves.
+    ep.set(GOOD).await;
+    assert!(tok(&m.token().await.unwrap()).starts_with("tok-"));
+    assert!(tok(&fresh.token().await.unwrap()).starts_with("tok-"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_slower_than_the_timeout_costs_bounded_time() {
+    for (what, slow) in [
+        ("accepts and never answers", Behaviour::Blackhole),
+        (
+            "answers after 3 s",
+            Behaviour::Late {
+                after: secs(3),
+                then: Box::new(GOOD),
+            },
+        ),
+        ("stalls in the middle of the body", Behaviour::StallMidBody),
+    ] {
+        let ep = FlakyEndpoint::start(GOOD).await;
+        let clock = ManualClock::new();
+        let m = short_timeout_manager(&ep.url(), &clock);
+        assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+        ep.set(slow).await;
+
+        // Past the refresh point: callers get the cached token at once while the
+        // background refresh times out.
+        clock.advance(secs(2200));
+        let started = std::time::Instant::now();
+        for _ in 0..3 {
+            assert_eq!(tok(&m.token().await.unwrap()), "tok-1", "{what}");
+        }
+        assert!(started.elapsed() < secs(1), "{what}: served from cache");
+        clock.wait_for_sleeps(1).await; // the background attempt timed out
+        assert_eq!(ep.requests(), 2, "{what}");
+        assert_eq!(tok(&m.cached().unwrap()), "tok-1", "{what}: cache kept");
+
+        // No usable token: the caller's attempts each end at the timeout.
+        clock.advance(secs(1400));
+        let (r, took) = token_driving_the_clock(&m, &clock).await;
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e, TokenError::Timeout { after, .. } if after == Duration::from_millis(300)),
+            "{what}: {e:?}"
+        );
+        assert!(
+            e.to_string().contains("did not answer within 300ms"),
+            "{what}: {e}"
+        );
+        assert!(took < secs(6), "{what}: bounded, took {took:?}");
+
+        ep.set(GOOD).await;
+        let (r, _) = token_driving_the_clock(&m, &clock).await;
+        assert!(r.is_ok(), "{what}: recovers: {r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_the_token_endpoint_is_a_clear_error_and_the_cache_is_kept() {
+    let json = "application/json";
+    let cases: Vec<(&str, Behaviour, &str)> = vec![
+        (
+            "an HTML page with 200",
+            Behaviour::raw(200, "text/html", "<html><body>Please log in</body></html>"),
+            "not an RFC 6749 token response",
+        ),
+        (
+            "truncated JSON",
+            Behaviour::raw(200, json, r#"{"access_token":"live-secret-tok","token_ty"#),
+            "EOF while parsing",
+        ),
+        (
+            "200 without access_token",
+            Behaviour::raw(200, json, r#"{"token_type":"bearer","expires_in":60}"#),
+            "missing field `access_token`",
+        ),
+        (
+            "an empty 200",
+            Behaviour::raw(200, json, ""),
+            "not an RFC 6749 token response",
+        ),
+        (
+            "500 with an HTML page",
+            Behaviour::raw(500, "text/html", "<h1>Internal Server Error</h1>"),
+            "answered 500 with an unexpected body: <h1>Internal Server Error</h1>",
+        ),
+        (
+            "non-UTF-8 bytes",
+            Behaviour::raw(200, json, b"\xff\xfe\x00\x9f garbage".to_vec()),
+            "not an RFC 6749 token response",
+        ),
+        (
+            "non-UTF-8 bytes with 502",
+            Behaviour::raw(502, "application/octet-stream", b"\xff\xfe\x00".to_vec()),
+            "answered 502 with an unexpected body",
+        ),
+    ];
+    for (what, garbage, says) in cases {
+        let ep = FlakyEndpoint::start(GOOD).await;
+        let clock = ManualClock::new();
+        let m = short_timeout_manager(&ep.url(), &clock);
+        assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+        ep.set(garbage).await;
+        clock.advance(secs(2200));
+        assert_eq!(tok(&m.token().await.unwrap()), "tok-1", "{what}");
+        eventually("the background refresh to meet the garbage", || {
+            ep.requests() >= 2
+        })
+        .await;
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            tok(&m.token().await.unwrap()),
+            "tok-1",
+            "{what}: the cached token is kept"
+        );
+
+        clock.advance(secs(1400));
+        let (r, took) = token_driving_the_clock(&m, &clock).await;
+        let e = r.unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains(says), "{what}: {text}");
+        assert!(
+            !text.contains("live-secret-tok"),
+            "{what}: a token in a broken answer is not repeated: {text}"
+        );
+        assert!(took < secs(5), "{what}: {took:?}");
+
+        ep.set(GOOD).await;
+        let (r, _) = token_driving_the_clock(&m, &clock).await;
+        assert!(r.is_ok(), "{what}: recovers: {r:?}");
+    }
+}

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
 
+pub mod flaky;
 pub mod tls;
 
 use auth_broker_proto::ClientSecret;
@@ -301,11 +302,13 @@ impl Drop for TestBroker {
     }
 }
 
-/// A TCP proxy that a test can cut and restore, to play an unreachable store.
+/// A TCP proxy that a test can cut, stall and restore, to play an unreachable store.
 #[derive(Debug)]
 pub struct CuttableProxy {
     pub addr: SocketAddr,
     state: Arc<std::sync::Mutex<ProxyState>>,
+    /// `true` while the proxy blackholes traffic (see [`CuttableProxy::stall`]).
+    stalled: tokio::sync::watch::Sender<bool>,
     accept: JoinHandle<()>,
 }
 
@@ -321,16 +324,30 @@ impl CuttableProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state: Arc<std::sync::Mutex<ProxyState>> = Arc::default();
+        let (stalled, _) = tokio::sync::watch::channel(false);
         let st = state.clone();
+        let stall = stalled.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if st.lock().unwrap().cut {
                     drop(inbound);
                     continue;
                 }
+                let mut stall = stall.subscribe();
                 let task = tokio::spawn(async move {
+                    if *stall.borrow_and_update() {
+                        // Accept, then never answer: the socket stays open and silent.
+                        std::future::pending::<()>().await;
+                    }
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        let stalled = tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                            r = stall.wait_for(|s| *s) => r.is_ok(),
+                        };
+                        if stalled {
+                            // Stop forwarding but keep both sockets open: packets vanish.
+                            std::future::pending::<()>().await;
+                        }
                     }
                 });
                 st.lock().unwrap().conns.push(task.abort_handle());
@@ -339,6 +356,7 @@ impl CuttableProxy {
         Self {
             addr,
             state,
+            stalled,
             accept,
         }
     }
@@ -352,9 +370,23 @@ impl CuttableProxy {
         }
     }
 
-    /// Accepts connections again.
+    /// Blackholes the store: open connections stop forwarding but stay open, new ones
+    /// are accepted and never answered (a dead host behind a firewall that drops
+    /// packets, rather than one that refuses them).
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    /// Forwards again. Connections that were stalled are dropped (as a NAT or firewall
+    /// would have forgotten them); new ones are forwarded.
     pub fn restore(&self) {
-        self.state.lock().unwrap().cut = false;
+        let mut st = self.state.lock().unwrap();
+        if self.stalled.send_replace(false) {
+            for c in st.conns.drain(..) {
+                c.abort();
+            }
+        }
+        st.cut = false;
     }
 }
 

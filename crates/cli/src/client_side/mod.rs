@@ -45,6 +45,18 @@ pub struct ClientArgs {
     /// certificate comes from a private CA. [default: the system's roots only]
     #[arg(long, env = "AUTH_BROKER_CA_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// How long one token request may take, e.g. 10s or 500ms: an endpoint that
+    /// accepts the connection but does not answer in time counts as down.
+    #[arg(long, default_value = "10s", env = "AUTH_BROKER_TOKEN_TIMEOUT", value_name = "DURATION", value_parser = parse_timeout)]
+    pub token_timeout: std::time::Duration,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than zero".into()),
+        Err(e) => Err(format!("{e}; use e.g. 10s or 500ms")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -72,6 +84,7 @@ impl ClientArgs {
             ClientSecret::new(self.client_secret.clone()),
         )
         .auth(self.auth.into());
+        c.request_timeout = self.token_timeout;
         if let Some(s) = &self.scope {
             c = c.scope(s.clone());
         }

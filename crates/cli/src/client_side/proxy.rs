@@ -3,7 +3,7 @@
 use super::ClientArgs;
 use super::call::usage;
 use anyhow::Context;
-use auth_broker_client::BearerMiddleware;
+use auth_broker_client::{BearerMiddleware, TokenError};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -46,13 +46,22 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let upstream = reqwest::Url::parse(&args.upstream)
         .map_err(|e| usage(format!("--upstream '{}' is not a URL: {e}", args.upstream)))?;
     let manager = args.client.manager()?;
-    // Fail fast on bad credentials, before accepting traffic.
-    manager.token().await.map_err(|e| {
-        super::with_tls_hint(
-            anyhow::Error::new(e)
-                .context("cannot get a token; run `auth-broker doctor` to see why"),
-        )
-    })?;
+    // Fail fast on bad credentials or an untrusted certificate, before accepting
+    // traffic. A token endpoint that is down for now is no reason not to start:
+    // requests get a 503 until it is back.
+    match manager.token().await {
+        Ok(_) => {}
+        Err(e) if e.is_transient() && auth_broker_client::certificate_problem(&e).is_none() => {
+            eprintln!(
+                "warning: cannot get a token yet ({e}); starting anyway: requests get 503 until the token endpoint answers"
+            )
+        }
+        Err(e) => {
+            return Err(super::with_tls_hint(anyhow::Error::new(e).context(
+                "cannot get a token; run `auth-broker doctor` to see why",
+            )));
+        }
+    }
     let http = reqwest_middleware::ClientBuilder::new(
         args.client
             .http_client(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))?,
@@ -149,9 +158,36 @@ async fn forward(State(p): State<Arc<Proxy>>, req: Request) -> Response {
                 .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, e.to_string()))
         }
         Err(e) => {
+            if let Some(te) = token_error(&e) {
+                return no_token(te);
+            }
             tracing::warn!(error = %format!("{e:#}"), "upstream request failed");
             error(StatusCode::BAD_GATEWAY, format!("auth-broker proxy: {e:#}"))
         }
+    }
+}
+
+fn token_error(e: &reqwest_middleware::Error) -> Option<&TokenError> {
+    match e {
+        reqwest_middleware::Error::Middleware(m) => m.downcast_ref::<TokenError>(),
+        reqwest_middleware::Error::Reqwest(_) => None,
+    }
+}
+
+/// No token to sign with: the request is not forwarded. A transient failure (the
+/// token endpoint down, slow or answering garbage with a 5xx) is `503` with
+/// `Retry-After` (RFC 9110 §15.6.4), the caller may retry; a permanent one (such as
+/// `invalid_client`) is `502`, the proxy's own configuration needs fixing.
+fn no_token(e: &TokenError) -> Response {
+    tracing::warn!(error = %e, "no token to sign the request with");
+    let msg = format!("auth-broker proxy: cannot get a token, the request was not forwarded: {e}");
+    if e.is_transient() {
+        let secs = e.retry_after().map_or(1, |d| d.as_secs().clamp(1, 60));
+        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, msg);
+        r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        r
+    } else {
+        error(StatusCode::BAD_GATEWAY, msg)
     }
 }
 
