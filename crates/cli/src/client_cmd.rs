@@ -33,9 +33,9 @@ fn client_json(c: &ClientRecord) -> serde_json::Value {
 }
 
 fn print_client(c: &ClientRecord) {
-    println!("client_id:  {}", c.id);
-    println!("name:       {}", c.name);
-    println!(
+    out!("client_id:  {}", c.id);
+    out!("name:       {}", c.name);
+    out!(
         "scope:      {}",
         if c.scopes.is_empty() {
             "(none)".to_owned()
@@ -43,11 +43,11 @@ fn print_client(c: &ClientRecord) {
             c.scopes.join(" ")
         }
     );
-    println!(
+    out!(
         "audience:   {}",
         c.audience.as_deref().unwrap_or("(the issuer)")
     );
-    println!(
+    out!(
         "enabled:    {}",
         if c.enabled {
             "yes"
@@ -55,14 +55,14 @@ fn print_client(c: &ClientRecord) {
             "no (token requests are refused)"
         }
     );
-    println!("created:    {}", when(c.created_at));
+    out!("created:    {}", when(c.created_at));
     if let Some(t) = c.previous_secret_expires_at {
-        println!("old secret: valid until {}", when(t));
+        out!("old secret: valid until {}", when(t));
     }
 }
 
 fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    out!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -94,9 +94,9 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
                 print_json(&v)?;
             } else {
                 print_client(&c);
-                println!("client_secret: {}", secret.expose_secret());
-                println!();
-                println!(
+                out!("client_secret: {}", secret.expose_secret());
+                out!();
+                out!(
                     "The secret is shown only now (only a hash is stored): copy it to your secret store."
                 );
             }
@@ -108,13 +108,13 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
                     clients.iter().map(client_json).collect(),
                 ))?;
             } else if clients.is_empty() {
-                println!(
+                out!(
                     "No clients yet. Create one: auth-broker client create --name NAME [--scope \"a b\"]"
                 );
             } else {
-                println!("{:<34} {:<8} {:<24} SCOPE", "CLIENT_ID", "ENABLED", "NAME");
+                out!("{:<34} {:<8} {:<24} SCOPE", "CLIENT_ID", "ENABLED", "NAME");
                 for c in &clients {
-                    println!(
+                    out!(
                         "{:<34} {:<8} {:<24} {}",
                         c.id,
                         if c.enabled { "yes" } else { "no" },
@@ -144,7 +144,7 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
             if json {
                 print_json(&json!({"client_id": id, "deleted": true}))?;
             } else {
-                println!("Deleted client {id}; its token requests are refused from now on.");
+                out!("Deleted client {id}; its token requests are refused from now on.");
             }
         }
         ClientCommand::RotateSecret { id, grace, json } => {
@@ -156,17 +156,17 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
                     "previous_secret_valid_until": (grace > 0).then(|| now + i64::try_from(grace).unwrap_or(i64::MAX)),
                 }))?;
             } else {
-                println!("client_id:     {id}");
-                println!("client_secret: {}", secret.expose_secret());
+                out!("client_id:     {id}");
+                out!("client_secret: {}", secret.expose_secret());
                 if grace > 0 {
-                    println!(
+                    out!(
                         "The old secret keeps working for {grace} s (until {}).",
                         when(now.saturating_add(i64::try_from(grace).unwrap_or(0)))
                     );
                 } else {
-                    println!("The old secret no longer works.");
+                    out!("The old secret no longer works.");
                 }
-                println!("The new secret is shown only now: copy it to your secret store.");
+                out!("The new secret is shown only now: copy it to your secret store.");
             }
         }
     }
@@ -186,9 +186,9 @@ async fn set_enabled(
     if json {
         print_json(&json!({"client_id": id, "enabled": enabled}))?;
     } else if enabled {
-        println!("Enabled client {id}.");
+        out!("Enabled client {id}.");
     } else {
-        println!("Disabled client {id}; its token requests are refused from now on.");
+        out!("Disabled client {id}; its token requests are refused from now on.");
     }
     Ok(())
 }

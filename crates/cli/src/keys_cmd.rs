@@ -29,13 +29,13 @@ pub async fn run(cmd: KeysCommand, database: &str, file: &FileSettings) -> anyho
                     .iter()
                     .map(|k| json!({"kid": k.kid, "alg": k.alg, "state": state(k), "created_at": k.created_at, "retired_at": k.retired_at}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                out!("{}", serde_json::to_string_pretty(&v)?);
             } else if keys.is_empty() {
-                println!("No signing keys yet; `auth-broker serve` creates one on first start.");
+                out!("No signing keys yet; `auth-broker serve` creates one on first start.");
             } else {
-                println!("{:<45} {:<6} {:<8} CREATED", "KID", "ALG", "STATE");
+                out!("{:<45} {:<6} {:<8} CREATED", "KID", "ALG", "STATE");
                 for k in &keys {
-                    println!(
+                    out!(
                         "{:<45} {:<6} {:<8} {}",
                         k.kid,
                         k.alg,
@@ -55,15 +55,15 @@ pub async fn run(cmd: KeysCommand, database: &str, file: &FileSettings) -> anyho
                 .unwrap_or_default();
             let rec = admin::rotate_key(&store, alg, SystemClock.now_secs()).await?;
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(
                         &json!({"kid": rec.kid, "alg": rec.alg, "state": "active"})
                     )?
                 );
             } else {
-                println!("New active {} key: {}", rec.alg, rec.kid);
-                println!(
+                out!("New active {} key: {}", rec.alg, rec.kid);
+                out!(
                     "Running brokers sign with it within seconds; the old key stays in the JWKS until its tokens expire."
                 );
             }

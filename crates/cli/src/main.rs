@@ -4,6 +4,18 @@
 // show the brackets, so bare URLs are right for them.
 #![allow(rustdoc::bare_urls)]
 
+/// `println!` for command output that ends the process quietly when stdout is a
+/// closed pipe (`auth-broker doctor | head`), as Unix tools do, instead of panicking
+/// the way `println!` does when Rust ignores SIGPIPE.
+macro_rules! out {
+    () => {
+        $crate::write_stdout(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod client_cmd;
 mod client_side;
@@ -13,6 +25,23 @@ mod settings;
 
 use clap::Parser;
 use std::process::ExitCode;
+
+/// Writes one line of command output; see `out!`.
+fn write_stdout(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write to standard output: {e}");
+        }
+        // The reader is gone (or the disk is full): nothing more can be told.
+        std::process::exit(1);
+    }
+}
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -80,12 +80,12 @@ pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow
     let issuer = server.issuer().to_owned();
     let tls = server.tls_handle();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("auth-broker listening on {scheme}://{addr}");
-    println!("  issuer: {issuer}");
-    println!("  store:  {}", redact_url(database));
-    println!("  token endpoint: {issuer}/auth-broker/request-token");
+    out!("auth-broker listening on {scheme}://{addr}");
+    out!("  issuer: {issuer}");
+    out!("  store:  {}", redact_url(database));
+    out!("  token endpoint: {issuer}/auth-broker/request-token");
     if let Some(tls) = tls {
-        println!(
+        out!(
             "  TLS certificate: {} (SHA-256 {}); SIGHUP reloads it",
             tls.files().cert.display(),
             tls.current().fingerprint
@@ -95,10 +95,8 @@ pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow
     if args.demo {
         demo(&store, &issuer).await?;
         if scheme == "https" {
-            println!(
-                "(A certificate from a private CA? Add --cacert CA.pem to the curl commands.)"
-            );
-            println!();
+            out!("(A certificate from a private CA? Add --cacert CA.pem to the curl commands.)");
+            out!();
         }
     }
     use std::io::Write;
@@ -167,20 +165,20 @@ async fn demo(store: &Store, issuer: &str) -> anyhow::Result<()> {
     let secret = secret.expose_secret();
     let token_url = format!("{issuer}/auth-broker/request-token");
     let fetch = format!("curl -s -u '{id}:{secret}' -d grant_type=client_credentials {token_url}");
-    println!();
-    println!(
+    out!();
+    out!(
         "Demo client 'demo' (its secret is renewed each time serve --demo starts; only a hash is stored):"
     );
-    println!("  client_id:     {id}");
-    println!("  client_secret: {secret}");
-    println!();
-    println!("Fetch a token:");
-    println!("  {fetch}");
-    println!();
-    println!("Fetch one and ask the broker what it thinks of it:");
-    println!(
+    out!("  client_id:     {id}");
+    out!("  client_secret: {secret}");
+    out!();
+    out!("Fetch a token:");
+    out!("  {fetch}");
+    out!();
+    out!("Fetch one and ask the broker what it thinks of it:");
+    out!(
         "  curl -s -H \"Authorization: Bearer $({fetch} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\" {issuer}/auth-broker/token-info"
     );
-    println!();
+    out!();
     Ok(())
 }

@@ -5,10 +5,10 @@
 mod common;
 
 use auth_broker_testkit::{Backend, FreshStore};
-use common::{Serve, cli, cli_json, token_status};
+use common::{BIN, Serve, cli, cli_json, token_status};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 #[test]
 fn serve_demo_prints_working_curl_lines_and_stops_gracefully() {
@@ -305,6 +305,33 @@ fn bad_usage_exits_2_and_failures_exit_1_with_advice() {
     );
     assert_eq!(code, 1);
     assert!(!err.contains(":pw@"), "the password is not printed: {err}");
+}
+
+/// `auth-broker client list | head -1`: the reader goes away and the command ends
+/// quietly instead of panicking on the broken pipe.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in 0..3 {
+        cli_json(
+            dir.path(),
+            "sqlite://x.db",
+            &["client", "create", "--name", &format!("c{n}"), "--json"],
+        );
+    }
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("AUTH_BROKER_DATABASE_URL", "sqlite://x.db")
+        .args(["client", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
 }
 
 /// requests-oauthlib, Authlib and PyJWT, unmodified, against the real binary.

@@ -33,10 +33,10 @@ struct Report {
 
 impl Report {
     fn ok(&mut self, step: &str, detail: impl AsRef<str>) {
-        println!("ok    {step}: {}", detail.as_ref());
+        out!("ok    {step}: {}", detail.as_ref());
     }
     fn warn(&mut self, step: &str, detail: impl AsRef<str>, todo: impl AsRef<str>) {
-        println!(
+        out!(
             "warn  {step}: {}\n      -> {}",
             detail.as_ref(),
             todo.as_ref()
@@ -44,7 +44,7 @@ impl Report {
     }
     fn fail(&mut self, step: &str, detail: impl AsRef<str>, todo: impl AsRef<str>) {
         self.failed += 1;
-        println!(
+        out!(
             "FAIL  {step}: {}\n      -> {}",
             detail.as_ref(),
             todo.as_ref()
@@ -68,11 +68,11 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let config = args.client.config();
     let done = check(&mut r, &args.client, &config, args.api.as_deref()).await;
     let _ = done;
-    println!();
+    out!();
     if r.failed > 0 {
         anyhow::bail!("{} step(s) failed", r.failed);
     }
-    println!("all checks passed");
+    out!("all checks passed");
     Ok(())
 }
 
@@ -250,7 +250,7 @@ async fn check(
     } else {
         parts.body.clone()
     };
-    println!(
+    out!(
         "      request: POST {url}\n        Content-Type: {FORM_CONTENT_TYPE}\n        Authorization: {}\n        body: {shown_body}",
         match &parts.authorization {
             Some(_) => format!(

@@ -74,7 +74,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("proxy listening on http://{addr} -> {}", args.upstream);
+    out!("proxy listening on http://{addr} -> {}", args.upstream);
     axum::serve(listener, app)
         .with_graceful_shutdown(crate::settings::shutdown_signal())
         .await?;

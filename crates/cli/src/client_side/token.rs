@@ -31,9 +31,9 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         if let Some(o) = v.as_object_mut() {
             o.retain(|_, v| !v.is_null());
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("{}", token.access_token().expose_secret());
+        out!("{}", token.access_token().expose_secret());
     }
     Ok(())
 }
