@@ -122,11 +122,20 @@ pub struct AppState {
 }
 
 /// A freshly signed token.
-#[derive(Debug)]
 pub struct Issued {
     pub token: String,
     /// Whole seconds left until `exp`, rounded down (RFC 6749 §5.1).
     pub expires_in: u64,
+}
+
+/// The token is a bearer credential (RFC 6750 §5.3): `Debug` leaves it out.
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 impl AppState {

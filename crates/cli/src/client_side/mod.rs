@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 
 /// Where to get tokens and as whom. Every value may come from the environment, so the
 /// secret stays out of shell history.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct ClientArgs {
     /// The token endpoint, e.g. https://auth.example.com/auth-broker/request-token.
     #[arg(long, env = "AUTH_BROKER_TOKEN_URL", value_name = "URL")]
@@ -39,6 +39,20 @@ pub struct ClientArgs {
     /// servers that skip §2.3.1) or `post` (client_secret_post).
     #[arg(long, value_enum, default_value_t = AuthMethod::Basic, env = "AUTH_BROKER_CLIENT_AUTH")]
     pub auth: AuthMethod,
+}
+
+/// `Debug` without the secret.
+impl std::fmt::Debug for ClientArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientArgs")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("scope", &self.scope)
+            .field("audience", &self.audience)
+            .field("auth", &self.auth)
+            .finish()
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

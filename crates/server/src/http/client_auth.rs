@@ -150,7 +150,9 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError
     match header {
         Some(value) => {
             let basic = BasicCredentials::parse(value.as_bytes()).map_err(|e| match e {
-                BasicError::NotBasic { .. } => ApiError::invalid_client(e.to_string()),
+                BasicError::NotBasic { .. } | BasicError::NoScheme => {
+                    ApiError::invalid_client(e.to_string())
+                }
                 _ => ApiError::invalid_request(e.to_string()),
             })?;
             if body_secret.is_some() {

@@ -22,7 +22,10 @@ pub struct PgStore {
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgStore").field("url", &self.url).finish()
+        // The URL may carry the database password.
+        f.debug_struct("PgStore")
+            .field("url", &super::redact_url(&self.url))
+            .finish()
     }
 }
 

@@ -6,6 +6,7 @@ mod abuse;
 mod endpoint_errors;
 mod jwt;
 mod ops;
+mod redaction;
 mod replicas;
 mod resource;
 mod store;
