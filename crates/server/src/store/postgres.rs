@@ -172,6 +172,30 @@ impl PgStore {
         .await
     }
 
+    /// [`super::Store::get_client_for_auth`]: one row whatever happens, decoded the
+    /// same way, after the same two index probes.
+    pub async fn get_client_for_auth(
+        &self,
+        id: &str,
+        dummy_hash: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {CLIENT_COLUMNS}, TRUE FROM clients WHERE id = $1 \
+                     UNION ALL \
+                     SELECT $1, '', $2, NULL, NULL, '', NULL, FALSE, 0::BIGINT, 0::BIGINT, FALSE \
+                     WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = $1)"
+                ))
+                .await?;
+            let row = conn.query_one(&stmt, &[&id, &dummy_hash]).await?;
+            let rec = client_from_row(&row)?;
+            Ok(row.try_get::<_, bool>(10)?.then_some(rec))
+        })
+        .await
+    }
+
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
         self.query_opt_client(
             &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE name = $1"),
