@@ -380,13 +380,18 @@ async fn oversized_bodies_are_refused_before_they_are_read() {
     )
     .await
     .unwrap();
-    let (status, _, body) = tokio::time::timeout(Duration::from_secs(2), read_response(&mut s))
+    let (status, head, body) = tokio::time::timeout(Duration::from_secs(2), read_response(&mut s))
         .await
         .expect("413 without waiting for the body")
         .unwrap();
     let took = start.elapsed();
     println!("10 MB declared: {status} after {took:?} with 0 body bytes sent");
     assert_eq!(status, 413);
+    // Told not to reuse the connection, whose unread body the broker drops.
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nconnection: close"),
+        "{head}"
+    );
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"], "invalid_request");
     // And the connection is closed rather than left waiting for 10 MB.
