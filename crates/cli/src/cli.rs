@@ -27,7 +27,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct Global {
     /// The store: sqlite://FILE (default sqlite://auth-broker.db, created when missing)
     /// or postgres://USER@HOST/DB for several replicas sharing one store.
@@ -42,6 +42,22 @@ pub struct Global {
     /// Default: auth-broker.toml in the working directory, when present.
     #[arg(long, global = true, env = "AUTH_BROKER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// `Debug` with the database password (if the URL has one) redacted.
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field(
+                "database",
+                &self
+                    .database
+                    .as_deref()
+                    .map(auth_broker_server::store::redact_url),
+            )
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,5 +250,63 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::settings::init_logging("error");
             crate::client_side::doctor::run(args).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parsed settings end up in `{:?}` (a debug log, a panic): the client secret
+    /// and the database password must not.
+    #[test]
+    fn debug_of_the_parsed_command_line_hides_secrets() {
+        let secret = "abs_cli-secret-value-0123456789";
+        let password = "db-pa55word";
+        let db = format!("postgres://broker:{password}@db.example/auth");
+        for cmd in [
+            vec!["token", "--token-url", "http://x/t", "--client-id", "app"],
+            vec![
+                "call",
+                "--token-url",
+                "http://x/t",
+                "--client-id",
+                "app",
+                "http://api/",
+            ],
+            vec![
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "http://u/",
+                "--token-url",
+                "http://x/t",
+                "--client-id",
+                "app",
+            ],
+            vec!["doctor", "--token-url", "http://x/t", "--client-id", "app"],
+        ] {
+            let args = [
+                "auth-broker",
+                "--database",
+                &db,
+                cmd[0],
+                "--client-secret",
+                secret,
+            ]
+            .into_iter()
+            .chain(cmd[1..].iter().copied());
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+            let d = format!("{cli:?} {cli:#?}");
+            assert!(d.contains("app") && d.contains("db.example"), "{d}");
+            for s in [secret, &secret[4..], password] {
+                assert!(!d.contains(s), "{cmd:?}: {d}");
+            }
+        }
+        let file: crate::settings::FileSettings =
+            toml::from_str(&format!("database = \"{db}\"")).unwrap_or_default();
+        assert!(file.database.is_some());
+        assert!(!format!("{file:?}").contains(password));
     }
 }

@@ -9,7 +9,7 @@ pub const DEFAULT_DATABASE: &str = "sqlite://auth-broker.db";
 const DEFAULT_FILE: &str = "auth-broker.toml";
 
 /// The settings file. Keys are the long flag names with `_` for `-`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     pub database: Option<String>,
@@ -21,6 +21,27 @@ pub struct FileSettings {
     pub key_rotation_interval: Option<String>,
     pub tls_cert: Option<std::path::PathBuf>,
     pub tls_key: Option<std::path::PathBuf>,
+}
+
+/// `Debug` with the database password (if the URL has one) redacted.
+impl std::fmt::Debug for FileSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSettings")
+            .field(
+                "database",
+                &self
+                    .database
+                    .as_deref()
+                    .map(auth_broker_server::store::redact_url),
+            )
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("token_ttl", &self.token_ttl)
+            .field("signing_alg", &self.signing_alg)
+            .field("token_format", &self.token_format)
+            .field("key_rotation_interval", &self.key_rotation_interval)
+            .finish()
+    }
 }
 
 impl FileSettings {

@@ -10,12 +10,27 @@ use std::time::Duration;
 
 /// The parts of a token request, for callers (like `doctor`) that want to show or
 /// send exactly what the manager sends.
-#[derive(Debug)]
 pub struct TokenRequestParts {
     /// `Authorization` header value, for the Basic methods. Contains the secret.
     pub authorization: Option<http::HeaderValue>,
     /// The form body. Contains the secret with [`ClientAuth::Post`].
     pub body: String,
+}
+
+/// Both parts may hold the secret: `Debug` shows the header only as `Sensitive` (it is
+/// marked so) and the body's parameter names only.
+impl std::fmt::Debug for TokenRequestParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .body
+            .split('&')
+            .map(|p| p.split_once('=').map_or(p, |(n, _)| n))
+            .collect();
+        f.debug_struct("TokenRequestParts")
+            .field("authorization", &self.authorization)
+            .field("body_names", &names)
+            .finish()
+    }
 }
 
 /// Builds the request headers and body for `config`.
@@ -193,6 +208,39 @@ fn redact_access_token(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_the_config_and_the_request_hides_the_secret() {
+        let secret = "abs_c2VjcmV0LXNlY3JldC1zZWNyZXQ";
+        let mut config = TokenConfig::new(
+            "http://127.0.0.1:1/auth-broker/request-token",
+            "app",
+            auth_broker_proto::ClientSecret::new(secret),
+        );
+        let mut seen = Vec::new();
+        for auth in [ClientAuth::Basic, ClientAuth::BasicRaw, ClientAuth::Post] {
+            config.auth = auth;
+            let parts = request_parts(&config).unwrap_or_else(|e| panic!("{e}"));
+            let sent = format!(
+                "{:?} {}",
+                parts.authorization.as_ref().map(|h| h.as_bytes().to_vec()),
+                parts.body
+            );
+            seen.push(sent);
+            let d = format!("{config:?} {config:#?} {parts:?} {parts:#?}");
+            assert!(d.contains("app"), "{d}");
+            for s in [secret, &secret[4..]] {
+                assert!(!d.contains(s), "{auth:?}: {d}");
+            }
+            // The Basic header, in base64, is absent too.
+            if let Some(h) = &parts.authorization {
+                let b64 = String::from_utf8_lossy(h.as_bytes()).into_owned();
+                assert!(!d.contains(&b64["Basic ".len()..]), "{d}");
+            }
+        }
+        // The parts do carry the secret (so the checks above can fail).
+        assert!(seen[2].contains(&secret[4..]), "{}", seen[2]);
+    }
 
     #[test]
     fn errors_keep_what_the_server_said() {

@@ -3,12 +3,22 @@
 use auth_broker_proto::ClientSecret;
 use serde_json::Value;
 
-#[derive(Debug)]
 pub(crate) struct Introspector {
     http: reqwest::Client,
     pub(crate) endpoint: String,
     /// `Basic base64(form(client_id):form(secret))` (RFC 6749 §2.3.1), built once.
     authorization: String,
+}
+
+/// The Basic header holds the client secret (base64 is no protection), so `Debug`
+/// leaves it out.
+impl std::fmt::Debug for Introspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspector")
+            .field("endpoint", &self.endpoint)
+            .field("authorization", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Introspector {
@@ -76,6 +86,29 @@ impl Introspector {
                 "the introspection endpoint {} answered without a boolean 'active' (RFC 7662 §2.2)",
                 self.endpoint
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[test]
+    fn debug_hides_the_client_secret() {
+        let secret = "abs_introspection-secret-value";
+        let i = Introspector::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:1/auth-broker/introspect".into(),
+            "api",
+            &ClientSecret::new(secret),
+        );
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("api:{secret}"));
+        let d = format!("{i:?}");
+        assert!(d.contains("introspect"), "{d}");
+        for s in [secret, &secret[4..], basic.as_str(), &basic[8..]] {
+            assert!(!d.contains(s), "{d}");
         }
     }
 }

@@ -146,12 +146,24 @@ pub struct Header {
 
 /// A compact JWS split into its parts, with header and claims decoded but the
 /// signature not yet checked.
-#[derive(Debug)]
 pub struct Unverified<'a> {
     pub header: Header,
     pub claims: serde_json::Value,
     pub signing_input: &'a str,
     pub signature: Vec<u8>,
+}
+
+/// The signing input and the signature together are the whole bearer token (RFC 6750
+/// §5.3: a token in a log is a usable credential), so `Debug` shows only the decoded
+/// header and claims.
+impl std::fmt::Debug for Unverified<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unverified")
+            .field("header", &self.header)
+            .field("claims", &self.claims)
+            .field("signature_len", &self.signature.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a string is not a well-formed JWT. Each says what was found.

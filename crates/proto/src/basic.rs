@@ -23,6 +23,9 @@ const LENIENT_PADDING: GeneralPurpose = GeneralPurpose::new(
 pub enum BasicError {
     /// Another scheme than `Basic` (the scheme name, cut to 20 printable characters).
     NotBasic { scheme: String },
+    /// One long word and no scheme: probably the credentials without `Basic `
+    /// (not echoed).
+    NoScheme,
     /// `Basic` with nothing after it.
     Empty,
     /// The credentials are not base64.
@@ -43,6 +46,9 @@ impl fmt::Display for BasicError {
             Self::NotBasic { scheme } => write!(
                 f,
                 "the Authorization header uses the '{scheme}' scheme; the token endpoint takes 'Basic base64(client_id:client_secret)'"
+            ),
+            Self::NoScheme => f.write_str(
+                "the Authorization header has no scheme; the token endpoint takes 'Basic base64(client_id:client_secret)' (with the word 'Basic' and a space first)",
             ),
             Self::Empty => f.write_str(
                 "the Authorization header is 'Basic' with no credentials; send 'Basic base64(client_id:client_secret)'",
@@ -88,6 +94,12 @@ impl BasicCredentials {
             None => (header, &header[header.len()..]),
         };
         if !scheme.eq_ignore_ascii_case(b"basic") {
+            // A long value with nothing after it is no scheme name but most likely
+            // the credentials themselves (a bare secret, or base64 without `Basic `):
+            // it is not echoed, not even in part.
+            if rest.is_empty() && scheme.len() > 16 {
+                return Err(BasicError::NoScheme);
+            }
             let scheme: String = String::from_utf8_lossy(scheme)
                 .chars()
                 .filter(|c| c.is_ascii_graphic())
@@ -286,6 +298,9 @@ mod tests {
             b64("myid"),
             "Basic myid:mysecret".to_owned(),
             b64(":mysecret"),
+            // The credentials without the scheme: a bare secret, bare base64.
+            "abs_mysecretmysecretmysecret".to_owned(),
+            b64("myid:mysecret")["Basic ".len()..].to_owned(),
         ] {
             if let Err(e) = BasicCredentials::parse(h.as_bytes()) {
                 let msg = e.to_string();

@@ -38,6 +38,8 @@ fn benches(c: &mut Criterion) {
         .unwrap();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
+            // The auth_path group fails thousands of times: keep it out of 429.
+            auth_failures_per_minute: std::num::NonZeroU32::MAX,
             ..Config::default()
         };
         let server = Server::bind_default_clock(config, store).await.unwrap();
@@ -70,6 +72,43 @@ fn benches(c: &mut Criterion) {
     g.bench_function("sqlite_get_client", |b| {
         b.iter(|| rt.block_on(state.store.get_client(black_box(&id))).unwrap())
     });
+    g.finish();
+
+    // The whole token endpoint in process (router, middleware, Basic and form
+    // parsing, store lookup, hashing, the 401), for a failed authentication: an
+    // unknown client id against a known id with a wrong secret. The two must cost
+    // the same (no enumeration by timing); ids and secrets have equal lengths.
+    let mut g = c.benchmark_group("auth_path");
+    let router = auth_broker_server::http::router(state.clone());
+    let unknown_id = secret::generate_client_id();
+    let other = secret::generate_secret();
+    let wrong_full = secret::generate_secret();
+    let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let request = |id: &str, s: &ClientSecret| {
+        let mut r = axum::http::Request::post("/auth-broker/request-token")
+            .header(
+                "authorization",
+                auth_broker_proto::basic::header_value(id, s, true),
+            )
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(&body[..]))
+            .unwrap();
+        r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        r
+    };
+    for (name, id, s) in [
+        ("unknown_client", unknown_id.as_str(), &other),
+        ("wrong_secret", id.as_str(), &wrong_full),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let r = rt
+                    .block_on(tower::ServiceExt::oneshot(router.clone(), request(id, s)))
+                    .unwrap();
+                assert_eq!(r.status(), 401);
+            })
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("sign");

@@ -51,7 +51,11 @@ pub struct Config {
     pub body_timeout: Duration,
     /// How long graceful shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// Open connections at most; one more is answered `503` and closed at once.
     pub max_connections: usize,
+    /// The largest request head (request line and headers) read, in bytes; a larger
+    /// one gets `431` (RFC 6585 §5) and the connection is closed.
+    pub max_header_bytes: usize,
     /// Failed authentications allowed per client id and per address, per minute.
     pub auth_failures_per_minute: NonZeroU32,
     /// How often to look for a key rotated by another process.
@@ -100,6 +104,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_header_bytes: 16 * 1024,
             auth_failures_per_minute: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
             key_poll_interval: Duration::from_secs(2),
             token_format: TokenFormat::Jwt,
@@ -124,11 +129,20 @@ pub struct AppState {
 }
 
 /// A freshly signed token.
-#[derive(Debug)]
 pub struct Issued {
     pub token: String,
     /// Whole seconds left until `exp`, rounded down (RFC 6749 §5.1).
     pub expires_in: u64,
+}
+
+/// The token is a bearer credential (RFC 6750 §5.3): `Debug` leaves it out.
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 impl AppState {

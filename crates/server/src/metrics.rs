@@ -2,7 +2,8 @@
 //!
 //! Names: `auth_broker_http_requests_total{route,status}`,
 //! `auth_broker_http_request_duration_seconds{route}` (histogram),
-//! `auth_broker_tokens_issued_total`, `auth_broker_auth_failures_total{reason}`.
+//! `auth_broker_tokens_issued_total`, `auth_broker_auth_failures_total{reason}`,
+//! `auth_broker_connections_rejected_total`.
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -42,6 +43,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             metrics::describe_counter!(
                 "auth_broker_auth_failures_total",
                 "refused token requests by reason"
+            );
+            metrics::describe_counter!(
+                "auth_broker_connections_rejected_total",
+                "connections answered 503 and closed because max_connections were open"
             );
             Some(handle)
         })

@@ -81,12 +81,13 @@ pub fn verify_secret(secret: &ClientSecret, hash: &str) -> bool {
     digest_of(secret).as_ref().ct_eq(&stored).into()
 }
 
+/// A well-formed stored hash that no secret matches in practice (its preimage is
+/// unknown), so the unknown-client path runs the very same code as a wrong secret.
+pub const DUMMY_HASH: &str = "sha256:WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo";
+
 /// The same work as [`verify_secret`] for a client that does not exist; always false.
 pub fn verify_dummy(secret: &ClientSecret) -> bool {
-    /// A well-formed stored hash that no secret matches in practice (its preimage is
-    /// unknown), so the unknown-client path runs the very same code as a wrong secret.
-    const DUMMY: &str = "sha256:WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo";
-    let _ = verify_secret(secret, DUMMY);
+    let _ = verify_secret(secret, DUMMY_HASH);
     false
 }
 

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 /// Where to get tokens and as whom. Every value may come from the environment, so the
 /// secret stays out of shell history.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct ClientArgs {
     /// The token endpoint, e.g. https://auth.example.com/auth-broker/request-token.
     #[arg(long, env = "AUTH_BROKER_TOKEN_URL", value_name = "URL")]
@@ -56,6 +56,20 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be more than zero".into()),
         Err(e) => Err(format!("{e}; use e.g. 10s or 500ms")),
+    }
+}
+
+/// `Debug` without the secret.
+impl std::fmt::Debug for ClientArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientArgs")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("scope", &self.scope)
+            .field("audience", &self.audience)
+            .field("auth", &self.auth)
+            .finish()
     }
 }
 

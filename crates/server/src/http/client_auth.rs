@@ -150,7 +150,9 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError
     match header {
         Some(value) => {
             let basic = BasicCredentials::parse(value.as_bytes()).map_err(|e| match e {
-                BasicError::NotBasic { .. } => ApiError::invalid_client(e.to_string()),
+                BasicError::NotBasic { .. } | BasicError::NoScheme => {
+                    ApiError::invalid_client(e.to_string())
+                }
                 _ => ApiError::invalid_request(e.to_string()),
             })?;
             if body_secret.is_some() {
@@ -206,37 +208,44 @@ async fn authenticate(
         ),
         Credentials::Post { id, secret } => (vec![id.as_str()], vec![secret]),
     };
+    // An unknown id and a wrong secret must take the same time (no enumeration).
+    // Every reading of the id is looked up (no early exit on a hit), each lookup
+    // reads and decodes one row either way (`get_client_for_auth`), and each secret
+    // costs two hash-and-compares either way: the current and the previous secret of
+    // a known client (a dummy when it has none in its grace period), the stand-in's
+    // dummy hash and a dummy for an unknown one. `examples/auth_timing.rs` measures it.
     let mut client = None;
     for id in &ids {
-        if let Some(c) = app.store.get_client(id).await.map_err(ApiError::from)? {
-            client = Some(c);
-            break;
+        let found = app
+            .store
+            .get_client_for_auth(id, secret::DUMMY_HASH)
+            .await
+            .map_err(ApiError::from)?;
+        if client.is_none() {
+            client = found;
         }
     }
+    let current = client
+        .as_ref()
+        .map_or(secret::DUMMY_HASH, |c| c.secret_hash.as_str());
+    let previous = client.as_ref().and_then(|c| {
+        c.previous_secret_hash
+            .as_deref()
+            .filter(|_| c.previous_secret_expires_at.is_some_and(|t| t > now))
+    });
+    // `|` rather than `||`: both hashes are always checked, so timing does not tell
+    // whether a secret matched the current or the previous one.
+    let ok = secrets.iter().any(|s| {
+        secret::verify_secret(s, current)
+            | previous.map_or_else(|| secret::verify_dummy(s), |h| secret::verify_secret(s, h))
+    });
     let reason = match client {
-        None => {
-            for s in &secrets {
-                secret::verify_dummy(s);
-            }
-            "unknown_client"
-        }
-        Some(c) => {
-            let previous = c
-                .previous_secret_hash
-                .as_deref()
-                .filter(|_| c.previous_secret_expires_at.is_some_and(|t| t > now));
-            // `|` rather than `||`: both hashes are always checked, so timing does not
-            // tell whether a secret matched the current or the previous one.
-            let ok = secrets.iter().any(|s| {
-                secret::verify_secret(s, &c.secret_hash)
-                    | previous.is_some_and(|h| secret::verify_secret(s, h))
-            });
-            match (ok, c.enabled) {
-                (true, true) => return Ok(c),
-                (true, false) => "disabled_client",
-                (false, _) => "wrong_secret",
-            }
-        }
+        None => "unknown_client",
+        Some(c) => match (ok, c.enabled) {
+            (true, true) => return Ok(c),
+            (true, false) => "disabled_client",
+            (false, _) => "wrong_secret",
+        },
     };
     let claimed = ids.first().copied().unwrap_or_default();
     // The claimed id is attacker-controlled: logged escaped (`?`) and cut short, so it

@@ -99,6 +99,13 @@ pub fn no_store_json(status: StatusCode, body: String) -> Response {
     r
 }
 
+/// Adds `Connection: close`: hyper closes the connection after this response.
+fn closing(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 fn body(code: ErrorCode, description: impl Into<String>) -> String {
     serde_json::to_string(&ErrorResponse::new(code, description))
         .unwrap_or_else(|_| r#"{"error":"server_error"}"#.to_owned())
@@ -160,7 +167,10 @@ impl IntoResponse for ApiError {
                 }
                 r
             }
-            Self::PayloadTooLarge { limit } => no_store_json(
+            // Both answer before the body was read: `Connection: close` (RFC 9112
+            // §9.6) so the client does not reuse a connection whose unread body the
+            // broker is about to drop, which would fail its next request.
+            Self::PayloadTooLarge { limit } => closing(no_store_json(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 body(
                     ErrorCode::InvalidRequest,
@@ -169,8 +179,8 @@ impl IntoResponse for ApiError {
                         limit / 1024
                     ),
                 ),
-            ),
-            Self::BodyTimeout { secs } => no_store_json(
+            )),
+            Self::BodyTimeout { secs } => closing(no_store_json(
                 StatusCode::REQUEST_TIMEOUT,
                 body(
                     ErrorCode::InvalidRequest,
@@ -178,7 +188,7 @@ impl IntoResponse for ApiError {
                         "the request body did not arrive within {secs} s; send the whole body (and a correct Content-Length)"
                     ),
                 ),
-            ),
+            )),
             Self::MethodNotAllowed { allow } => {
                 let mut r = no_store_json(
                     StatusCode::METHOD_NOT_ALLOWED,

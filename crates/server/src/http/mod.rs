@@ -105,13 +105,25 @@ pub fn router(app: Arc<AppState>) -> Router {
         ]))
 }
 
+/// The answer to a connection over [`crate::Config::max_connections`]: written
+/// without waiting and without reading the request, then the connection is closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 98\r\n\r\n{\"error\":\"temporarily_unavailable\",\"error_description\":\"the broker has too many open connections\"}";
+
 /// Accepts connections until `shutdown` resolves, then lets in-flight requests
 /// finish (up to `drain`) before returning. With `tls`, each connection is a TLS
 /// connection (RFC 8446) carrying HTTP/1.1.
 ///
 /// A hand-written loop rather than `axum::serve` because it needs what that one
-/// does not offer: a header read timeout (a client stuck sending headers is cut
-/// off), a cap on open connections, and TLS with a bounded handshake.
+/// does not offer. Idle and half-sent connections cannot pile up: the request head
+/// must arrive within `header_timeout` (also between keep-alive requests) and be at
+/// most `max_header_bytes`, form bodies within `body_timeout` (see
+/// `client_auth::read_body`), and at most `max_connections` are open at once. A
+/// connection over the cap is not left waiting in the kernel's backlog, where a
+/// client cannot tell a full broker from a dead one: it gets `503` with
+/// `Retry-After` at once (RFC 9110 §15.6.4) and is closed, and the held slots free
+/// themselves by the timeouts above. TLS handshakes are bounded by `header_timeout`
+/// too, and run in the connection's task. (Over the cap, a TLS connection is only
+/// closed: a plain-text answer would be noise to a client expecting a handshake.)
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -125,18 +137,12 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
+        .max_header_size(config.max_header_bytes)
         .keep_alive(true);
     let builder = Arc::new(builder);
     let handshake_timeout = config.header_timeout;
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -148,6 +154,17 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // A fresh socket's send buffer is empty, so this write does not block;
+            // if it fails anyway the close alone tells the client.
+            if tls.is_none() {
+                let _ = stream.try_write(OVER_CAPACITY);
+            }
+            metrics::counter!("auth_broker_connections_rejected_total").increment(1);
+            tracing::debug!(%peer, "connection refused: max_connections reached");
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let svc = router
@@ -210,4 +227,19 @@ pub async fn serve(
         () = tokio::time::sleep(config.drain_timeout) => tracing::warn!("drain timeout: closing remaining connections"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_over_capacity_answer_is_well_formed() {
+        let text = std::str::from_utf8(super::OVER_CAPACITY).unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(
+            head.contains(&format!("\r\nContent-Length: {}", body.len())),
+            "{head}"
+        );
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        assert_eq!(v["error"], "temporarily_unavailable");
+    }
 }

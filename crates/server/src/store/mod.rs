@@ -210,6 +210,18 @@ impl Store {
         dispatch!(self, s => s.get_client(id).await)
     }
 
+    /// The client to authenticate, read so that a miss costs what a hit does: the
+    /// query always returns one row (a stand-in with `dummy_hash` when the id is
+    /// unknown) and decodes it into a record, so the time of a failed authentication
+    /// does not tell whether the client id exists (no enumeration by timing).
+    pub async fn get_client_for_auth(
+        &self,
+        id: &str,
+        dummy_hash: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        dispatch!(self, s => s.get_client_for_auth(id, dummy_hash).await)
+    }
+
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
         dispatch!(self, s => s.get_client_by_name(name).await)
     }

@@ -22,7 +22,10 @@ pub struct PgStore {
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgStore").field("url", &self.url).finish()
+        // The URL may carry the database password.
+        f.debug_struct("PgStore")
+            .field("url", &super::redact_url(&self.url))
+            .finish()
     }
 }
 
@@ -166,6 +169,30 @@ impl PgStore {
             &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"),
             id,
         )
+        .await
+    }
+
+    /// [`super::Store::get_client_for_auth`]: one row whatever happens, decoded the
+    /// same way, after the same two index probes.
+    pub async fn get_client_for_auth(
+        &self,
+        id: &str,
+        dummy_hash: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {CLIENT_COLUMNS}, TRUE FROM clients WHERE id = $1 \
+                     UNION ALL \
+                     SELECT $1, '', $2, NULL, NULL, '', NULL, FALSE, 0::BIGINT, 0::BIGINT, FALSE \
+                     WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = $1)"
+                ))
+                .await?;
+            let row = conn.query_one(&stmt, &[&id, &dummy_hash]).await?;
+            let rec = client_from_row(&row)?;
+            Ok(row.try_get::<_, bool>(10)?.then_some(rec))
+        })
         .await
     }
 

@@ -208,6 +208,27 @@ impl SqliteStore {
         })
     }
 
+    /// [`super::Store::get_client_for_auth`]: one row whatever happens, decoded the
+    /// same way, after the same two index probes.
+    pub async fn get_client_for_auth(
+        &self,
+        id: &str,
+        dummy_hash: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS}, 1 FROM clients WHERE id = ?1 \
+                 UNION ALL \
+                 SELECT ?1, '', ?2, NULL, NULL, '', NULL, 0, 0, 0, 0 \
+                 WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = ?1)"
+            ))?
+            .query_row([id, dummy_hash], |r| {
+                let rec = client_from_row(r)?;
+                Ok(r.get::<_, bool>(10)?.then_some(rec))
+            })
+        })
+    }
+
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
         self.read(|c| {
             c.prepare_cached(&format!(

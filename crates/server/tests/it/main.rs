@@ -2,9 +2,11 @@
 //! One test binary (modules below) so the suite links once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod endpoint_errors;
 mod jwt;
 mod ops;
+mod redaction;
 mod replicas;
 mod resource;
 mod store;
