@@ -49,6 +49,9 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Time allowed to send a request body.
     pub body_timeout: Duration,
+    /// How long a client may leave the broker's answer unread (a write making no
+    /// progress) before its connection is closed.
+    pub send_timeout: Duration,
     /// How long graceful shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
     /// Open connections at most; one more is answered `503` and closed at once.
@@ -102,6 +105,7 @@ impl Default for Config {
             signing_alg: SigningAlg::Es256,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             max_header_bytes: 16 * 1024,

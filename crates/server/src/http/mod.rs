@@ -4,6 +4,7 @@ mod client_auth;
 pub mod error;
 mod introspect;
 mod ops;
+mod stall;
 pub mod token;
 pub mod token_info;
 pub mod wellknown;
@@ -117,7 +118,8 @@ const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type:
 /// does not offer. Idle and half-sent connections cannot pile up: the request head
 /// must arrive within `header_timeout` (also between keep-alive requests) and be at
 /// most `max_header_bytes`, form bodies within `body_timeout` (see
-/// `client_auth::read_body`), and at most `max_connections` are open at once. A
+/// `client_auth::read_body`), answers taken by the client within `send_timeout`
+/// (see `stall`), and at most `max_connections` are open at once. A
 /// connection over the cap is not left waiting in the kernel's backlog, where a
 /// client cannot tell a full broker from a dead one: it gets `503` with
 /// `Retry-After` at once (RFC 9110 §15.6.4) and is closed, and the held slots free
@@ -141,6 +143,7 @@ pub async fn serve(
         .keep_alive(true);
     let builder = Arc::new(builder);
     let handshake_timeout = config.header_timeout;
+    let send_timeout = config.send_timeout;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -181,7 +184,10 @@ pub async fn serve(
         let builder = builder.clone();
         match &tls {
             None => {
-                let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                let conn = watcher.watch(builder.serve_connection(
+                    TokioIo::new(stall::SendDeadline::new(stream, send_timeout)),
+                    svc,
+                ));
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -211,7 +217,10 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                    let conn = watcher.watch(builder.serve_connection(
+                        TokioIo::new(stall::SendDeadline::new(stream, send_timeout)),
+                        svc,
+                    ));
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }

@@ -445,3 +445,58 @@ async fn oversized_bodies_are_refused_before_they_are_read() {
     assert!(w.is_err(), "the broker closed before the 64 MB were sent");
     assert!(total < 64 * 1024 * 1024);
 }
+
+/// A client that pipelines requests and never reads the answers: once the socket
+/// buffers are full the broker's writes stall, and after `send_timeout` the broker
+/// closes the connection, so its slot of the connection cap comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_cut_off() {
+    let send_timeout = Duration::from_secs(1);
+    let b = TestBroker::start_config(
+        Backend::Sqlite,
+        Config {
+            max_connections: 1,
+            send_timeout,
+            ..Config::default()
+        },
+    )
+    .await;
+    let (_reader, mut writer) = connect(b.addr).await.into_split();
+    // The JWKS is the largest cheap answer: pipeline requests for it until our
+    // writes stall too (the broker stopped reading because it cannot write).
+    let request = b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(64);
+    let started = Instant::now();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(2), writer.write_all(&request)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break true, // reset: the broker gave up on us
+            Err(_) => break false,    // our writes are stuck: the broker stopped reading
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the broker kept reading for a minute"
+        );
+    };
+    let stalled_at = Instant::now();
+    // Whether or not our side noticed yet, the broker's slot must come back within
+    // the send timeout (plus scheduling slack): a new connection gets a token.
+    let (id, secret) = b.create_client("app", "", None).await;
+    let deadline = stalled_at + send_timeout + Duration::from_secs(5);
+    loop {
+        let mut s = connect(b.addr).await;
+        s.write_all(token_request(&id, &secret, false).as_bytes())
+            .await
+            .unwrap();
+        match read_response(&mut s).await {
+            Some((200, _, _)) => break,
+            other => {
+                let status = other.map(|(s, _, _)| s);
+                assert!(
+                    Instant::now() < deadline,
+                    "the stalled connection still holds the only slot (last answer {status:?}, closed by then: {closed})"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
