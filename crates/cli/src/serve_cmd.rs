@@ -53,6 +53,13 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
         }
         c.key_rotation_interval = Some(d);
     }
+    if let Some(n) = args
+        .auth_failures_per_minute
+        .or(file.auth_failures_per_minute)
+    {
+        c.auth_failures_per_minute = std::num::NonZeroU32::new(n)
+            .context("--auth-failures-per-minute must be at least 1")?;
+    }
     Ok(c)
 }
 

@@ -19,6 +19,7 @@ pub struct FileSettings {
     pub signing_alg: Option<String>,
     pub token_format: Option<String>,
     pub key_rotation_interval: Option<String>,
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 impl FileSettings {
