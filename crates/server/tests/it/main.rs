@@ -4,6 +4,7 @@
 
 mod endpoint_errors;
 mod jwt;
+mod openapi;
 mod ops;
 mod replicas;
 mod resource;
