@@ -40,35 +40,45 @@ AB_CLIENT_ID=$(printf '%s' "$created" | python3 -c 'import json, sys; print(json
 AB_CLIENT_SECRET=$(printf '%s' "$created" | python3 -c 'import json, sys; print(json.load(sys.stdin)["client_secret"])')
 export AB_CLIENT_ID AB_CLIENT_SECRET
 
-# schemathesis sends thousands of wrong credentials (negative cases, and ignored_auth
-# replacing the right ones) from one address; with the default limit of 20 failures a
-# minute the broker would answer 429 to most of them and the run would test the rate
-# limiter instead of the endpoints. Successes are never limited, whatever this is.
-AUTH_BROKER_LOG=warn "$bin" serve --listen 127.0.0.1:0 --auth-failures-per-minute 1000000 \
-  >"$work/serve.out" 2>"$work/serve.err" &
-server=$!
-base=""
-for _ in $(seq 100); do
-  base=$(sed -n 's/^auth-broker listening on \(http:[^ ]*\).*/\1/p' "$work/serve.out")
-  [ -n "$base" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/serve.err" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$base" ] || { echo "schemathesis: the broker did not start" >&2; cat "$work/serve.err" >&2; exit 1; }
-echo "schemathesis: broker at $base"
-
-AB_ACCESS_TOKEN=$(curl -sf -u "$AB_CLIENT_ID:$AB_CLIENT_SECRET" -d grant_type=client_credentials \
-  "$base/auth-broker/request-token" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-export AB_ACCESS_TOKEN
-
-# The checked-in document, which a cargo test keeps equal to what the broker serves:
-# loaded from the broker's URL, schemathesis leaves out the operation that serves it.
-cd "$work"
+# One run per token format: JWTs (the default) and opaque tokens answer token-info and
+# introspection differently. AB_TOKEN_FORMATS="jwt" runs one.
 status=0
-"$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$root/openapi.json" \
-  --url "$base" --checks all --no-color --report junit --report-dir "$work/report" "$@" || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "schemathesis: findings (exit $status); broker log:" >&2
-  tail -n 50 "$work/serve.err" >&2
-fi
+for format in ${AB_TOKEN_FORMATS:-jwt opaque}; do
+  : >"$work/serve.out"
+  # schemathesis sends thousands of wrong credentials (negative cases, and ignored_auth
+  # replacing the right ones) from one address; with the default limit of 20 failures
+  # a minute the broker would answer 429 to most of them and the run would test the
+  # rate limiter instead of the endpoints. Successes are never limited, whatever this is.
+  AUTH_BROKER_LOG=warn "$bin" serve --listen 127.0.0.1:0 --token-format "$format" \
+    --auth-failures-per-minute 1000000 >"$work/serve.out" 2>"$work/serve.err" &
+  server=$!
+  base=""
+  for _ in $(seq 100); do
+    base=$(sed -n 's/^auth-broker listening on \(http:[^ ]*\).*/\1/p' "$work/serve.out")
+    [ -n "$base" ] && break
+    kill -0 "$server" 2>/dev/null || { cat "$work/serve.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$base" ] || { echo "schemathesis: the broker did not start" >&2; cat "$work/serve.err" >&2; exit 1; }
+  echo "schemathesis: $format tokens, broker at $base"
+
+  AB_ACCESS_TOKEN=$(curl -sf -u "$AB_CLIENT_ID:$AB_CLIENT_SECRET" -d grant_type=client_credentials \
+    "$base/auth-broker/request-token" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  export AB_ACCESS_TOKEN
+
+  # The checked-in document, which a cargo test keeps equal to what the broker serves:
+  # loaded from the broker's URL, schemathesis leaves out the operation that serves it.
+  run=0
+  (cd "$work" && "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" \
+    run "$root/openapi.json" --url "$base" --checks all --no-color \
+    --report junit --report-dir "$work/report-$format" "$@") || run=$?
+  if [ "$run" -ne 0 ]; then
+    echo "schemathesis: findings with $format tokens (exit $run); broker log:" >&2
+    tail -n 50 "$work/serve.err" >&2
+    status=$run
+  fi
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  server=""
+done
 exit "$status"
