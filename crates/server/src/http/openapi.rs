@@ -7,8 +7,9 @@
 //! There is no `servers` entry: the document is valid at whatever address the broker
 //! is reached (OpenAPI 3.1 §4.8.1: an absent `servers` means `/`).
 
-use auth_broker_proto::TokenResponse;
-use auth_broker_proto::{AuthorizationServerMetadata, ErrorCode, ErrorResponse, Jwk, Jwks};
+use auth_broker_proto::{
+    AuthorizationServerMetadata, ErrorCode, ErrorResponse, Jwk, Jwks, TokenResponse,
+};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -17,6 +18,9 @@ use utoipa::openapi::security::{
     ClientCredentials, Flow, Http, HttpAuthScheme, OAuth2, Scopes, SecurityScheme,
 };
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+
+// The names of the security schemes. `#[utoipa::path(security(...))]` takes only
+// literals, so the handlers spell them out; a test checks they match.
 
 /// The security scheme of `client_secret_basic` (RFC 6749 §2.3.1).
 pub const CLIENT_SECRET_BASIC: &str = "client_secret_basic";
@@ -226,6 +230,9 @@ impl Modify for Security {
                     .build(),
             ),
         );
+        // No operation requires this one; it says where the bearer tokens come from,
+        // and its tokenUrl tells clients (and schemathesis) which operation issues
+        // credentials, so a 400 there for a scope the client may not have is expected.
         components.add_security_scheme(
             CLIENT_CREDENTIALS,
             SecurityScheme::OAuth2(OAuth2::with_description(

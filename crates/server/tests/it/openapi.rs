@@ -73,6 +73,17 @@ fn document_covers_every_endpoint() {
             assert!(op["responses"][status].is_object(), "{path} {status}");
         }
     }
+    // Every scheme an operation names is defined (the names are literals in the code).
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            for requirement in op["security"].as_array().into_iter().flatten() {
+                for name in requirement.as_object().unwrap().keys() {
+                    assert!(schemes.contains_key(name), "{method} {path}: {name}");
+                }
+            }
+        }
+    }
     let token_info = &paths["/auth-broker/token-info"]["get"];
     assert_eq!(token_info["security"][0]["bearer"], Value::Array(vec![]));
     let flows = &doc["components"]["securitySchemes"]["client_credentials"]["flows"];
