@@ -134,6 +134,11 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Failed client authentications allowed per minute, per client id and per peer
+    /// address, before further failures get 429 (successes are never limited).
+    /// [default: 20]
+    #[arg(long, env = "AUTH_BROKER_AUTH_FAILURES_PER_MINUTE", value_name = "N")]
+    pub auth_failures_per_minute: Option<u32>,
     /// Make sure a client named `demo` exists, give it a fresh secret and print
     /// ready-to-paste curl commands. For trying the broker out, not for production.
     #[arg(long)]

@@ -66,6 +66,13 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
             "--tls-cert and --tls-key go together: give both (the certificate chain and its private key) or neither"
         ),
     };
+    if let Some(n) = args
+        .auth_failures_per_minute
+        .or(file.auth_failures_per_minute)
+    {
+        c.auth_failures_per_minute = std::num::NonZeroU32::new(n)
+            .context("--auth-failures-per-minute must be at least 1")?;
+    }
     Ok(c)
 }
 

@@ -21,6 +21,7 @@ pub struct FileSettings {
     pub key_rotation_interval: Option<String>,
     pub tls_cert: Option<std::path::PathBuf>,
     pub tls_key: Option<std::path::PathBuf>,
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// `Debug` with the database password (if the URL has one) redacted.
@@ -40,6 +41,9 @@ impl std::fmt::Debug for FileSettings {
             .field("signing_alg", &self.signing_alg)
             .field("token_format", &self.token_format)
             .field("key_rotation_interval", &self.key_rotation_interval)
+            .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }

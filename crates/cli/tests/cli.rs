@@ -270,6 +270,45 @@ fn serve_issues_opaque_tokens_when_asked() {
     assert_eq!(s.stop(), 0);
 }
 
+/// `--auth-failures-per-minute` (and its variable) sets when failed authentications
+/// start getting 429; the right credentials still get a token.
+#[test]
+fn serve_takes_the_auth_failure_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = cli_json(
+        dir.path(),
+        "sqlite://auth-broker.db",
+        &["client", "create", "--name", "c", "--json"],
+    );
+    let id = created["client_id"].as_str().unwrap();
+    let secret = created["client_secret"].as_str().unwrap();
+    for (envs, args) in [
+        (vec![], vec!["--auth-failures-per-minute", "2"]),
+        (vec![("AUTH_BROKER_AUTH_FAILURES_PER_MINUTE", "2")], vec![]),
+    ] {
+        let s = Serve::start(dir.path(), &envs, &args);
+        let statuses: Vec<u16> = (0..4)
+            .map(|_| token_status(&s.base, id, "wrong").0)
+            .collect();
+        assert_eq!(statuses, [401, 401, 429, 429], "{envs:?} {args:?}");
+        assert_eq!(token_status(&s.base, id, secret).0, 200);
+        assert_eq!(s.stop(), 0);
+    }
+    let (code, _, err) = cli(
+        dir.path(),
+        "sqlite://auth-broker.db",
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--auth-failures-per-minute",
+            "0",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("at least 1"), "{err}");
+}
+
 #[test]
 fn bad_usage_exits_2_and_failures_exit_1_with_advice() {
     let dir = tempfile::tempdir().unwrap();

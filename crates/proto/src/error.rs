@@ -103,14 +103,17 @@ impl<'de> Deserialize<'de> for ErrorCode {
 
 /// The JSON body of an RFC 6749 §5.2 error response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorResponse {
     /// The error code.
     pub error: ErrorCode,
     /// Human-readable text saying what to fix. Never contains a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub error_description: Option<String>,
     /// A page about the error, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uri"))]
     pub error_uri: Option<String>,
 }
 
@@ -124,6 +127,39 @@ impl ErrorResponse {
         }
     }
 }
+
+/// The codes this project's server sends: a closed enum in its OpenAPI document.
+/// [`ErrorCode::Extension`] exists for clients reading other servers and is left out.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let codes = [
+            Self::InvalidRequest,
+            Self::InvalidClient,
+            Self::InvalidGrant,
+            Self::UnauthorizedClient,
+            Self::UnsupportedGrantType,
+            Self::InvalidScope,
+            Self::InvalidTarget,
+            Self::InvalidToken,
+            Self::InsufficientScope,
+            Self::UnsupportedTokenType,
+            Self::TemporarilyUnavailable,
+            Self::ServerError,
+        ];
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .description(Some(
+                "An OAuth 2.0 error code: RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 8707 §2.",
+            ))
+            .enum_values(Some(codes.iter().map(|c| c.as_str().to_owned())))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ErrorCode {}
 
 impl fmt::Display for ErrorResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -58,6 +58,18 @@ impl Form {
     /// Parses a body strictly. Empty pieces (`a=1&&b=2`) are skipped as the WHATWG
     /// algorithm does; a piece without `=` is a name with an empty value.
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {
+        Self::parse_keeping(body, |_| true)
+    }
+
+    /// Parses a body strictly but keeps only the parameters named in `recognized`:
+    /// an endpoint "MUST ignore unrecognized request parameters" (RFC 6749 §3.2), so
+    /// only a recognized one sent twice is refused. The whole body must still be
+    /// well-formed (escapes, UTF-8).
+    pub fn parse_recognized(body: &[u8], recognized: &[&str]) -> Result<Self, FormError> {
+        Self::parse_keeping(body, |name| recognized.contains(&name))
+    }
+
+    fn parse_keeping(body: &[u8], keep: impl Fn(&str) -> bool) -> Result<Self, FormError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         let mut offset = 0;
         for piece in body.split(|b| *b == b'&') {
@@ -77,6 +89,9 @@ impl Form {
             let value_offset = start + piece.len() - value.len();
             let value = String::from_utf8(decode(value, value_offset)?)
                 .map_err(|_| FormError::NotUtf8 { name: name.clone() })?;
+            if !keep(&name) {
+                continue;
+            }
             if pairs.iter().any(|(n, _)| *n == name) {
                 return Err(FormError::Repeated { name });
             }
@@ -176,6 +191,25 @@ pub fn serialize<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Str
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn unrecognized_parameters_are_ignored_even_repeated() {
+        let known = ["grant_type", "scope"];
+        let f = Form::parse_recognized(b"x=1&grant_type=client_credentials&x=2&y", &known)
+            .unwrap_or_default();
+        assert_eq!(f.get("grant_type"), Some("client_credentials"));
+        assert_eq!(f.names().collect::<Vec<_>>(), ["grant_type"]);
+        assert_eq!(
+            Form::parse_recognized(b"scope=a&x=1&scope=b", &known),
+            Err(FormError::Repeated {
+                name: "scope".into()
+            })
+        );
+        assert_eq!(
+            Form::parse_recognized(b"x=%zz", &known),
+            Err(FormError::BadPercentEscape { offset: 2 })
+        );
+    }
 
     #[test]
     fn parses_the_contract_body() {

@@ -9,17 +9,24 @@ use serde::{Deserialize, Serialize};
 /// granted, `token_type` is lowercase `bearer`). A client reading another server's
 /// answer must cope with `expires_in` and `scope` being absent (both are optional in
 /// RFC 6749 §5.1) and with `token_type` in any case (§7.1), so they are optional here.
+///
+/// The OpenAPI schema describes what this server sends: all four members, required.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// The access token.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1))]
     pub access_token: AccessToken,
     /// Whole seconds until the token expires, rounded down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64, required = true))]
     pub expires_in: Option<u64>,
-    /// The granted scopes, space separated.
+    /// The granted scopes, space separated; `""` when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true))]
     pub scope: Option<String>,
     /// The token type; `bearer` here (compare case-insensitively, RFC 6749 §5.1).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^bearer$"))]
     pub token_type: String,
 }
 

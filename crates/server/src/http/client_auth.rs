@@ -145,8 +145,9 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError
             "the request has more than one Authorization header; send one",
         ));
     }
+    // RFC 6749 §3.1: a parameter without a value is treated as omitted.
     let body_id = form.get_nonempty("client_id");
-    let body_secret = form.get("client_secret");
+    let body_secret = form.get_nonempty("client_secret");
     match header {
         Some(value) => {
             let basic = BasicCredentials::parse(value.as_bytes()).map_err(|e| match e {
@@ -171,15 +172,16 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError
             Ok(Credentials::Basic(basic))
         }
         None => match (body_id, body_secret) {
-            (Some(id), Some(secret)) if !secret.is_empty() => Ok(Credentials::Post {
+            (Some(id), Some(secret)) => Ok(Credentials::Post {
                 id: id.to_owned(),
                 secret: ClientSecret::new(secret),
             }),
             (Some(_), _) => Err(ApiError::invalid_client(
                 "the body has a client_id but no client_secret; send Authorization: Basic base64(client_id:client_secret), or client_secret in the body",
             )),
-            (None, Some(_)) => Err(ApiError::invalid_request(
-                "the body has a client_secret but no client_id",
+            // No client authentication was included: `invalid_client` (RFC 6749 §5.2).
+            (None, Some(_)) => Err(ApiError::invalid_client(
+                "the body has a client_secret but no client_id; send Authorization: Basic base64(client_id:client_secret), or client_id in the body",
             )),
             (None, None) => Err(ApiError::invalid_client(
                 "no client authentication: send Authorization: Basic base64(client_id:client_secret)",
@@ -263,16 +265,21 @@ async fn authenticate(
     }
 }
 
+/// The parameters of client authentication in a form body (RFC 6749 §2.3.1).
+pub(crate) const CLIENT_PARAMS: [&str; 2] = ["client_id", "client_secret"];
+
 /// Reads the body of a form endpoint: bounded in size and time, the right media
-/// type, strictly parsed.
+/// type, strictly parsed. Only the `recognized` parameters are kept; the others are
+/// ignored, even repeated (RFC 6749 §3.2).
 pub(crate) async fn read_form(
     app: &AppState,
     headers: &HeaderMap,
     body: Body,
+    recognized: &[&str],
 ) -> Result<Form, Refused> {
     let body = read_body(app, headers, body).await?;
     check_content_type(headers, &body)?;
-    Form::parse(&body)
+    Form::parse_recognized(&body, recognized)
         .map_err(|e| refused("malformed_form", ApiError::invalid_request(e.to_string())))
 }
 

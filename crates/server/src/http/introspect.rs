@@ -12,13 +12,22 @@ use crate::secret;
 use auth_broker_proto::ErrorCode;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 const INACTIVE: &str = r#"{"active":false}"#;
+
+/// The parameters of both requests (RFC 7662 §2.1, RFC 7009 §2.1) and of
+/// `client_secret_post`; others are ignored.
+const RECOGNIZED: [&str; 4] = [
+    "token",
+    "token_type_hint",
+    client_auth::CLIENT_PARAMS[0],
+    client_auth::CLIENT_PARAMS[1],
+];
 
 /// The common start of introspection and revocation: a bounded, strict form body from
 /// an authenticated client (as at the token endpoint).
@@ -28,7 +37,7 @@ async fn authenticated_form(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(crate::store::ClientRecord, auth_broker_proto::Form), Refused> {
-    let form = client_auth::read_form(app, headers, body).await?;
+    let form = client_auth::read_form(app, headers, body, &RECOGNIZED).await?;
     let caller = client_auth::authenticate_client(app, peer, headers, &form).await?;
     Ok((caller, form))
 }
@@ -44,10 +53,34 @@ fn token_param(form: &auth_broker_proto::Form) -> Result<&str, Refused> {
     })
 }
 
+/// Introspect a token (RFC 7662).
+///
 /// RFC 7662 §2.2: `{"active": false}` and nothing more for any token that is not
 /// active (unknown, expired, revoked, from a disabled client, malformed); the
 /// details for an active one. Any authenticated client may introspect: resource
 /// servers are clients of the broker.
+#[utoipa::path(
+    post,
+    path = "/auth-broker/introspect",
+    tag = "oauth",
+    operation_id = "introspect",
+    request_body(
+        content = super::openapi::TokenParam,
+        content_type = "application/x-www-form-urlencoded",
+        description = "RFC 7662 §2.1"
+    ),
+    security(("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "RFC 7662 §2.2", body = super::openapi::Introspection),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::InvalidClient),
+        (status = 408, response = super::openapi::RequestTimeout),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 429, response = super::openapi::TooManyFailures),
+        (status = 500, response = super::openapi::ServerError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn introspect(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -91,10 +124,44 @@ pub async fn introspect(
         .map_err(|r| client_auth::finish("introspect", peer, r))
 }
 
+/// RFC 7009 §2.2: `200` and no body (so no `Content-Type`; an empty body is not
+/// JSON), never cached.
+fn revoked() -> Response {
+    let mut r = StatusCode::OK.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Revoke a token (RFC 7009).
+///
 /// RFC 7009: a client revokes its own tokens. Unknown, expired or garbage tokens
 /// answer `200` (§2.2: the client cannot do anything about them); a token of another
 /// client is refused with `unauthorized_client`. A revoked JWT's `jti` is stored until
 /// the token would have expired; an opaque token is deleted.
+#[utoipa::path(
+    post,
+    path = "/auth-broker/revoke",
+    tag = "oauth",
+    operation_id = "revoke",
+    request_body(
+        content = super::openapi::TokenParam,
+        content_type = "application/x-www-form-urlencoded",
+        description = "RFC 7009 §2.1"
+    ),
+    security(("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2); no body"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::InvalidClient),
+        (status = 408, response = super::openapi::RequestTimeout),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 429, response = super::openapi::TooManyFailures),
+        (status = 500, response = super::openapi::ServerError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -149,9 +216,9 @@ pub async fn revoke(
             Some(_) => {
                 metrics::counter!("auth_broker_tokens_revoked_total").increment(1);
                 tracing::info!(client_id = %caller.id, "token revoked");
-                Ok(no_store_json(StatusCode::OK, String::new()))
+                Ok(revoked())
             }
-            None => Ok(no_store_json(StatusCode::OK, String::new())),
+            None => Ok(revoked()),
         }
     };
     run.await

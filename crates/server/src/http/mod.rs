@@ -3,6 +3,7 @@
 mod client_auth;
 pub mod error;
 mod introspect;
+pub mod openapi;
 mod ops;
 mod stall;
 pub mod token;
@@ -83,9 +84,13 @@ pub fn router(app: Arc<AppState>) -> Router {
             "/.well-known/oauth-authorization-server",
             get(wellknown::authorization_server).fallback(only("GET")),
         )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(ops::healthz).fallback(only("GET")))
+        .route("/readyz", get(ops::readyz).fallback(only("GET")))
+        .route("/metrics", get(ops::metrics).fallback(only("GET")))
+        .route(
+            "/openapi.json",
+            get(openapi::openapi_json).fallback(only("GET")),
+        )
         .fallback(|| std::future::ready(ApiError::NotFound))
         .with_state(app)
         .layer(axum::middleware::from_fn(crate::metrics::track))

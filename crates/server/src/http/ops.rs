@@ -7,6 +7,13 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// The process is up and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    operation_id = "healthz",
+    responses((status = 200, description = "Up", body = super::openapi::Health))
+)]
 pub async fn healthz() -> Response {
     (
         StatusCode::OK,
@@ -17,6 +24,17 @@ pub async fn healthz() -> Response {
 }
 
 /// The store answers; a load balancer should stop sending traffic while it does not.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready", body = super::openapi::Readiness),
+        (status = 503, description = "The store is unreachable", body = super::openapi::Readiness,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     match app.store.ping().await {
         Ok(()) => (
@@ -44,6 +62,14 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 /// Prometheus text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8"))
+)]
 pub async fn metrics() -> Response {
     let body = crate::metrics::handle()
         .map(|h| h.render())

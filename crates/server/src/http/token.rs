@@ -15,6 +15,58 @@ use axum::response::Response;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// The parameters of a token request (RFC 6749 §4.4.2, RFC 8707 §2); others are ignored.
+const RECOGNIZED: [&str; 5] = [
+    "grant_type",
+    "scope",
+    "audience",
+    client_auth::CLIENT_PARAMS[0],
+    client_auth::CLIENT_PARAMS[1],
+];
+
+/// Issue an access token: the client credentials grant (RFC 6749 §4.4).
+///
+/// The client authenticates with HTTP Basic (`client_secret_basic`) or with
+/// `client_id` and `client_secret` in the body (`client_secret_post`), one of the two
+/// (RFC 6749 §2.3). The answer is never cached (`Cache-Control: no-store`, §5.1).
+#[utoipa::path(
+    post,
+    path = "/auth-broker/request-token",
+    tag = "oauth",
+    operation_id = "request_token",
+    request_body(
+        content = super::openapi::TokenRequest,
+        content_type = "application/x-www-form-urlencoded",
+        description = "RFC 6749 §4.4.2"
+    ),
+    security(("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "The token (RFC 6749 §5.1)", body = TokenResponse,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`"),
+                ("Pragma" = String, description = "`no-cache`")
+            ),
+            links(
+                ("introspect" = (
+                    operation_id = "introspect",
+                    request_body = json!({"token": "$response.body#/access_token"}),
+                    description = "Introspect the token (RFC 7662)"
+                )),
+                ("revoke" = (
+                    operation_id = "revoke",
+                    request_body = json!({"token": "$response.body#/access_token"}),
+                    description = "Revoke the token (RFC 7009)"
+                ))
+            )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::InvalidClient),
+        (status = 408, response = super::openapi::RequestTimeout),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 429, response = super::openapi::TooManyFailures),
+        (status = 500, response = super::openapi::ServerError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn request_token(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -32,7 +84,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Refused> {
-    let form = client_auth::read_form(app, headers, body).await?;
+    let form = client_auth::read_form(app, headers, body, &RECOGNIZED).await?;
     check_grant_type(&form)?;
     let client = client_auth::authenticate_client(app, peer, headers, &form).await?;
 

@@ -7,13 +7,15 @@
 use super::error::ApiError;
 use crate::AppState;
 use auth_broker_proto::{BearerError, ErrorCode};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     /// The audience the calling API expects, to check `aud` as it would.
     audience: Option<String>,
@@ -36,11 +38,38 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     })
 }
 
+/// Explain a bearer token: its claims, or exactly why it would be refused.
+///
+/// The "my token request works but my API calls return 401" answer: each way the
+/// `Authorization` header or the token can be wrong gets its own message.
+#[utoipa::path(
+    get,
+    path = "/auth-broker/token-info",
+    tag = "oauth",
+    operation_id = "token_info",
+    params(Params),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token is valid", body = super::openapi::TokenInfo,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::InvalidToken),
+        (status = 500, response = super::openapi::ServerError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn token_info(
     State(app): State<Arc<AppState>>,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // axum's own rejection is a text/plain 400; every error here is RFC 6749 §5.2 JSON.
+    let Query(params) = query.map_err(|e| {
+        ApiError::invalid_request(format!(
+            "the query string is not valid ({}); token-info takes at most one parameter: audience=<the audience your API expects>",
+            e.body_text()
+        ))
+    })?;
     let result = inspect(&app, &headers, params.audience.as_deref()).await;
     if let Err(e) = &result {
         tracing::info!(error = ?e, "token-info refused a token");

@@ -48,12 +48,35 @@ fn json(body: String, cache: &'static str) -> Response {
     r
 }
 
+/// Authorization server metadata (RFC 8414 §3).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "discovery",
+    operation_id = "authorization_server_metadata",
+    responses(
+        (status = 200, description = "RFC 8414 §3.2", body = AuthorizationServerMetadata),
+    )
+)]
 pub async fn authorization_server(State(app): State<Arc<AppState>>) -> Response {
     json(app.metadata_json.clone(), "public, max-age=300")
 }
 
+/// The public signing keys (RFC 7517 §5).
+///
 /// Every key that may have signed a still-valid token: the active one and retired
 /// ones until their last token expires (plus leeway).
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "discovery",
+    operation_id = "jwks",
+    responses(
+        (status = 200, description = "The JWK Set", body = Jwks),
+        (status = 500, response = super::openapi::ServerError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn jwks(State(app): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let now = app.clock.now_secs();
     let keep_after = now - app.config.token_ttl_secs - crate::RETIRED_KEY_LEEWAY_SECS;

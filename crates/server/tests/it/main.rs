@@ -5,6 +5,7 @@
 mod abuse;
 mod endpoint_errors;
 mod jwt;
+mod openapi;
 mod ops;
 mod redaction;
 mod replicas;
