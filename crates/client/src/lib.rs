@@ -69,11 +69,11 @@ pub fn install_crypto_provider_then(
 ///
 /// System roots rather than a bundled Mozilla list, so a company CA that the machine
 /// trusts is trusted here too and CA updates come with the OS. They come through
-/// reqwest's `rustls-tls-native-roots` feature (which reads them with
-/// `rustls-native-certs`) rather than a rustls `ClientConfig` built here and handed
-/// over with `use_preconfigured_tls`: the same one extra crate, and reqwest keeps
-/// configuring ALPN and the rest itself. More CAs (`--ca-file`) go in with
-/// `reqwest::ClientBuilder::add_root_certificate`.
+/// reqwest's `rustls` feature (rustls-platform-verifier: on Linux the system's roots,
+/// elsewhere the OS verifier) rather than a rustls `ClientConfig` built here and
+/// handed over with `use_preconfigured_tls`, so reqwest keeps configuring ALPN and
+/// the rest itself. More CAs (`--ca-file`) go in with
+/// `reqwest::ClientBuilder::tls_certs_merge`.
 pub fn default_http_client() -> Result<reqwest::Client, TokenError> {
     install_crypto_provider();
     reqwest::Client::builder()

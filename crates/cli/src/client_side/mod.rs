@@ -124,9 +124,7 @@ impl ClientArgs {
         mut builder: reqwest::ClientBuilder,
     ) -> anyhow::Result<reqwest::Client> {
         if let Some(path) = &self.ca_file {
-            for cert in ca_certificates(path)? {
-                builder = builder.add_root_certificate(cert);
-            }
+            builder = builder.tls_certs_merge(ca_certificates(path)?);
         }
         Ok(auth_broker_client::install_crypto_provider_then(builder)?)
     }

@@ -98,8 +98,9 @@ async fn the_oauth2_crate_gets_a_token(backend: Backend) {
     let client = BasicClient::new(ClientId::new("svc/1".into()))
         .set_client_secret(ClientSecret::new("p@ss:w/rd+=%".into()))
         .set_token_uri(TokenUrl::new(b.token_url()).unwrap());
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    // oauth2's own reqwest (it is on 0.12), as an integrator using the crate would.
+    let http = oauth2::reqwest::Client::builder()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let token = client

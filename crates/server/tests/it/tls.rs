@@ -19,7 +19,7 @@ fn tls_config(files: &TlsFiles) -> Config {
 fn trusting(ca_pem: &str) -> reqwest::Client {
     auth_broker_client::install_crypto_provider_then(
         reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()),
+            .tls_certs_merge([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()]),
     )
     .unwrap()
 }
