@@ -9,31 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_auth-broker");
+mod common;
 
-/// Runs the binary off the async runtime's threads.
-async fn run(envs: Vec<(&'static str, String)>, args: Vec<String>) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(BIN);
-        for k in [
-            "AUTH_BROKER_TOKEN_URL",
-            "AUTH_BROKER_CLIENT_ID",
-            "AUTH_BROKER_CLIENT_SECRET",
-            "AUTH_BROKER_SCOPE",
-            "AUTH_BROKER_LOG",
-        ] {
-            cmd.env_remove(k);
-        }
-        let out = cmd.envs(envs).args(args).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap()
-}
+use common::{BIN, run};
 
 fn creds(b: &TestBroker, id: &str, secret: &str) -> Vec<(&'static str, String)> {
     vec![

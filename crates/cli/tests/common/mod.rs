@@ -140,3 +140,24 @@ pub mod raw_http {
         (status, serde_json::from_str(json).unwrap_or(Value::Null))
     }
 }
+
+/// Runs the binary off the async runtime's threads, with none of the
+/// `AUTH_BROKER_*` settings of the environment the tests run in.
+pub async fn run(envs: Vec<(&'static str, String)>, args: Vec<String>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AUTH_BROKER_") {
+                cmd.env_remove(k);
+            }
+        }
+        let out = cmd.envs(envs).args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
