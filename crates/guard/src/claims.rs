@@ -213,7 +213,7 @@ mod tests {
             check(other, &expect(), 500, true),
             Err(TokenError::WrongIssuer { .. })
         ));
-        let mut other = ok;
+        let mut other = ok.clone();
         other["nbf"] = json!(700);
         assert_eq!(
             check(other, &expect(), 500, true).err(),
