@@ -324,6 +324,72 @@ mod tests {
 }
 
 #[cfg(test)]
+mod parse_properties {
+    use super::*;
+    use auth_broker_proto::AccessToken;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any RFC 6749 §5.1 response with a non-empty bearer token reads back as sent,
+        /// whatever the case of `token_type` and whichever optional members are there.
+        #[test]
+        fn token_responses_read_back(
+            token in "[A-Za-z0-9._~+/-]{1,200}",
+            expires_in in proptest::option::of(any::<u64>()),
+            scope in proptest::option::of("[ -~]{0,40}"),
+            bearer in "[bB][eE][aA][rR][eE][rR]",
+        ) {
+            let sent = TokenResponse {
+                access_token: AccessToken::new(token.clone()),
+                expires_in,
+                scope: scope.clone(),
+                token_type: bearer.clone(),
+            };
+            let body = serde_json::to_vec(&sent).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let got = parse_response(200, &body, None).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(got.access_token.expose_secret(), token.as_str());
+            prop_assert_eq!(got.expires_in, expires_in);
+            prop_assert_eq!(got.scope, scope);
+            prop_assert_eq!(got.token_type, bearer);
+        }
+
+        /// Any RFC 6749 §5.2 error body on a non-200 answer is the server's error,
+        /// kept whole, with the Retry-After given.
+        #[test]
+        fn error_bodies_read_back(
+            status in 400u16..600,
+            code in "[a-z_]{1,30}",
+            description in proptest::option::of("[ -~]{0,80}"),
+            retry in proptest::option::of(0u64..100_000),
+        ) {
+            let body = serde_json::json!({"error": code, "error_description": description}).to_string();
+            let retry_after = retry.map(Duration::from_secs);
+            match parse_response(status, body.as_bytes(), retry_after) {
+                Err(TokenError::Server { status: s, error, retry_after: r }) => {
+                    prop_assert_eq!(s, status);
+                    prop_assert_eq!(error.error.as_str(), code.as_str());
+                    prop_assert_eq!(error.error_description, description);
+                    prop_assert_eq!(r, retry_after);
+                }
+                other => prop_assert!(false, "{other:?}"),
+            }
+        }
+
+        /// Any bytes under any status: no panic, and a kept body is cut.
+        #[test]
+        fn any_answer_is_read_without_panic(status in 100u16..600, body in proptest::collection::vec(any::<u8>(), 0..6000)) {
+            match parse_response(status, &body, None) {
+                Ok(t) => prop_assert!(status == 200 && !t.access_token.expose_secret().is_empty()),
+                Err(TokenError::UnexpectedResponse { body: kept, .. }) => {
+                    prop_assert!(kept.chars().count() <= MAX_KEPT_BODY);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod retry_after_tests {
     use super::parse_retry_after;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -67,6 +67,10 @@ fn int_claim(v: &Value, name: &'static str) -> Result<Option<i64>, TokenError> {
 /// leeway on every time comparison, and returns the claims and the window of
 /// clock seconds in which they stay valid.
 ///
+/// Times are any `i64` a signed token may carry (RFC 7519 §2 NumericDate has no
+/// range), so the arithmetic saturates: `nbf: -9223372036854775808` once overflowed
+/// `nbf - leeway` (a panic in debug builds, found by the `guard_token` fuzz seeds).
+///
 /// `jwt`: a self-contained token must carry `iss` and `exp`; an introspection
 /// response (RFC 7662 §2.2) may leave them out.
 pub(crate) fn check(
@@ -93,21 +97,25 @@ pub(crate) fn check(
     };
     if exp.saturating_add(expect.leeway) <= now {
         return Err(TokenError::Expired {
-            secs_ago: now - exp,
+            secs_ago: now.saturating_sub(exp),
             leeway: expect.leeway,
         });
     }
     let nbf = int_claim(&raw, "nbf")?;
     if let Some(nbf) = nbf
-        && nbf - expect.leeway > now
+        && nbf.saturating_sub(expect.leeway) > now
     {
-        return Err(TokenError::NotYetValid { secs: nbf - now });
+        return Err(TokenError::NotYetValid {
+            secs: nbf.saturating_sub(now),
+        });
     }
     let iat = int_claim(&raw, "iat")?;
     if let Some(iat) = iat
-        && iat - expect.leeway > now
+        && iat.saturating_sub(expect.leeway) > now
     {
-        return Err(TokenError::IssuedInFuture { secs: iat - now });
+        return Err(TokenError::IssuedInFuture {
+            secs: iat.saturating_sub(now),
+        });
     }
     let aud: Vec<String> = match raw.get("aud") {
         Some(Value::String(s)) => vec![s.clone()],
@@ -140,7 +148,7 @@ pub(crate) fn check(
         .into_iter()
         .flatten()
         .max()
-        .map_or(i64::MIN, |t| t - expect.leeway);
+        .map_or(i64::MIN, |t| t.saturating_sub(expect.leeway));
     let until = exp.saturating_add(expect.leeway);
     let claims = Claims {
         iss: iss.unwrap_or_else(|| expect.issuer.clone()),
@@ -205,11 +213,31 @@ mod tests {
             check(other, &expect(), 500, true),
             Err(TokenError::WrongIssuer { .. })
         ));
-        let mut other = ok;
+        let mut other = ok.clone();
         other["nbf"] = json!(700);
         assert_eq!(
             check(other, &expect(), 500, true).err(),
             Some(TokenError::NotYetValid { secs: 200 })
+        );
+        // Extreme NumericDates (RFC 7519 §2 sets no range) must not overflow.
+        let mut other = ok.clone();
+        other["nbf"] = json!(i64::MIN);
+        other["iat"] = json!(i64::MIN);
+        assert!(check(other, &expect(), 500, true).is_ok());
+        let mut other = ok.clone();
+        other["exp"] = json!(i64::MIN);
+        assert_eq!(
+            check(other, &expect(), 500, true).err(),
+            Some(TokenError::Expired {
+                secs_ago: i64::MAX,
+                leeway: 60
+            })
+        );
+        let mut other = ok.clone();
+        other["nbf"] = json!(i64::MAX);
+        assert_eq!(
+            check(other, &expect(), -500, true).err(),
+            Some(TokenError::NotYetValid { secs: i64::MAX })
         );
         let bare = json!({"aud":"https://api"});
         assert_eq!(

@@ -5,7 +5,8 @@ use crate::claims::{self, Claims, Expect};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, GuardError, TokenError, short};
 use crate::introspect::Introspector;
-use crate::keys::{KeyCache, Lookup};
+use crate::keys::{KeyCache, KeySet, Lookup};
+use auth_broker_jwt::{Unverified, VerifyingKey};
 use auth_broker_proto::{AuthorizationServerMetadata, ClientSecret};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -189,43 +190,19 @@ impl Guard {
         token: &str,
         now: i64,
     ) -> Result<Arc<Claims>, GuardError> {
-        let jwt = auth_broker_jwt::parse(token).map_err(TokenError::from)?;
-        let typ = jwt.header.typ.as_deref();
-        if typ.is_none_or(|t| {
-            !t.eq_ignore_ascii_case("at+jwt") && !t.eq_ignore_ascii_case("application/at+jwt")
-        }) {
-            return Err(TokenError::WrongType {
-                found: short(typ.unwrap_or("(none)")),
-            }
-            .into());
-        }
-        let Some(kid) = jwt.header.kid.as_deref() else {
-            return Err(TokenError::NoKid.into());
-        };
-        let key = match keys.get(kid).await {
+        let (jwt, kid) = read_header(token)?;
+        let key = match keys.get(&kid).await {
             Lookup::Found(k) => k,
-            Lookup::Unknown => return Err(TokenError::UnknownKey { kid: short(kid) }.into()),
+            Lookup::Unknown => return Err(TokenError::UnknownKey { kid: short(&kid) }.into()),
             Lookup::Unreachable(e) => {
                 return Err(GuardError::Unavailable(format!(
                     "the token is signed by key '{}', which is not in the last JWKS fetched, and the JWKS at {} cannot be fetched now ({e}); retry shortly",
-                    short(kid),
+                    short(&kid),
                     keys.uri
                 )));
             }
         };
-        if jwt.header.alg != key.alg.as_str() {
-            return Err(TokenError::AlgMismatch {
-                header: short(&jwt.header.alg),
-                kid: short(kid),
-                key: key.alg.to_string(),
-            }
-            .into());
-        }
-        if !key.verify(jwt.signing_input.as_bytes(), &jwt.signature) {
-            return Err(TokenError::BadSignature.into());
-        }
-        // Only now, with the signature checked, may the claims be trusted (and cached).
-        let (claims, from, until) = claims::check(jwt.claims, &self.inner.expect, now, true)?;
+        let (claims, from, until) = check_signed(jwt, &kid, &key, &self.inner.expect, now)?;
         let claims = Arc::new(claims);
         self.inner
             .cache
@@ -272,6 +249,72 @@ impl Guard {
             }
         }
     }
+}
+
+/// The checks before a key is looked up: a compact JWS (RFC 7515 §7.1) typed as an
+/// access token (RFC 9068 §2.1) that names its key. Returns the token and its `kid`.
+fn read_header(token: &str) -> Result<(Unverified<'_>, String), TokenError> {
+    let jwt = auth_broker_jwt::parse(token)?;
+    let typ = jwt.header.typ.as_deref();
+    if typ.is_none_or(|t| {
+        !t.eq_ignore_ascii_case("at+jwt") && !t.eq_ignore_ascii_case("application/at+jwt")
+    }) {
+        return Err(TokenError::WrongType {
+            found: short(typ.unwrap_or("(none)")),
+        });
+    }
+    let Some(kid) = jwt.header.kid.clone() else {
+        return Err(TokenError::NoKid);
+    };
+    Ok((jwt, kid))
+}
+
+/// The checks with the key in hand: the header's `alg` is the key's (RFC 8725 §3.1:
+/// never let the token choose the algorithm), the signature verifies, and only then
+/// the claims. Returns the claims and the clock window in which they stay valid.
+fn check_signed(
+    jwt: Unverified<'_>,
+    kid: &str,
+    key: &VerifyingKey,
+    expect: &Expect,
+    now: i64,
+) -> Result<(Claims, i64, i64), TokenError> {
+    if jwt.header.alg != key.alg.as_str() {
+        return Err(TokenError::AlgMismatch {
+            header: short(&jwt.header.alg),
+            kid: short(kid),
+            key: key.alg.to_string(),
+        });
+    }
+    if !key.verify(jwt.signing_input.as_bytes(), &jwt.signature) {
+        return Err(TokenError::BadSignature);
+    }
+    // Only now, with the signature checked, may the claims be trusted (and cached).
+    claims::check(jwt.claims, expect, now, true)
+}
+
+/// Validates a JWT access token against a key set the caller holds, at clock second
+/// `now`: the checks a JWT-mode [`Guard`] makes (RFC 9068 §4), without fetching,
+/// refetching or caching. For callers that have the issuer's JWKS already (a
+/// batch job, a test, an air-gapped verifier) and for fuzzing the validation.
+pub fn validate_with_keys(
+    token: &str,
+    keys: &KeySet,
+    issuer: &str,
+    audience: &str,
+    leeway: Duration,
+    now: i64,
+) -> Result<Claims, TokenError> {
+    let (jwt, kid) = read_header(token)?;
+    let Some(key) = keys.get(&kid) else {
+        return Err(TokenError::UnknownKey { kid: short(&kid) });
+    };
+    let expect = Expect {
+        issuer: issuer.trim_end_matches('/').to_owned(),
+        audience: audience.to_owned(),
+        leeway: secs(leeway),
+    };
+    check_signed(jwt, &kid, key, &expect, now).map(|(claims, _, _)| claims)
 }
 
 /// RFC 6750 §3.1 `insufficient_scope` unless every `required` scope is granted.

@@ -13,9 +13,58 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-#[derive(Debug)]
-struct KeySet {
+/// The keys of a JWKS document (RFC 7517 §5) that a guard can verify with, by `kid`.
+///
+/// Only ES256, EdDSA and RS256 keys that name their `alg` are kept; RFC 7517 §5 asks
+/// an implementation to ignore keys it does not understand rather than refuse the
+/// whole set, so one exotic key cannot lock every token out.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
     keys: HashMap<String, Arc<VerifyingKey>>,
+}
+
+impl KeySet {
+    /// Reads a JWKS document as served at the issuer's `jwks_uri`. Fails when it is
+    /// not a JWKS, or when not one of its keys is usable (a guard with no key could
+    /// only refuse every token, which is better said at start).
+    pub fn from_json(document: &[u8]) -> Result<Self, String> {
+        let jwks: Jwks =
+            serde_json::from_slice(document).map_err(|e| format!("not a JWKS: {e}"))?;
+        let keys: HashMap<_, _> = jwks
+            .keys
+            .iter()
+            .filter_map(VerifyingKey::from_jwk)
+            .map(|k| (k.kid.clone(), Arc::new(k)))
+            .collect();
+        if keys.is_empty() {
+            return Err("the JWKS has no usable key (ES256, EdDSA or RS256 with its alg)".into());
+        }
+        Ok(Self { keys })
+    }
+
+    /// The key with this `kid`.
+    pub fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
+        self.keys.get(kid)
+    }
+
+    /// The `kid`s of the usable keys.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// A key set and when its fetch started.
+#[derive(Debug)]
+struct Fetched {
+    keys: KeySet,
     fetched: Instant,
 }
 
@@ -41,7 +90,7 @@ pub(crate) enum Lookup {
 pub(crate) struct KeyCache {
     http: reqwest::Client,
     pub(crate) uri: String,
-    current: RwLock<Arc<KeySet>>,
+    current: RwLock<Arc<Fetched>>,
     fetch: tokio::sync::Mutex<FetchState>,
     min_interval: Duration,
     max_age: Duration,
@@ -63,7 +112,7 @@ impl KeyCache {
         Ok(Self {
             http,
             uri,
-            current: RwLock::new(Arc::new(KeySet {
+            current: RwLock::new(Arc::new(Fetched {
                 keys,
                 fetched: started,
             })),
@@ -78,7 +127,7 @@ impl KeyCache {
         })
     }
 
-    fn snapshot(&self) -> Arc<KeySet> {
+    fn snapshot(&self) -> Arc<Fetched> {
         match self.current.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -130,7 +179,7 @@ impl KeyCache {
         match fetch(&self.http, &self.uri).await {
             Ok(keys) => {
                 st.last_error = None;
-                let set = Arc::new(KeySet {
+                let set = Arc::new(Fetched {
                     keys,
                     fetched: started,
                 });
@@ -147,23 +196,80 @@ impl KeyCache {
     }
 }
 
-async fn fetch(
-    http: &reqwest::Client,
-    uri: &str,
-) -> Result<HashMap<String, Arc<VerifyingKey>>, String> {
+async fn fetch(http: &reqwest::Client, uri: &str) -> Result<KeySet, String> {
     let resp = http.get(uri).send().await.map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
         return Err(format!("HTTP {}", resp.status()));
     }
-    let jwks: Jwks = resp.json().await.map_err(|e| format!("not a JWKS: {e}"))?;
-    let keys: HashMap<_, _> = jwks
-        .keys
-        .iter()
-        .filter_map(VerifyingKey::from_jwk)
-        .map(|k| (k.kid.clone(), Arc::new(k)))
-        .collect();
-    if keys.is_empty() {
-        return Err("the JWKS has no usable key (ES256, EdDSA or RS256 with its alg)".into());
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    KeySet::from_json(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EC_JWK: &str = r#"{"kty":"EC","kid":"ec","use":"sig","alg":"ES256","crv":"P-256","x":"tNb9q0oe1EQzqj-s7CDfkJ880F6zBP3_jIud5Cu5M6U","y":"x-hNSOuRgM7Sh0Yf5YQI2RTWB--k_JTzvuaRSlq8Q2Q"}"#;
+
+    #[test]
+    fn unusable_keys_are_skipped_and_an_empty_set_refused() {
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0"}},{EC_JWK}]}}"#
+        );
+        let keys = KeySet::from_json(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.kids().collect::<Vec<_>>(), ["ec"]);
+        assert!(keys.get("h").is_none());
+        let e = KeySet::from_json(br#"{"keys":[]}"#).err();
+        assert!(e.is_some_and(|e| e.contains("no usable key")));
+        let e = KeySet::from_json(b"<html>").err();
+        assert!(e.is_some_and(|e| e.starts_with("not a JWKS")));
     }
-    Ok(keys)
+
+    fn jwk() -> impl Strategy<Value = serde_json::Value> {
+        let text = prop_oneof![
+            Just("ES256".to_owned()),
+            Just("EdDSA".to_owned()),
+            Just("RS256".to_owned()),
+            "[A-Za-z0-9_-]{0,90}",
+        ];
+        (
+            prop_oneof![Just("EC"), Just("OKP"), Just("RSA"), Just("oct")],
+            "[a-z0-9]{0,8}",
+            proptest::option::of(text.clone()),
+            proptest::option::of(text.clone()),
+            proptest::option::of(text.clone()),
+            proptest::option::of(text),
+        )
+            .prop_map(|(kty, kid, alg, x, y, n)| {
+                serde_json::json!({"kty": kty, "kid": kid, "alg": alg, "x": x, "y": y, "n": n, "e": "AQAB"})
+            })
+    }
+
+    proptest! {
+        /// Whatever keys a document holds, loading it never panics, and every key
+        /// loaded is a JWK of the document with its kid and a supported alg.
+        #[test]
+        fn loading_keeps_only_listed_supported_keys(keys in proptest::collection::vec(jwk(), 0..5), real in any::<bool>()) {
+            let mut keys = keys;
+            if real {
+                keys.push(serde_json::from_str(EC_JWK).map_err(|e| TestCaseError::fail(e.to_string()))?);
+            }
+            let doc = serde_json::json!({ "keys": keys }).to_string();
+            match KeySet::from_json(doc.as_bytes()) {
+                Ok(set) => {
+                    prop_assert!(!set.is_empty());
+                    for kid in set.kids() {
+                        prop_assert!(keys.iter().any(|k| k["kid"] == kid));
+                    }
+                }
+                Err(e) => prop_assert!(!real, "the real key was refused: {e}"),
+            }
+        }
+
+        #[test]
+        fn never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = KeySet::from_json(&bytes);
+        }
+    }
 }

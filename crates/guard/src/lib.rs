@@ -44,8 +44,9 @@ pub use error::{BuildError, GuardError, TokenError};
 pub use guard::{
     DEFAULT_CACHE_CAPACITY, DEFAULT_INTROSPECTION_NEGATIVE_TTL, DEFAULT_INTROSPECTION_POSITIVE_TTL,
     DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_REFETCH_INTERVAL, DEFAULT_LEEWAY, Guard, GuardBuilder,
-    GuardStats, Mode, require_scopes,
+    GuardStats, Mode, require_scopes, validate_with_keys,
 };
+pub use keys::KeySet;
 pub use layer::{Authenticated, GuardLayer, GuardService, Rejection};
 
 pub use auth_broker_proto::ClientSecret;

@@ -63,6 +63,10 @@ impl fmt::Display for BearerError {
 
 impl std::error::Error for BearerError {}
 
+/// The longest scheme name echoed in [`BearerError::WrongScheme`]; registered
+/// schemes (RFC 9110 §16.4.1) are far shorter.
+const MAX_SCHEME_LEN: usize = 20;
+
 /// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
@@ -86,11 +90,17 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
         .trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        if rest.is_empty() && scheme.starts_with("ey") && scheme.contains('.') {
+        // A bare token: a JWT, or anything longer than a scheme name (an opaque
+        // `abo_...` token). It is not echoed back as a scheme, which would repeat
+        // its first characters.
+        if rest.is_empty()
+            && ((scheme.starts_with("ey") && scheme.contains('.'))
+                || (scheme.len() > MAX_SCHEME_LEN && is_b64token(scheme)))
+        {
             return Err(BearerError::NoScheme);
         }
         return Err(BearerError::WrongScheme {
-            scheme: scheme.chars().take(20).collect(),
+            scheme: scheme.chars().take(MAX_SCHEME_LEN).collect(),
         });
     }
     let token = rest.trim_start_matches(' ');
@@ -137,6 +147,17 @@ mod tests {
             })
         );
         assert_eq!(one("eyJhbGciOi.x.y"), Err(BearerError::NoScheme));
+        // An opaque token sent bare is not echoed back as a scheme name.
+        assert_eq!(
+            one("abo_4fJ2kLm9QxZ8rT1vW3yB6nP0sD5gH7jK"),
+            Err(BearerError::NoScheme)
+        );
+        assert_eq!(
+            one("Digest-with-a-long-name x"),
+            Err(BearerError::WrongScheme {
+                scheme: "Digest-with-a-long-n".into()
+            })
+        );
         assert_eq!(one("Bearer"), Err(BearerError::Empty));
         assert_eq!(one("Bearer \"abc\""), Err(BearerError::Quoted));
         assert_eq!(one("Bearer Bearer abc"), Err(BearerError::Twice));
