@@ -72,13 +72,7 @@ fn token_param(form: &auth_broker_proto::Form) -> Result<&str, Refused> {
     security(("client_secret_basic" = [])),
     responses(
         (status = 200, description = "RFC 7662 §2.2", body = super::openapi::Introspection),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::InvalidClient),
-        (status = 408, response = super::openapi::RequestTimeout),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 429, response = super::openapi::TooManyFailures),
-        (status = 500, response = super::openapi::ServerError),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::FormEndpointErrors,
     )
 )]
 pub async fn introspect(
@@ -153,13 +147,7 @@ fn revoked() -> Response {
     security(("client_secret_basic" = [])),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2); no body"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::InvalidClient),
-        (status = 408, response = super::openapi::RequestTimeout),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 429, response = super::openapi::TooManyFailures),
-        (status = 500, response = super::openapi::ServerError),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::FormEndpointErrors,
     )
 )]
 pub async fn revoke(

@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use utoipa::openapi::security::{
     ClientCredentials, Flow, Http, HttpAuthScheme, OAuth2, Scopes, SecurityScheme,
 };
-use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
 
 // The names of the security schemes. `#[utoipa::path(security(...))]` takes only
 // literals, so the handlers spell them out; a test checks they match.
@@ -200,6 +200,28 @@ pub struct Unavailable(ErrorResponse);
 #[derive(Debug, ToResponse)]
 #[allow(dead_code)]
 pub struct ServerError(ErrorResponse);
+
+/// What every form endpoint (token, introspection, revocation) may answer besides
+/// its success: the answers of reading the form and authenticating the client
+/// (`client_auth`), in one place so the three operations cannot disagree.
+#[derive(Debug, IntoResponses)]
+#[allow(dead_code)]
+pub enum FormEndpointErrors {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 401)]
+    InvalidClient(#[ref_response] InvalidClient),
+    #[response(status = 408)]
+    RequestTimeout(#[ref_response] RequestTimeout),
+    #[response(status = 413)]
+    PayloadTooLarge(#[ref_response] PayloadTooLarge),
+    #[response(status = 429)]
+    TooManyFailures(#[ref_response] TooManyFailures),
+    #[response(status = 500)]
+    ServerError(#[ref_response] ServerError),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
+}
 
 /// The security schemes (OpenAPI 3.1 §4.8.27).
 struct Security;

@@ -58,13 +58,7 @@ const RECOGNIZED: [&str; 5] = [
                     description = "Revoke the token (RFC 7009)"
                 ))
             )),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::InvalidClient),
-        (status = 408, response = super::openapi::RequestTimeout),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 429, response = super::openapi::TooManyFailures),
-        (status = 500, response = super::openapi::ServerError),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::FormEndpointErrors,
     )
 )]
 pub async fn request_token(
