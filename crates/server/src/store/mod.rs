@@ -9,6 +9,15 @@
 //! (disable, enable, delete, a new secret) is seen by the very next request, with no
 //! cache to invalidate.
 
+/// The client columns in the order both backends' `client_from_row` read them; a
+/// macro so the queries are built at compile time (`concat!`), not formatted on
+/// every request. Defined before the backend modules so both see it.
+macro_rules! client_columns {
+    () => {
+        "id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, scopes, audience, enabled, created_at, updated_at"
+    };
+}
+
 mod migrations;
 mod postgres;
 mod sqlite;

@@ -29,7 +29,6 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, scopes, audience, enabled, created_at, updated_at";
 const KEY_COLUMNS: &str = "kid, alg, private_key, public_jwk, created_at, retired_at";
 
 fn client_from_row(r: &Row) -> Result<ClientRecord, tokio_postgres::Error> {
@@ -166,7 +165,7 @@ impl PgStore {
 
     pub async fn get_client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
         self.query_opt_client(
-            &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"),
+            concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1"),
             id,
         )
         .await
@@ -182,8 +181,10 @@ impl PgStore {
         bounded(async {
             let conn = self.conn().await?;
             let stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {CLIENT_COLUMNS}, TRUE FROM clients WHERE id = $1 \
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    client_columns!(),
+                    ", TRUE FROM clients WHERE id = $1 \
                      UNION ALL \
                      SELECT $1, '', $2, NULL, NULL, '', NULL, FALSE, 0::BIGINT, 0::BIGINT, FALSE \
                      WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = $1)"
@@ -198,7 +199,11 @@ impl PgStore {
 
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
         self.query_opt_client(
-            &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE name = $1"),
+            concat!(
+                "SELECT ",
+                client_columns!(),
+                " FROM clients WHERE name = $1"
+            ),
             name,
         )
         .await
@@ -209,7 +214,11 @@ impl PgStore {
             let conn = self.conn().await?;
             let rows = conn
                 .query(
-                    &format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, name"),
+                    concat!(
+                        "SELECT ",
+                        client_columns!(),
+                        " FROM clients ORDER BY created_at, name"
+                    ),
                     &[],
                 )
                 .await?;
@@ -222,7 +231,11 @@ impl PgStore {
         let r = bounded(async {
             let conn = self.conn().await?;
             conn.execute(
-                &format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+                concat!(
+                    "INSERT INTO clients (",
+                    client_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                ),
                 &[
                     &c.id,
                     &c.name,

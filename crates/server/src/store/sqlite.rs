@@ -68,8 +68,6 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, scopes, audience, enabled, created_at, updated_at";
-
 fn client_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
     Ok(ClientRecord {
         id: r.get(0)?,
@@ -200,8 +198,10 @@ impl SqliteStore {
 
     pub async fn get_client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
         self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"
+            c.prepare_cached(concat!(
+                "SELECT ",
+                client_columns!(),
+                " FROM clients WHERE id = ?1"
             ))?
             .query_row([id], client_from_row)
             .optional()
@@ -216,8 +216,10 @@ impl SqliteStore {
         dummy_hash: &str,
     ) -> Result<Option<ClientRecord>, StoreError> {
         self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {CLIENT_COLUMNS}, 1 FROM clients WHERE id = ?1 \
+            c.prepare_cached(concat!(
+                "SELECT ",
+                client_columns!(),
+                ", 1 FROM clients WHERE id = ?1 \
                  UNION ALL \
                  SELECT ?1, '', ?2, NULL, NULL, '', NULL, 0, 0, 0, 0 \
                  WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = ?1)"
@@ -231,8 +233,10 @@ impl SqliteStore {
 
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
         self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {CLIENT_COLUMNS} FROM clients WHERE name = ?1"
+            c.prepare_cached(concat!(
+                "SELECT ",
+                client_columns!(),
+                " FROM clients WHERE name = ?1"
             ))?
             .query_row([name], client_from_row)
             .optional()
@@ -241,8 +245,10 @@ impl SqliteStore {
 
     pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         self.read(|c| {
-            c.prepare(&format!(
-                "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, name"
+            c.prepare(concat!(
+                "SELECT ",
+                client_columns!(),
+                " FROM clients ORDER BY created_at, name"
             ))?
             .query_map([], client_from_row)?
             .collect()
@@ -253,7 +259,11 @@ impl SqliteStore {
         let c = client.clone();
         self.write(move |conn| {
             let r = conn.execute(
-                &format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                concat!(
+                    "INSERT INTO clients (",
+                    client_columns!(),
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ),
                 params![
                     c.id,
                     c.name,
