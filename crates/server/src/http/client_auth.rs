@@ -12,6 +12,7 @@ use auth_broker_proto::{
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The most a form body may be (the contract's 64 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -197,7 +198,7 @@ async fn authenticate(
     app: &AppState,
     peer: SocketAddr,
     creds: &Credentials,
-) -> Result<ClientRecord, Refused> {
+) -> Result<Arc<ClientRecord>, Refused> {
     let now = app.clock.now_secs();
     let (ids, secrets): (Vec<&str>, Vec<&ClientSecret>) = match creds {
         Credentials::Basic(b) => (
@@ -289,7 +290,7 @@ pub(crate) async fn authenticate_client(
     peer: SocketAddr,
     headers: &HeaderMap,
     form: &Form,
-) -> Result<ClientRecord, Refused> {
+) -> Result<Arc<ClientRecord>, Refused> {
     let creds = credentials(headers, form)?;
     authenticate(app, peer, &creds).await
 }

@@ -36,7 +36,13 @@ async fn authenticated_form(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(crate::store::ClientRecord, auth_broker_proto::Form), Refused> {
+) -> Result<
+    (
+        std::sync::Arc<crate::store::ClientRecord>,
+        auth_broker_proto::Form,
+    ),
+    Refused,
+> {
     let form = client_auth::read_form(app, headers, body, &RECOGNIZED).await?;
     let caller = client_auth::authenticate_client(app, peer, headers, &form).await?;
     Ok((caller, form))

@@ -5,9 +5,12 @@
 //! driver: rusqlite answers a primary-key read in a few microseconds without leaving
 //! the thread, and tokio-postgres pipelines queries over a pooled connection.
 //!
-//! Every read goes to the database: a change made by the CLI or by another replica
-//! (disable, enable, delete, a new secret) is seen by the very next request, with no
-//! cache to invalidate.
+//! A change made by the CLI or by another replica (disable, enable, delete, a new
+//! secret) is seen by the very next request. On PostgreSQL every read goes to the
+//! database. On SQLite the client a token request reads is cached in the process
+//! and served only while SQLite's own change signal (the WAL-index header) is the
+//! one seen when it was read, so the very next request after any commit reads the row
+//! again (`client_cache`).
 
 /// The client columns in the order both backends' `client_from_row` read them; a
 /// macro so the queries are built at compile time (`concat!`), not formatted on
@@ -18,6 +21,7 @@ macro_rules! client_columns {
     };
 }
 
+mod client_cache;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -222,13 +226,22 @@ impl Store {
     /// The client to authenticate, read so that a miss costs what a hit does: the
     /// query always returns one row (a stand-in with `dummy_hash` when the id is
     /// unknown) and decodes it into a record, so the time of a failed authentication
-    /// does not tell whether the client id exists (no enumeration by timing).
+    /// does not tell whether the client id exists (no enumeration by timing). On
+    /// SQLite, unknown ids are cached like known ones, for the same reason.
     pub async fn get_client_for_auth(
         &self,
         id: &str,
         dummy_hash: &str,
-    ) -> Result<Option<ClientRecord>, StoreError> {
+    ) -> Result<Option<std::sync::Arc<ClientRecord>>, StoreError> {
         dispatch!(self, s => s.get_client_for_auth(id, dummy_hash).await)
+    }
+
+    /// The SQLite client cache: (on, hits, misses); `None` on PostgreSQL.
+    pub fn client_cache_stats(&self) -> Option<(bool, u64, u64)> {
+        match self {
+            Store::Sqlite(s) => Some(s.client_cache_stats()),
+            Store::Postgres(_) => None,
+        }
     }
 
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {

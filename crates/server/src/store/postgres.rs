@@ -7,6 +7,7 @@ use super::{
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use tokio_postgres::{NoTls, Row};
 
 /// Advisory lock ids: one serialises migrations, one the creation of signing keys,
@@ -177,7 +178,7 @@ impl PgStore {
         &self,
         id: &str,
         dummy_hash: &str,
-    ) -> Result<Option<ClientRecord>, StoreError> {
+    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
         bounded(async {
             let conn = self.conn().await?;
             let stmt = conn
@@ -192,7 +193,7 @@ impl PgStore {
                 .await?;
             let row = conn.query_one(&stmt, &[&id, &dummy_hash]).await?;
             let rec = client_from_row(&row)?;
-            Ok(row.try_get::<_, bool>(10)?.then_some(rec))
+            Ok(row.try_get::<_, bool>(10)?.then(|| Arc::new(rec)))
         })
         .await
     }

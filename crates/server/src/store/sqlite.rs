@@ -5,6 +5,7 @@
 //! would. In WAL mode readers never wait for the writer. Writes are rare (CLI, key
 //! rotation) and may wait on another process's lock, so they run on the blocking pool.
 
+use super::client_cache::{ClientCache, Lookup};
 use super::{
     ClientRecord, KeyRecord, OpaqueRecord, Pruned, StoreError, Timestamp, join_scopes, migrations,
     split_scopes,
@@ -26,6 +27,7 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     writer: Mutex<Connection>,
     next: AtomicUsize,
+    clients: ClientCache,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -120,12 +122,14 @@ impl SqliteStore {
             let readers = (0..READERS)
                 .map(|_| open_conn(&path).map(Mutex::new))
                 .collect::<Result<Vec<_>, _>>()?;
+            let clients = ClientCache::new(&path);
             Ok(Self {
                 inner: Arc::new(Inner {
                     path,
                     readers,
                     writer: Mutex::new(writer),
                     next: AtomicUsize::new(0),
+                    clients,
                 }),
             })
         })
@@ -208,27 +212,42 @@ impl SqliteStore {
         })
     }
 
-    /// [`super::Store::get_client_for_auth`]: one row whatever happens, decoded the
-    /// same way, after the same two index probes.
+    /// [`super::Store::get_client_for_auth`], served from the client cache while the
+    /// database is unchanged (see `client_cache`); a miss reads one row whatever
+    /// happens, decoded the same way, after the same two index probes.
     pub async fn get_client_for_auth(
         &self,
         id: &str,
         dummy_hash: &str,
-    ) -> Result<Option<ClientRecord>, StoreError> {
-        self.read(|c| {
-            c.prepare_cached(concat!(
-                "SELECT ",
-                client_columns!(),
-                ", 1 FROM clients WHERE id = ?1 \
-                 UNION ALL \
-                 SELECT ?1, '', ?2, NULL, NULL, '', NULL, 0, 0, 0, 0 \
-                 WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = ?1)"
-            ))?
-            .query_row([id, dummy_hash], |r| {
-                let rec = client_from_row(r)?;
-                Ok(r.get::<_, bool>(10)?.then_some(rec))
-            })
-        })
+    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        let ticket = match self.inner.clients.lookup(id) {
+            Lookup::Hit(entry) => return Ok(entry),
+            Lookup::Miss(ticket) => ticket,
+        };
+        let entry = self
+            .read(|c| {
+                c.prepare_cached(concat!(
+                    "SELECT ",
+                    client_columns!(),
+                    ", 1 FROM clients WHERE id = ?1 \
+                     UNION ALL \
+                     SELECT ?1, '', ?2, NULL, NULL, '', NULL, 0, 0, 0, 0 \
+                     WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = ?1)"
+                ))?
+                .query_row([id, dummy_hash], |r| {
+                    let rec = client_from_row(r)?;
+                    Ok(r.get::<_, bool>(10)?.then_some(rec))
+                })
+            })?
+            .map(Arc::new);
+        self.inner.clients.fill(ticket, id, &entry);
+        Ok(entry)
+    }
+
+    /// The client cache's (hits, misses) and whether it is on at all.
+    pub fn client_cache_stats(&self) -> (bool, u64, u64) {
+        let (hits, misses) = self.inner.clients.stats();
+        (self.inner.clients.enabled(), hits, misses)
     }
 
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {

@@ -219,3 +219,80 @@ async fn postgres_outage_gives_503_and_recovers() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+/// The SQLite client cache never serves a client as it was before a commit made
+/// through another handle (as by the CLI or another replica): a random sequence of
+/// changes, each followed by a read through the cached handle compared with the
+/// truth read by the writer. Also checks that the cache is really used (hits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_client_cache_sees_every_commit() {
+    use auth_broker_server::store::ClientRecord;
+    use proptest::prelude::Rng;
+    use proptest::test_runner::{RngAlgorithm, TestRng};
+
+    let fresh = FreshStore::new(Backend::Sqlite).await;
+    let served = fresh.open().await;
+    let cli = fresh.open().await;
+    assert!(
+        matches!(served.client_cache_stats(), Some((true, 0, 0))),
+        "the cache is on for a file database: {:?}",
+        served.client_cache_stats()
+    );
+    let ids = ["c0", "c1", "c2", "unknown"];
+    let record = |id: &str, n: i64| ClientRecord {
+        id: id.to_owned(),
+        name: format!("{id}-{n}"),
+        secret_hash: format!("hash-{n}"),
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
+        scopes: vec!["read".into()],
+        audience: None,
+        enabled: true,
+        created_at: n,
+        updated_at: n,
+    };
+    for id in &ids[..3] {
+        cli.insert_client(&record(id, 0)).await.unwrap();
+    }
+    let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
+    for step in 1..=400_i64 {
+        let id = ids[(rng.next_u32() % 4) as usize];
+        match rng.next_u32() % 6 {
+            0 => {
+                let _ = cli.set_client_enabled(id, false, step).await.unwrap();
+            }
+            1 => {
+                let _ = cli.set_client_enabled(id, true, step).await.unwrap();
+            }
+            2 => {
+                let _ = cli
+                    .set_client_secret(id, &format!("hash-{step}"), None, step)
+                    .await
+                    .unwrap();
+            }
+            3 => {
+                let _ = cli.delete_client(id).await.unwrap();
+            }
+            4 if cli.get_client(id).await.unwrap().is_none() => {
+                cli.insert_client(&record(id, step)).await.unwrap();
+            }
+            _ => {} // no change: the next reads may be hits
+        }
+        for id in ids {
+            let truth = cli.get_client(id).await.unwrap();
+            for _ in 0..2 {
+                let seen = served.get_client_for_auth(id, "dummy").await.unwrap();
+                assert_eq!(seen.as_deref(), truth.as_ref(), "step {step}, client {id}");
+            }
+        }
+    }
+    let (_, hits, misses) = served.client_cache_stats().unwrap();
+    assert!(
+        hits >= 1600,
+        "every second read is a hit: {hits} hits, {misses} misses"
+    );
+    assert!(
+        misses >= 100,
+        "changes are misses: {hits} hits, {misses} misses"
+    );
+}
