@@ -390,6 +390,16 @@ impl CuttableProxy {
     }
 }
 
+impl CuttableProxy {
+    /// Forwards new connections again but leaves the stalled ones open and silent
+    /// forever, as a NAT or firewall that forgot them without telling either end: a
+    /// client recovers only if it stops using such a connection by itself.
+    pub fn restore_keeping_dead(&self) {
+        self.stalled.send_replace(false);
+        self.state.lock().unwrap().cut = false;
+    }
+}
+
 impl Drop for CuttableProxy {
     fn drop(&mut self) {
         self.accept.abort();

@@ -18,6 +18,8 @@ const KEY_LOCK: i64 = 0x6175_7468_6b65_7973; // "authkeys"
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// The connection every token request's client read shares (see [`Self::shared`]).
+    shared: Arc<std::sync::Mutex<Option<Arc<SharedConn>>>>,
     url: String,
 }
 
@@ -58,6 +60,35 @@ fn key_from_row(r: &Row) -> Result<KeyRecord, tokio_postgres::Error> {
     })
 }
 
+/// A pooled connection shared by concurrent readers. One that failed or timed out
+/// is marked broken: it leaves the shared slot at once and, when its last reader is
+/// done, is closed instead of going back to the pool, where a half-dead socket (a
+/// network cut that never sent a reset) would otherwise be handed out again.
+struct SharedConn {
+    conn: Option<deadpool_postgres::Object>,
+    broken: std::sync::atomic::AtomicBool,
+}
+
+impl std::ops::Deref for SharedConn {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        // Only `Drop` takes it out.
+        self.conn
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl Drop for SharedConn {
+    fn drop(&mut self) {
+        if self.broken.load(std::sync::atomic::Ordering::Relaxed)
+            && let Some(conn) = self.conn.take()
+        {
+            drop(deadpool_postgres::Object::take(conn));
+        }
+    }
+}
+
 /// Bounds a store call, so an unreachable database gives a prompt error, not a hang.
 async fn bounded<T>(f: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
     tokio::time::timeout(STORE_TIMEOUT, f)
@@ -94,6 +125,7 @@ impl PgStore {
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let store = Self {
             pool,
+            shared: Arc::default(),
             url: redacted,
         };
         store.ping().await.map_err(|e| {
@@ -107,6 +139,53 @@ impl PgStore {
             .get()
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// One pooled connection shared by the hot read of every token request.
+    ///
+    /// tokio-postgres pipelines the queries of concurrent callers on one connection:
+    /// its connection task writes every query waiting in its queue with one `write`,
+    /// and PostgreSQL answers them in order. With a connection per request, 32
+    /// requests in flight are 32 sockets, each query its own write, read and wake-up
+    /// of a backend process on each side; shared, they are a handful (about 1.3x the
+    /// token requests per second, `bench/load.sh`). Every request still reads the
+    /// database, so a change by the CLI or another replica is seen by the next one. A
+    /// closed connection (PostgreSQL restarted, the network cut) is dropped and the
+    /// next call takes a fresh one from the pool.
+    async fn shared(&self) -> Result<Arc<SharedConn>, StoreError> {
+        let slot = || {
+            self.shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(c) = slot().as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let fresh = Arc::new(SharedConn {
+            conn: Some(self.conn().await?),
+            broken: false.into(),
+        });
+        let mut slot = slot();
+        match slot.as_ref().filter(|c| !c.is_closed()) {
+            Some(c) => Ok(c.clone()),
+            None => {
+                *slot = Some(fresh.clone());
+                Ok(fresh)
+            }
+        }
+    }
+
+    /// After a failed or timed-out read on `conn`: no request uses it again.
+    fn forget_shared(&self, conn: &Arc<SharedConn>) {
+        conn.broken
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut slot = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            *slot = None;
+        }
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -179,8 +258,8 @@ impl PgStore {
         id: &str,
         dummy_hash: &str,
     ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
-        bounded(async {
-            let conn = self.conn().await?;
+        let conn = bounded(self.shared()).await?;
+        let read = bounded(async {
             let stmt = conn
                 .prepare_cached(concat!(
                     "SELECT ",
@@ -195,7 +274,11 @@ impl PgStore {
             let rec = client_from_row(&row)?;
             Ok(row.try_get::<_, bool>(10)?.then(|| Arc::new(rec)))
         })
-        .await
+        .await;
+        if let Err(StoreError::Unavailable(_)) = read {
+            self.forget_shared(&conn);
+        }
+        read
     }
 
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {

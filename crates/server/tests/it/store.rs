@@ -220,6 +220,69 @@ async fn postgres_outage_gives_503_and_recovers() {
     task.await.unwrap().unwrap();
 }
 
+/// A connection that went silent for good (the network dropped it without a reset)
+/// is given up after one timed-out read: token requests recover once new connections
+/// get through, instead of waiting on the dead one until TCP gives up (minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dead_connection_is_given_up() {
+    let fresh = FreshStore::new(Backend::Postgres).await;
+    let proxy = CuttableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let store = Store::open(&fresh.url_via(proxy.addr)).await.unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let server = Server::bind_default_clock(config, store).await.unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let new = NewClient {
+        name: "c".into(),
+        ..Default::default()
+    };
+    let (c, secret) = admin::create_client(&fresh.open().await, &new, 1)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let token = || async {
+        http.post(format!("{base}/auth-broker/request-token"))
+            .basic_auth(&c.id, Some(secret.expose_secret()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(token().await, 200);
+    proxy.stall();
+    assert_eq!(token().await, 503, "the shared connection is silent");
+    proxy.restore_keeping_dead();
+    // Every connection opened before the stall stays silent; each costs at most one
+    // timed-out request, then new connections carry the reads.
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    while started.elapsed() < Duration::from_secs(40) {
+        let s = token().await;
+        statuses.push(s.as_u16());
+        if s == 200 {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&200), "recovered: {statuses:?}");
+    for _ in 0..20 {
+        assert_eq!(token().await, 200, "stays recovered");
+    }
+    eprintln!(
+        "tokens again after {:?} ({} requests: {statuses:?})",
+        started.elapsed(),
+        statuses.len()
+    );
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
+
 /// The SQLite client cache never serves a client as it was before a commit made
 /// through another handle (as by the CLI or another replica): a random sequence of
 /// changes, each followed by a read through the cached handle compared with the
