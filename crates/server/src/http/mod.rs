@@ -93,7 +93,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .fallback(|| std::future::ready(ApiError::NotFound))
         .with_state(app)
-        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(crate::metrics::TrackLayer)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -14,7 +14,39 @@ async fn health_readiness_metrics_and_metadata(backend: Backend) {
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("x-request-id"));
 
-    b.token(&id, &secret).await;
+    // The recorder is process-wide (other tests' brokers count too): read the counter,
+    // issue three tokens, and expect it up by at least three.
+    let issued_ok = |m: &str| -> u64 {
+        let series =
+            r#"auth_broker_http_requests_total{route="/auth-broker/request-token",status="200"} "#;
+        m.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    let before = issued_ok(
+        &b.http
+            .get(b.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    for _ in 0..3 {
+        b.token(&id, &secret).await;
+    }
+    assert_eq!(
+        b.http
+            .get(b.url("/no/such/path"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let wrong = auth_broker_proto::ClientSecret::new("abs_wrong".to_owned());
+    assert_eq!(b.request_token(&id, &wrong).await.status(), 401);
     let m = b.http.get(b.url("/metrics")).send().await.unwrap();
     assert!(
         m.headers()["content-type"]
@@ -30,10 +62,15 @@ async fn health_readiness_metrics_and_metadata(backend: Backend) {
         ),
         "{m}"
     );
-    assert!(
-        m.contains("auth_broker_http_request_duration_seconds_bucket"),
-        "{m}"
-    );
+    assert!(issued_ok(&m) >= before + 3, "{m}");
+    for series in [
+        r#"auth_broker_http_requests_total{route="unmatched",status="404"}"#,
+        r#"auth_broker_http_requests_total{route="/auth-broker/request-token",status="401"}"#,
+        r#"auth_broker_http_request_duration_seconds_bucket{route="/auth-broker/request-token",le="#,
+        r#"auth_broker_http_request_duration_seconds_count{route="/metrics"}"#,
+    ] {
+        assert!(m.contains(series), "{series} in {m}");
+    }
 
     let meta: Value = b.get_json("/.well-known/oauth-authorization-server").await;
     assert_eq!(meta["issuer"], b.issuer.as_str());
