@@ -3,7 +3,9 @@
 //! Names: `auth_broker_http_requests_total{route,status}`,
 //! `auth_broker_http_request_duration_seconds{route}` (histogram),
 //! `auth_broker_tokens_issued_total`, `auth_broker_auth_failures_total{reason}`,
-//! `auth_broker_connections_rejected_total`.
+//! `auth_broker_connections_rejected_total`, and on SQLite
+//! `auth_broker_client_cache_hits_total` / `auth_broker_client_cache_misses_total`
+//! (token requests whose client came from the cache / from the database).
 
 use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
@@ -50,6 +52,14 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             metrics::describe_counter!(
                 "auth_broker_connections_rejected_total",
                 "connections answered 503 and closed because max_connections were open"
+            );
+            metrics::describe_counter!(
+                "auth_broker_client_cache_hits_total",
+                "SQLite: client reads served from the client cache (database unchanged)"
+            );
+            metrics::describe_counter!(
+                "auth_broker_client_cache_misses_total",
+                "SQLite: client reads that went to the database (first sight or after a commit)"
             );
             Some(handle)
         })

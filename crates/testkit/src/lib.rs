@@ -133,6 +133,8 @@ pub struct TestBroker {
     pub issuer: String,
     /// A separate handle on the same store, as the CLI or another replica would have.
     pub store: Store,
+    /// The broker's own handle (shares its client cache, for its statistics).
+    pub served: Store,
     pub fresh: Arc<FreshStore>,
     pub http: reqwest::Client,
     /// Reloads the certificate, when the broker was started with `config.tls`.
@@ -191,6 +193,7 @@ impl TestBroker {
             None => Arc::new(SystemClock),
         };
         let server_store = fresh.open().await;
+        let served = server_store.clone();
         let server = Server::bind(config, server_store, clock).await.unwrap();
         let addr = server.local_addr().unwrap();
         let issuer = server.issuer().to_owned();
@@ -205,6 +208,7 @@ impl TestBroker {
             base: format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
             issuer,
             store,
+            served,
             fresh,
             http: reqwest::Client::new(),
             tls,

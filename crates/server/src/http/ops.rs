@@ -70,7 +70,12 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String,
         content_type = "text/plain; version=0.0.4; charset=utf-8"))
 )]
-pub async fn metrics() -> Response {
+pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    // The SQLite client cache counts in the store; exported as of this scrape.
+    if let Some((_, hits, misses)) = app.store.client_cache_stats() {
+        metrics::counter!("auth_broker_client_cache_hits_total").absolute(hits);
+        metrics::counter!("auth_broker_client_cache_misses_total").absolute(misses);
+    }
     let body = crate::metrics::handle()
         .map(|h| h.render())
         .unwrap_or_default();

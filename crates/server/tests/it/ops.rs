@@ -63,6 +63,17 @@ async fn health_readiness_metrics_and_metadata(backend: Backend) {
         "{m}"
     );
     assert!(issued_ok(&m) >= before + 3, "{m}");
+    // SQLite: the three tokens read the client once from the database, then from the
+    // cache (the recorder is shared, so only presence is checked across tests).
+    if backend == Backend::Sqlite {
+        let (on, hits, misses) = b.served.client_cache_stats().unwrap();
+        assert!(
+            on && hits >= 2 && misses >= 1,
+            "{hits} hits, {misses} misses"
+        );
+        assert!(m.contains("auth_broker_client_cache_hits_total "), "{m}");
+        assert!(m.contains("auth_broker_client_cache_misses_total "), "{m}");
+    }
     for series in [
         r#"auth_broker_http_requests_total{route="unmatched",status="404"}"#,
         r#"auth_broker_http_requests_total{route="/auth-broker/request-token",status="401"}"#,
