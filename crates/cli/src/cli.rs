@@ -239,19 +239,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::settings::init_logging("warn");
             crate::keys_cmd::run(cmd, &database, &file).await
         }
-        Command::Token(args) => {
+        Command::Token(mut args) => {
+            args.client.apply_file(&file)?;
             crate::settings::init_logging("error");
             crate::client_side::token::run(args).await
         }
-        Command::Call(args) => {
+        Command::Call(mut args) => {
+            args.client.apply_file(&file)?;
             crate::settings::init_logging("warn");
             crate::client_side::call::run(args).await
         }
-        Command::Proxy(args) => {
+        Command::Proxy(mut args) => {
+            args.client.apply_file(&file)?;
             crate::settings::init_logging("info");
             crate::client_side::proxy::run(args).await
         }
-        Command::Doctor(args) => {
+        Command::Doctor(mut args) => {
+            args.client.apply_file(&file)?;
             crate::settings::init_logging("error");
             crate::client_side::doctor::run(args).await
         }
@@ -309,9 +313,15 @@ mod tests {
                 assert!(!d.contains(s), "{cmd:?}: {d}");
             }
         }
-        let file: crate::settings::FileSettings =
-            toml::from_str(&format!("database = \"{db}\"")).unwrap_or_default();
-        assert!(file.database.is_some());
-        assert!(!format!("{file:?}").contains(password));
+        let file: crate::settings::FileSettings = toml::from_str(&format!(
+            "database = \"{db}\"\nclient_id = \"app\"\nclient_secret = \"{secret}\""
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(file.database.is_some() && file.client_secret.is_some());
+        let d = format!("{file:?}");
+        assert!(d.contains("app"), "{d}");
+        for s in [secret, &secret[4..], password] {
+            assert!(!d.contains(s), "{d}");
+        }
     }
 }

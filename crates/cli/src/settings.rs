@@ -22,9 +22,19 @@ pub struct FileSettings {
     pub tls_cert: Option<std::path::PathBuf>,
     pub tls_key: Option<std::path::PathBuf>,
     pub auth_failures_per_minute: Option<u32>,
+    // The client commands (`token`, `call`, `proxy`, `doctor`).
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub client_auth: Option<crate::client_side::AuthMethod>,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub token_timeout: Option<String>,
 }
 
-/// `Debug` with the database password (if the URL has one) redacted.
+/// `Debug` with the database password (if the URL has one) and the client secret
+/// redacted.
 impl std::fmt::Debug for FileSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileSettings")
@@ -44,6 +54,17 @@ impl std::fmt::Debug for FileSettings {
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scope", &self.scope)
+            .field("audience", &self.audience)
+            .field("client_auth", &self.client_auth)
+            .field("ca_file", &self.ca_file)
+            .field("token_timeout", &self.token_timeout)
             .finish()
     }
 }

@@ -103,6 +103,78 @@ async fn token_prints_the_bare_token_or_json_with_an_awkward_secret() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// INTERFACE §3: flags, then `AUTH_BROKER_*`, then the settings file, for the client
+/// commands as for `serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_read_the_settings_file_after_flags_and_environment() {
+    let b = TestBroker::start(Backend::Sqlite).await;
+    b.insert_client("file-client", "right-secret", "read write")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("auth-broker.toml");
+    let write = |secret: &str, extra: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "token_url = \"{}\"\nclient_id = \"file-client\"\nclient_secret = \"{secret}\"\n{extra}",
+                b.token_url()
+            ),
+        )
+        .unwrap();
+    };
+    let config = file.to_str().unwrap().to_owned();
+    let with_config = |rest: &[&str]| {
+        let mut a = vec!["--config".to_owned(), config.clone()];
+        a.extend(rest.iter().map(|s| (*s).to_owned()));
+        a
+    };
+
+    // Everything from the file, including how to authenticate and the scope.
+    write(
+        "right-secret",
+        "client_auth = \"post\"\nscope = \"read\"\ntoken_timeout = \"5s\"\n",
+    );
+    let (code, out, err) = run(vec![], with_config(&["token", "--json"])).await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["scope"], "read", "the file's scope was sent");
+
+    // The environment wins over the file, and a flag over both.
+    write("wrong-secret", "");
+    let (code, _, err) = run(vec![], with_config(&["token"])).await;
+    assert_eq!(code, 1, "the file's wrong secret was used: {err}");
+    let env = vec![("AUTH_BROKER_CLIENT_SECRET", "right-secret".to_owned())];
+    let (code, _, err) = run(env.clone(), with_config(&["token"])).await;
+    assert_eq!(code, 0, "the environment's secret wins: {err}");
+    let (code, _, err) = run(
+        env,
+        with_config(&["token", "--client-secret", "flag-wrong"]),
+    )
+    .await;
+    assert_eq!(code, 1, "the flag's secret wins: {err}");
+
+    // A bad value in the file is bad usage, and says where it came from.
+    write("right-secret", "token_timeout = \"soon\"\n");
+    let (code, _, err) = run(vec![], with_config(&["token"])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("token_timeout") && err.contains("settings file"),
+        "{err}"
+    );
+
+    // Nothing anywhere: each missing setting and its three sources are named.
+    std::fs::write(&file, "").unwrap();
+    let (code, _, err) = run(vec![], with_config(&["doctor"])).await;
+    assert_eq!(code, 2, "{err}");
+    for k in [
+        "--token-url",
+        "AUTH_BROKER_CLIENT_ID",
+        "client_secret in auth-broker.toml",
+    ] {
+        assert!(err.contains(k), "{k} in {err}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_signs_like_curl_and_fails_on_http_errors() {
     let b = TestBroker::start(Backend::Sqlite).await;

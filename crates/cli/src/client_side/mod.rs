@@ -12,24 +12,30 @@ use auth_broker_proto::ClientSecret;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
-/// Where to get tokens and as whom. Every value may come from the environment, so the
-/// secret stays out of shell history.
+/// Where to get tokens and as whom. Each value comes from its flag, else its
+/// `AUTH_BROKER_*` environment variable (so the secret can stay out of shell history),
+/// else the settings file (`auth-broker.toml` or `--config FILE`; keys are the flag
+/// names with `_`: `token_url`, `client_id`, `client_secret`, `scope`, `audience`,
+/// `client_auth`, `ca_file`, `token_timeout`). [`ClientArgs::apply_file`] fills in the
+/// file's values; it runs before any command uses these.
 #[derive(Args)]
 pub struct ClientArgs {
     /// The token endpoint, e.g. https://auth.example.com/auth-broker/request-token.
+    /// [file: token_url]
     #[arg(long, env = "AUTH_BROKER_TOKEN_URL", value_name = "URL")]
-    pub token_url: String,
-    /// The client id.
+    pub token_url: Option<String>,
+    /// The client id. [file: client_id]
     #[arg(long, env = "AUTH_BROKER_CLIENT_ID", value_name = "ID")]
-    pub client_id: String,
-    /// The client secret. Prefer the environment variable: a flag ends up in shell history.
+    pub client_id: Option<String>,
+    /// The client secret. Prefer the environment variable: a flag ends up in shell
+    /// history. [file: client_secret]
     #[arg(
         long,
         env = "AUTH_BROKER_CLIENT_SECRET",
         hide_env_values = true,
         value_name = "SECRET"
     )]
-    pub client_secret: String,
+    pub client_secret: Option<String>,
     /// Scopes to request, space separated. [default: none, the server's default]
     #[arg(long, env = "AUTH_BROKER_SCOPE", value_name = "SCOPES")]
     pub scope: Option<String>,
@@ -38,18 +44,23 @@ pub struct ClientArgs {
     pub audience: Option<String>,
     /// Client authentication: `basic` (client_secret_basic, id and secret
     /// form-encoded per RFC 6749 §2.3.1), `basic-raw` (base64(id:secret) as is, for
-    /// servers that skip §2.3.1) or `post` (client_secret_post).
-    #[arg(long, value_enum, default_value_t = AuthMethod::Basic, env = "AUTH_BROKER_CLIENT_AUTH")]
-    pub auth: AuthMethod,
+    /// servers that skip §2.3.1) or `post` (client_secret_post). [default: basic;
+    /// file: client_auth]
+    #[arg(long, value_enum, env = "AUTH_BROKER_CLIENT_AUTH")]
+    pub auth: Option<AuthMethod>,
     /// Also trust the CA certificate(s) in this PEM file, for servers whose
     /// certificate comes from a private CA. [default: the system's roots only]
     #[arg(long, env = "AUTH_BROKER_CA_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// How long one token request may take, e.g. 10s or 500ms: an endpoint that
     /// accepts the connection but does not answer in time counts as down.
-    #[arg(long, default_value = "10s", env = "AUTH_BROKER_TOKEN_TIMEOUT", value_name = "DURATION", value_parser = parse_timeout)]
-    pub token_timeout: std::time::Duration,
+    /// [default: 10s]
+    #[arg(long, env = "AUTH_BROKER_TOKEN_TIMEOUT", value_name = "DURATION", value_parser = parse_timeout)]
+    pub token_timeout: Option<std::time::Duration>,
 }
+
+/// The token request timeout when neither a flag, the environment nor the file sets it.
+const DEFAULT_TOKEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     match humantime::parse_duration(s) {
@@ -73,7 +84,8 @@ impl std::fmt::Debug for ClientArgs {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AuthMethod {
     Basic,
     BasicRaw,
@@ -91,14 +103,66 @@ impl From<AuthMethod> for ClientAuth {
 }
 
 impl ClientArgs {
+    /// Fills what neither a flag nor the environment set from the settings file, then
+    /// checks that the endpoint and the credentials are known.
+    pub fn apply_file(&mut self, file: &crate::settings::FileSettings) -> anyhow::Result<()> {
+        fn fill<T: Clone>(v: &mut Option<T>, from: Option<&T>) {
+            if v.is_none() {
+                *v = from.cloned();
+            }
+        }
+        fill(&mut self.token_url, file.token_url.as_ref());
+        fill(&mut self.client_id, file.client_id.as_ref());
+        fill(&mut self.client_secret, file.client_secret.as_ref());
+        fill(&mut self.scope, file.scope.as_ref());
+        fill(&mut self.audience, file.audience.as_ref());
+        fill(&mut self.auth, file.client_auth.as_ref());
+        fill(&mut self.ca_file, file.ca_file.as_ref());
+        if self.token_timeout.is_none()
+            && let Some(t) = &file.token_timeout
+        {
+            self.token_timeout = Some(parse_timeout(t).map_err(|e| {
+                call::usage(format!("token_timeout '{t}' in the settings file: {e}"))
+            })?);
+        }
+        let missing: Vec<&str> = [
+            ("token_url", self.token_url.is_none()),
+            ("client_id", self.client_id.is_none()),
+            ("client_secret", self.client_secret.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(k, missing)| missing.then_some(k))
+        .collect();
+        if !missing.is_empty() {
+            let how: Vec<String> = missing
+                .iter()
+                .map(|k| {
+                    format!(
+                        "--{} / AUTH_BROKER_{} / {k} in auth-broker.toml",
+                        k.replace('_', "-"),
+                        k.to_uppercase()
+                    )
+                })
+                .collect();
+            return Err(call::usage(format!(
+                "missing {}: set {}",
+                missing.join(", "),
+                how.join("; ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The token manager's settings ([`Self::apply_file`] has run: the required
+    /// values are there).
     pub fn config(&self) -> TokenConfig {
         let mut c = TokenConfig::new(
-            self.token_url.clone(),
-            self.client_id.clone(),
-            ClientSecret::new(self.client_secret.clone()),
+            self.token_url.clone().unwrap_or_default(),
+            self.client_id.clone().unwrap_or_default(),
+            ClientSecret::new(self.client_secret.clone().unwrap_or_default()),
         )
-        .auth(self.auth.into());
-        c.request_timeout = self.token_timeout;
+        .auth(self.auth.unwrap_or(AuthMethod::Basic).into());
+        c.request_timeout = self.token_timeout.unwrap_or(DEFAULT_TOKEN_TIMEOUT);
         if let Some(s) = &self.scope {
             c = c.scope(s.clone());
         }
