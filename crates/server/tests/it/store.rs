@@ -113,36 +113,67 @@ async fn migrations_are_idempotent(backend: Backend) {
 /// plus slack for a loaded test machine. A hang would blow far past it.
 const OUTAGE_BOUND: Duration = Duration::from_secs(7);
 
+/// A broker on a fresh PostgreSQL database that it reaches through a proxy the test
+/// can cut, stall and restore, with one client.
+struct BrokerBehindProxy {
+    proxy: CuttableProxy,
+    base: String,
+    client: auth_broker_server::store::ClientRecord,
+    secret: auth_broker_proto::ClientSecret,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _fresh: FreshStore,
+}
+
+impl BrokerBehindProxy {
+    async fn start() -> Self {
+        let fresh = FreshStore::new(Backend::Postgres).await;
+        let proxy = CuttableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+        let store = Store::open(&fresh.url_via(proxy.addr)).await.unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        let server = Server::bind_default_clock(config, store).await.unwrap();
+        let base = format!("http://{}", server.local_addr().unwrap());
+        let new = NewClient {
+            name: "c".into(),
+            ..Default::default()
+        };
+        let (client, secret) = admin::create_client(&fresh.open().await, &new, 1)
+            .await
+            .unwrap();
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Self {
+            proxy,
+            base,
+            client,
+            secret,
+            stop,
+            task,
+            _fresh: fresh,
+        }
+    }
+}
+
 /// With the database cut away (connections refused) and then blackholed (accepted,
 /// never answered), readiness fails and token requests get a prompt
 /// `503 temporarily_unavailable` with `Retry-After`; each time the database comes back
 /// the broker recovers by itself, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_gives_503_and_recovers() {
-    let fresh = FreshStore::new(Backend::Postgres).await;
-    let proxy = CuttableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let store = Store::open(&fresh.url_via(proxy.addr)).await.unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    let server = Server::bind_default_clock(config, store).await.unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let admin_store = fresh.open().await;
-    let (c, secret) = admin::create_client(
-        &admin_store,
-        &NewClient {
-            name: "c".into(),
-            ..Default::default()
-        },
-        1,
-    )
-    .await
-    .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
+    let BrokerBehindProxy {
+        proxy,
+        base,
+        client: c,
+        secret,
+        stop: tx,
+        task,
+        _fresh,
+    } = BrokerBehindProxy::start().await;
     // A generous client-side timeout: the broker, not the test, must bound the wait.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -225,26 +256,15 @@ async fn postgres_outage_gives_503_and_recovers() {
 /// get through, instead of waiting on the dead one until TCP gives up (minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_dead_connection_is_given_up() {
-    let fresh = FreshStore::new(Backend::Postgres).await;
-    let proxy = CuttableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let store = Store::open(&fresh.url_via(proxy.addr)).await.unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    let server = Server::bind_default_clock(config, store).await.unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let new = NewClient {
-        name: "c".into(),
-        ..Default::default()
-    };
-    let (c, secret) = admin::create_client(&fresh.open().await, &new, 1)
-        .await
-        .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
+    let BrokerBehindProxy {
+        proxy,
+        base,
+        client: c,
+        secret,
+        stop: tx,
+        task,
+        _fresh,
+    } = BrokerBehindProxy::start().await;
     let http = reqwest::Client::new();
     let token = || async {
         http.post(format!("{base}/auth-broker/request-token"))
