@@ -69,13 +69,10 @@ struct SharedConn {
     broken: std::sync::atomic::AtomicBool,
 }
 
-impl std::ops::Deref for SharedConn {
-    type Target = deadpool_postgres::Object;
-    fn deref(&self) -> &Self::Target {
-        // Only `Drop` takes it out.
-        self.conn
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("taken only on drop"))
+impl SharedConn {
+    /// The connection, while it is usable (`None` once closed).
+    fn open(&self) -> Option<&deadpool_postgres::Object> {
+        self.conn.as_ref().filter(|c| !c.is_closed())
     }
 }
 
@@ -158,7 +155,7 @@ impl PgStore {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
-        if let Some(c) = slot().as_ref().filter(|c| !c.is_closed()) {
+        if let Some(c) = slot().as_ref().filter(|c| c.open().is_some()) {
             return Ok(c.clone());
         }
         let fresh = Arc::new(SharedConn {
@@ -166,7 +163,7 @@ impl PgStore {
             broken: false.into(),
         });
         let mut slot = slot();
-        match slot.as_ref().filter(|c| !c.is_closed()) {
+        match slot.as_ref().filter(|c| c.open().is_some()) {
             Some(c) => Ok(c.clone()),
             None => {
                 *slot = Some(fresh.clone());
@@ -258,8 +255,11 @@ impl PgStore {
         id: &str,
         dummy_hash: &str,
     ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
-        let conn = bounded(self.shared()).await?;
+        let shared = bounded(self.shared()).await?;
         let read = bounded(async {
+            let conn = shared.open().ok_or_else(|| {
+                StoreError::Unavailable("the PostgreSQL connection closed".into())
+            })?;
             let stmt = conn
                 .prepare_cached(concat!(
                     "SELECT ",
@@ -276,7 +276,7 @@ impl PgStore {
         })
         .await;
         if let Err(StoreError::Unavailable(_)) = read {
-            self.forget_shared(&conn);
+            self.forget_shared(&shared);
         }
         read
     }
