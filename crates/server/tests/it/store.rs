@@ -157,6 +157,18 @@ impl BrokerBehindProxy {
             _fresh: fresh,
         }
     }
+
+    /// A token request as the client.
+    fn token_request(&self, http: &reqwest::Client) -> reqwest::RequestBuilder {
+        http.post(format!("{}/auth-broker/request-token", self.base))
+            .basic_auth(&self.client.id, Some(self.secret.expose_secret()))
+            .form(&[("grant_type", "client_credentials")])
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
 }
 
 /// With the database cut away (connections refused) and then blackholed (accepted,
@@ -165,27 +177,15 @@ impl BrokerBehindProxy {
 /// the broker recovers by itself, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_gives_503_and_recovers() {
-    let BrokerBehindProxy {
-        proxy,
-        base,
-        client: c,
-        secret,
-        stop: tx,
-        task,
-        _fresh,
-    } = BrokerBehindProxy::start().await;
+    let b = BrokerBehindProxy::start().await;
+    let proxy = &b.proxy;
     // A generous client-side timeout: the broker, not the test, must bound the wait.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let token = || {
-        http.post(format!("{base}/auth-broker/request-token"))
-            .basic_auth(&c.id, Some(secret.expose_secret()))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-    };
-    let readyz = || http.get(format!("{base}/readyz")).send();
+    let token = || b.token_request(&http).send();
+    let readyz = || http.get(format!("{}/readyz", b.base)).send();
     assert_eq!(token().await.unwrap().status(), 200);
     assert_eq!(readyz().await.unwrap().status(), 200);
 
@@ -193,7 +193,7 @@ async fn postgres_outage_gives_503_and_recovers() {
         ("refused", CuttableProxy::cut as fn(&CuttableProxy)),
         ("blackholed", CuttableProxy::stall),
     ] {
-        break_store(&proxy);
+        break_store(proxy);
         let started = std::time::Instant::now();
         let r = readyz().await.unwrap();
         assert_eq!(r.status(), 503, "{fault}: readyz");
@@ -247,8 +247,7 @@ async fn postgres_outage_gives_503_and_recovers() {
             assert_eq!(token().await.unwrap().status(), 200, "{fault}");
         }
     }
-    let _ = tx.send(());
-    task.await.unwrap().unwrap();
+    b.stop().await;
 }
 
 /// A connection that went silent for good (the network dropped it without a reset)
@@ -256,25 +255,10 @@ async fn postgres_outage_gives_503_and_recovers() {
 /// get through, instead of waiting on the dead one until TCP gives up (minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_dead_connection_is_given_up() {
-    let BrokerBehindProxy {
-        proxy,
-        base,
-        client: c,
-        secret,
-        stop: tx,
-        task,
-        _fresh,
-    } = BrokerBehindProxy::start().await;
+    let b = BrokerBehindProxy::start().await;
+    let proxy = &b.proxy;
     let http = reqwest::Client::new();
-    let token = || async {
-        http.post(format!("{base}/auth-broker/request-token"))
-            .basic_auth(&c.id, Some(secret.expose_secret()))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
+    let token = || async { b.token_request(&http).send().await.unwrap().status() };
     assert_eq!(token().await, 200);
     proxy.stall();
     assert_eq!(token().await, 503, "the shared connection is silent");
@@ -299,8 +283,7 @@ async fn postgres_dead_connection_is_given_up() {
         started.elapsed(),
         statuses.len()
     );
-    let _ = tx.send(());
-    task.await.unwrap().unwrap();
+    b.stop().await;
 }
 
 /// The SQLite client cache never serves a client as it was before a commit made
