@@ -1,12 +1,20 @@
-//! Secrets never reach the log (issue 7): the real `serve` process runs at the most
-//! verbose level (`RUST_LOG=trace`) while every endpoint is called with good and bad
-//! input; its whole stdout and stderr must then hold no client secret, no access
-//! token (nor its signature), no Basic header value and no private key material.
+//! Secrets never reach the log (issues 7 and 12): the real `serve` process runs at
+//! the most verbose levels (`RUST_LOG=debug` and `RUST_LOG=trace`), on SQLite and on
+//! PostgreSQL, while every endpoint is called with good and bad input, a signing key
+//! is created (first start), rotated by the CLI and rotated automatically, and
+//! clients are created by the CLI (whose logs are captured too); the whole output
+//! must then hold no client secret, no secret hash, no access token (nor its
+//! signature), no Basic header value and no private key material in any encoding,
+//! including the decimal byte list that tokio-postgres prints for a `bytea`
+//! parameter at debug level.
 //!
-//! `client create` prints secrets by design; only the serve process is captured.
+//! `client create` prints secrets on stdout by design; of the CLI only stderr (its
+//! log) is captured.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use auth_broker_server::keys::{SigningAlg, SigningKey};
 use auth_broker_server::store::Store;
+use auth_broker_testkit::{Backend, FreshStore};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
@@ -19,17 +27,48 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const BIN: &str = env!("CARGO_BIN_EXE_auth-broker");
 const FORM: &str = "application/x-www-form-urlencoded";
 
-fn create_client(dir: &std::path::Path, db: &str, name: &str, scope: &str) -> (String, String) {
+/// Runs a CLI command at log level `level`; returns its stdout and appends its
+/// stderr (the log) to `log`.
+fn cli(
+    dir: &std::path::Path,
+    db: &str,
+    level: &str,
+    log: &Mutex<String>,
+    args: &[&str],
+) -> Vec<u8> {
     let out = Command::new(BIN)
         .current_dir(dir)
         .env("AUTH_BROKER_DATABASE_URL", db)
-        .args([
-            "client", "create", "--name", name, "--scope", scope, "--json",
-        ])
+        .env_remove("AUTH_BROKER_LOG")
+        .env("RUST_LOG", level)
+        .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    log.lock()
+        .unwrap()
+        .push_str(&String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+fn create_client(
+    dir: &std::path::Path,
+    db: &str,
+    level: &str,
+    log: &Mutex<String>,
+    name: &str,
+    scope: &str,
+) -> (String, String) {
+    let stdout = cli(
+        dir,
+        db,
+        level,
+        log,
+        &[
+            "client", "create", "--name", name, "--scope", scope, "--json",
+        ],
+    );
+    let v: Value = serde_json::from_slice(&stdout).unwrap();
     (
         v["client_id"].as_str().unwrap().to_owned(),
         v["client_secret"].as_str().unwrap().to_owned(),
@@ -73,24 +112,63 @@ impl Forbidden {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_run_at_trace_level_logs_no_secret() {
+async fn sqlite_at_trace_level_logs_no_secret() {
+    full_run(Backend::Sqlite, "trace").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_at_debug_level_logs_no_secret() {
+    full_run(Backend::Sqlite, "debug").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_at_trace_level_logs_no_secret() {
+    full_run(Backend::Postgres, "trace").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_at_debug_level_logs_no_secret() {
+    full_run(Backend::Postgres, "debug").await;
+}
+
+async fn full_run(backend: Backend, level: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("broker.db").display());
-    let (a_id, a_secret) = create_client(dir.path(), &db, "a", "read write");
-    let (b_id, b_secret) = create_client(dir.path(), &db, "b", "");
+    let fresh = FreshStore::new(backend).await;
+    let db = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("broker.db").display()),
+        Backend::Postgres => fresh.url.clone(),
+    };
+    let log = Arc::new(Mutex::new(String::new()));
+    let (a_id, a_secret) = create_client(dir.path(), &db, level, &log, "a", "read write");
+    let (b_id, b_secret) = create_client(dir.path(), &db, level, &log, "b", "");
+    // A signing key created an hour ago, so that `serve --key-rotation-interval 60s`
+    // rotates on its first tick: the automatic rotation writes a new key too.
+    let store = Store::open(&db).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let old = SigningKey::generate(SigningAlg::Es256, now - 3600).unwrap();
+    store.rotate_key(&old, now - 3600).await.unwrap();
+    drop(store);
 
     // serve, with both streams captured in full.
     let mut child = Command::new(BIN)
         .current_dir(dir.path())
         .env("AUTH_BROKER_DATABASE_URL", &db)
         .env_remove("AUTH_BROKER_LOG")
-        .env("RUST_LOG", "trace")
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", level)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-rotation-interval",
+            "60s",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
     let (tx, rx) = std::sync::mpsc::channel();
     let out_reader = {
         let log = log.clone();
@@ -429,6 +507,42 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
     }
     assert!(limited, "the flood was rate limited");
 
+    // A key rotated by the CLI while serve runs, and the automatic rotation (the
+    // key from an hour ago is rotated on serve's first tick, within 2 s of start).
+    cli(dir.path(), &db, level, &log, &["keys", "rotate"]);
+    let store = Store::open(&db).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let keys = store.list_keys().await.unwrap();
+        // the old one, the one rotated automatically, the CLI's
+        if keys.len() >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no automatic rotation: {keys:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(store);
+    // Serve's key poll (every 2 s) loads the CLI's key; then the JWKS has every key.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        jwks = http
+            .get(format!("{base}/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if jwks["keys"].as_array().unwrap().len() >= 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jwks}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Stop serve and collect everything it wrote.
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -476,6 +590,11 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
                 format!("key {} bytes {i}.. base64url", k.kid),
                 URL_SAFE_NO_PAD.encode(w),
             );
+            // `{:?}` of a byte slice, as tokio-postgres logs a `bytea` parameter.
+            forbidden.add(
+                format!("key {} bytes {i}.. as a Debug list", k.kid),
+                format!("{w:?}").trim_matches(['[', ']']).to_owned(),
+            );
             windows += 1;
         }
         assert!(
@@ -483,6 +602,21 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
             "the private scalar is covered ({windows} windows)"
         );
         forbidden.add(format!("key {} whole, base64", k.kid), STANDARD.encode(der));
+    }
+
+    assert!(
+        keys.len() >= 3,
+        "created, rotated by the CLI, rotated automatically"
+    );
+    // The secrets' hashes as stored (whole, and their digest alone).
+    for c in store.list_clients().await.unwrap() {
+        for h in std::iter::once(&c.secret_hash).chain(c.previous_secret_hash.as_ref()) {
+            forbidden.add(format!("secret hash of {}", c.name), h);
+            forbidden.add(
+                format!("secret digest of {}", c.name),
+                h.trim_start_matches("sha256:"),
+            );
+        }
     }
 
     if let Ok(path) = std::env::var("AUTH_BROKER_TEST_KEEP_LOG") {
@@ -493,6 +627,18 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
     // (No dependency emits TRACE events here: hyper's `tracing` feature is off. The
     // DEBUG lines, one per request and per response, show the filter is open.)
     assert!(log.contains("DEBUG"), "the most verbose level is on");
+    if backend == Backend::Postgres {
+        // The statements and their (redacted) parameters are in the log: the test
+        // would find a key or a hash that got through.
+        assert!(
+            log.contains("executing statement"),
+            "tokio-postgres logs statements"
+        );
+        assert!(
+            log.contains("[redacted]"),
+            "and the sensitive parameters redacted"
+        );
+    }
     assert!(log.contains("/auth-broker/request-token"));
     for id in &request_ids {
         assert!(log.contains(id.as_str()), "request {id} is in the log");
@@ -515,7 +661,7 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
         .map(|(what, _)| what.as_str())
         .collect();
     if !leaks.is_empty() {
-        let path = std::env::temp_dir().join("auth-broker-leaky.log");
+        let path = std::env::temp_dir().join(format!("auth-broker-leaky-{level}.log"));
         std::fs::write(&path, &log).unwrap();
         panic!(
             "the log ({} bytes, saved to {}) contains: {leaks:?}",

@@ -34,6 +34,40 @@ impl std::fmt::Debug for PgStore {
 
 const KEY_COLUMNS: &str = "kid, alg, private_key, public_jwk, created_at, retired_at";
 
+/// A statement parameter that must never be written to a log: a private key, a secret
+/// hash, a token hash.
+///
+/// tokio-postgres logs every statement's parameters with their `Debug` at the `log`
+/// crate's debug level ("executing statement s4 with parameters: [...]"), and any
+/// subscriber that forwards `log` records at debug or trace (`RUST_LOG=debug`) would
+/// write a signing key's PKCS#8 bytes or a secret's hash to the log. Binding through
+/// this wrapper makes that `Debug` print `[redacted]` whatever the log setup, also
+/// for programs that embed the store with their own subscriber. The value is encoded
+/// exactly as the wrapped one (`ToSql` delegates).
+struct Sensitive<T>(T);
+
+impl<T> std::fmt::Debug for Sensitive<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T: tokio_postgres::types::ToSql> tokio_postgres::types::ToSql for Sensitive<T> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        T::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
 fn client_from_row(r: &Row) -> Result<ClientRecord, tokio_postgres::Error> {
     Ok(ClientRecord {
         id: r.try_get(0)?,
@@ -270,7 +304,9 @@ impl PgStore {
                      WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = $1)"
                 ))
                 .await?;
-            let row = conn.query_one(&stmt, &[&id, &dummy_hash]).await?;
+            let row = conn
+                .query_one(&stmt, &[&id, &Sensitive(dummy_hash)])
+                .await?;
             let rec = client_from_row(&row)?;
             Ok(row.try_get::<_, bool>(10)?.then(|| Arc::new(rec)))
         })
@@ -323,8 +359,8 @@ impl PgStore {
                 &[
                     &c.id,
                     &c.name,
-                    &c.secret_hash,
-                    &c.previous_secret_hash,
+                    &Sensitive(&c.secret_hash),
+                    &Sensitive(&c.previous_secret_hash),
                     &c.previous_secret_expires_at,
                     &join_scopes(&c.scopes),
                     &c.audience,
@@ -385,7 +421,7 @@ impl PgStore {
                     secret_hash = $2,
                     updated_at = $4
                  WHERE id = $1",
-                &[&id, &secret_hash, &previous_expires_at, &now],
+                &[&id, &Sensitive(secret_hash), &previous_expires_at, &now],
             )
             .await?
             == 1)
@@ -547,7 +583,7 @@ impl PgStore {
                 .await?;
             conn.execute(
                 &stmt,
-                &[&t.token_hash, &t.jti, &t.client_id, &t.scope, &t.audience, &t.issued_at, &t.expires_at],
+                &[&Sensitive(&t.token_hash), &t.jti, &t.client_id, &t.scope, &t.audience, &t.issued_at, &t.expires_at],
             )
             .await?;
             Ok(())
@@ -563,7 +599,7 @@ impl PgStore {
                     "SELECT token_hash, jti, client_id, scope, audience, issued_at, expires_at FROM opaque_tokens WHERE token_hash = $1",
                 )
                 .await?;
-            match conn.query_opt(&stmt, &[&token_hash]).await? {
+            match conn.query_opt(&stmt, &[&Sensitive(token_hash)]).await? {
                 None => Ok(None),
                 Some(r) => Ok(Some(OpaqueRecord {
                     token_hash: r.try_get(0)?,
@@ -583,7 +619,7 @@ impl PgStore {
         Ok(self
             .execute(
                 "DELETE FROM opaque_tokens WHERE token_hash = $1",
-                &[&token_hash],
+                &[&Sensitive(token_hash)],
             )
             .await?
             == 1)
@@ -629,7 +665,7 @@ async fn insert_key(
         &[
             &k.kid,
             &k.alg,
-            &k.private_key,
+            &Sensitive(&k.private_key),
             &k.public_jwk,
             &k.created_at,
             &k.retired_at,
