@@ -438,3 +438,31 @@ fn python_oauth_libraries_get_and_verify_tokens() {
     assert!(text.contains("4 passed, 0 failed"), "{text}");
     serve.stop();
 }
+
+/// A store created by `auth-broker` is 0600; one that others may read (made by an
+/// older version, or copied with a loose umask) is warned about at every start, with
+/// the command that fixes it.
+#[cfg(unix)]
+#[test]
+fn a_store_file_others_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = cli(dir.path(), "sqlite://b.db", &["client", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.contains("chmod"),
+        "a fresh store is not warned about: {err}"
+    );
+    let db = dir.path().join("b.db");
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = cli(dir.path(), "sqlite://b.db", &["client", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("readable or writable by other users") && err.contains("chmod 600"),
+        "{err}"
+    );
+}

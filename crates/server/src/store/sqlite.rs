@@ -64,6 +64,61 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Makes sure the database file is readable by its owner only: it holds the signing
+/// keys, and whoever reads it can mint tokens.
+///
+/// A missing file is created here, mode 0600, before SQLite opens it; SQLite then
+/// gives the WAL and shared-memory files it creates the database file's mode
+/// (`findCreateFileMode` in its Unix VFS), so they are 0600 as well whatever the
+/// umask. An existing file, WAL or shared-memory file that others may read is left
+/// as it is (it is the operator's) but warned about, with the command that fixes it.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let name = path.to_string_lossy();
+    if name.starts_with("file:") || name == ":memory:" {
+        return Ok(()); // an SQLite URI or memory: SQLite resolves it, not a plain path
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        // Another process created it first, or it was there: check it below.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(StoreError::Other(format!(
+                "cannot create SQLite database {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        if let Ok(meta) = std::fs::metadata(&file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %file.display(),
+                    mode = format_args!("{mode:04o}"),
+                    "the store file is readable or writable by other users, and it holds the signing keys: anyone who can read it can mint tokens; run chmod 600 {}*",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic while holding a connection leaves nothing half-done that SQLite itself
     // has not rolled back, so a poisoned lock is safe to keep using.
@@ -118,6 +173,7 @@ impl SqliteStore {
     pub async fn open(path: &str) -> Result<Self, StoreError> {
         let path = PathBuf::from(path);
         tokio::task::spawn_blocking(move || {
+            owner_only(&path)?;
             let writer = open_conn(&path)?;
             let readers = (0..READERS)
                 .map(|_| open_conn(&path).map(Mutex::new))

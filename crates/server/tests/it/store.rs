@@ -362,3 +362,75 @@ async fn sqlite_client_cache_sees_every_commit() {
         "changes are misses: {hits} hits, {misses} misses"
     );
 }
+
+/// The SQLite store holds the signing keys: its files are the owner's alone (0600),
+/// the database and the WAL and shared-memory files SQLite creates beside it, whatever
+/// the umask. Run as root, another user (`nobody`) is shown to be unable to read them
+/// through a directory anyone may enter.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Only the files' own modes may protect them: the directory is open to all.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = dir.path().join("broker.db");
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    // A write, so the WAL and its index exist.
+    admin::create_client(
+        &store,
+        &NewClient {
+            name: "x".into(),
+            ..Default::default()
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    let files: Vec<_> = ["broker.db", "broker.db-wal", "broker.db-shm"]
+        .iter()
+        .map(|f| dir.path().join(f))
+        .collect();
+    for f in &files {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
+    }
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let runuser = std::path::Path::new("/usr/sbin/runuser").exists()
+        || std::path::Path::new("/sbin/runuser").exists();
+    if root && runuser {
+        for f in &files {
+            let out = std::process::Command::new("runuser")
+                .args(["-u", "nobody", "--", "head", "-c", "16"])
+                .arg(f)
+                .output()
+                .unwrap();
+            assert!(
+                !out.status.success(),
+                "nobody read {}: {:?}",
+                f.display(),
+                out
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+                "{out:?}"
+            );
+        }
+        // The check itself works: a file nobody may read is read.
+        let open = dir.path().join("open");
+        std::fs::write(&open, "readable").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", "cat"])
+            .arg(&open)
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"readable", "{out:?}");
+    }
+    drop(store);
+}
