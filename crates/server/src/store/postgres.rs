@@ -289,6 +289,18 @@ impl PgStore {
         id: &str,
         dummy_hash: &str,
     ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        // PostgreSQL's text cannot hold a NUL (binding one is an error, which would be
+        // a 500 and escape the failure limit). No client has such an id, so it is an
+        // unknown client: the same query runs on a stand-in (U+FFFD for each NUL) and
+        // its answer is dropped, so the work and the answer are an unknown id's.
+        let unstorable = id.contains('\0');
+        let stand_in;
+        let id = if unstorable {
+            stand_in = id.replace('\0', "\u{FFFD}");
+            stand_in.as_str()
+        } else {
+            id
+        };
         let shared = bounded(self.shared()).await?;
         let read = bounded(async {
             let conn = shared.open().ok_or_else(|| {
@@ -308,7 +320,7 @@ impl PgStore {
                 .query_one(&stmt, &[&id, &Sensitive(dummy_hash)])
                 .await?;
             let rec = client_from_row(&row)?;
-            Ok(row.try_get::<_, bool>(10)?.then(|| Arc::new(rec)))
+            Ok((row.try_get::<_, bool>(10)? && !unstorable).then(|| Arc::new(rec)))
         })
         .await;
         if let Err(StoreError::Unavailable(_)) = read {

@@ -13,6 +13,7 @@ on_both_stores!(
     malformed_requests_get_precise_errors,
     failed_authentication_is_identical_for_every_cause,
     failures_are_rate_limited_but_the_right_secret_never_is,
+    client_ids_a_store_cannot_hold_are_unknown_clients,
 );
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -396,4 +397,57 @@ async fn a_stuck_sender_times_out_and_shutdown_drains_in_flight_requests() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// A client id with a NUL byte cannot exist (PostgreSQL's text cannot hold one; the
+/// broker never makes one), in the Basic header or in the body: the same `401
+/// invalid_client` as any unknown client, never a `500`, and counted by the failure
+/// limit like any other failure.
+async fn client_ids_a_store_cannot_hold_are_unknown_clients(backend: Backend) {
+    let (b, id, secret) = broker_with_client(backend).await;
+    let reference = b
+        .request_token("no-such-client", &secret)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let token_url = b.url("/auth-broker/request-token");
+    let mut statuses = Vec::new();
+    for i in 0..22 {
+        let r = if i % 2 == 0 {
+            b.http
+                .post(&token_url)
+                .header(
+                    "authorization",
+                    format!(
+                        "Basic {}",
+                        STANDARD.encode(format!("{id}\0x:{}", secret.expose_secret()))
+                    ),
+                )
+                .header("content-type", FORM)
+                .body("grant_type=client_credentials")
+                .send()
+                .await
+                .unwrap()
+        } else {
+            b.http
+                .post(&token_url)
+                .header("content-type", FORM)
+                .body(format!(
+                    "grant_type=client_credentials&client_id=a%00{i}&client_secret=abs_x"
+                ))
+                .send()
+                .await
+                .unwrap()
+        };
+        let status = r.status().as_u16();
+        if status == 401 {
+            assert_eq!(r.bytes().await.unwrap(), reference, "request {i}");
+        }
+        statuses.push(status);
+    }
+    // One unknown id above, then 19 more failures fill the allowance of 20 for this
+    // address; the rest are limited.
+    assert_eq!(statuses[..19], [401; 19], "{statuses:?}");
+    assert!(statuses[19..].iter().all(|s| *s == 429), "{statuses:?}");
 }
