@@ -139,6 +139,13 @@ pub struct ServeArgs {
     /// [default: 20]
     #[arg(long, env = "AUTH_BROKER_AUTH_FAILURES_PER_MINUTE", value_name = "N")]
     pub auth_failures_per_minute: Option<u32>,
+    /// Also serve GET /metrics on this address (plain HTTP), with what the public
+    /// /metrics leaves out: failed authentications by precise cause (unknown client,
+    /// wrong secret, disabled client), which the public one merges so that nobody can
+    /// learn whether a client id exists. Bind it where only your monitoring reaches,
+    /// e.g. 127.0.0.1:9090.
+    #[arg(long, env = "AUTH_BROKER_METRICS_LISTEN", value_name = "IP:PORT")]
+    pub metrics_listen: Option<String>,
     /// Make sure a client named `demo` exists, give it a fresh secret and print
     /// ready-to-paste curl commands. For trying the broker out, not for production.
     #[arg(long)]

@@ -73,6 +73,15 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
         c.auth_failures_per_minute = std::num::NonZeroU32::new(n)
             .context("--auth-failures-per-minute must be at least 1")?;
     }
+    if let Some(at) = args
+        .metrics_listen
+        .as_ref()
+        .or(file.metrics_listen.as_ref())
+    {
+        c.metrics_listen = Some(at.parse::<SocketAddr>().with_context(|| {
+            format!("--metrics-listen '{at}' is not an address; use IP:PORT such as 127.0.0.1:9090")
+        })?);
+    }
     Ok(c)
 }
 
@@ -90,6 +99,9 @@ pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow
     out!("auth-broker listening on {scheme}://{addr}");
     out!("  issuer: {issuer}");
     out!("  store:  {}", redact_url(database));
+    if let Some(at) = server.metrics_addr() {
+        out!("  operator metrics: http://{at}/metrics");
+    }
     out!("  token endpoint: {issuer}/auth-broker/request-token");
     if let Some(tls) = tls {
         out!(

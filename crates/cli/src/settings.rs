@@ -22,6 +22,7 @@ pub struct FileSettings {
     pub tls_cert: Option<std::path::PathBuf>,
     pub tls_key: Option<std::path::PathBuf>,
     pub auth_failures_per_minute: Option<u32>,
+    pub metrics_listen: Option<String>,
     // The client commands (`token`, `call`, `proxy`, `doctor`).
     pub token_url: Option<String>,
     pub client_id: Option<String>,
@@ -52,6 +53,7 @@ impl std::fmt::Debug for FileSettings {
             .field("token_format", &self.token_format)
             .field("key_rotation_interval", &self.key_rotation_interval)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .field("metrics_listen", &self.metrics_listen)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("token_url", &self.token_url)

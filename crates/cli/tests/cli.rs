@@ -466,3 +466,33 @@ fn a_store_file_others_can_read_is_warned_about() {
         "{err}"
     );
 }
+
+/// `serve --metrics-listen`: the banner names the operator's metrics address, which
+/// has the precise causes of failed authentications that the public one merges.
+#[test]
+fn serve_takes_an_operator_metrics_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = "sqlite://m.db";
+    let serve = Serve::start(
+        dir.path(),
+        &[("AUTH_BROKER_DATABASE_URL", db)],
+        &["--metrics-listen", "127.0.0.1:0"],
+    );
+    let at = serve
+        .lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("operator metrics: "))
+        .expect("the banner names the metrics address")
+        .to_owned();
+    let (status, _) = token_status(&serve.base, "no-such-client", "abs_wrong");
+    assert_eq!(status, 401);
+    let (status, private) = common::raw_http::get(&at);
+    assert_eq!(status, 200);
+    assert!(
+        private.contains("auth_broker_auth_failures_by_cause_total{reason=\"unknown_client\"} 1"),
+        "{private}"
+    );
+    let (_, public) = common::raw_http::get(&format!("{}/metrics", serve.base));
+    assert!(!public.contains("unknown_client"), "{public}");
+    assert_eq!(serve.stop(), 0);
+}

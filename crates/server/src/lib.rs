@@ -72,6 +72,9 @@ pub struct Config {
     /// Terminate TLS with this certificate and key; `None`: plain HTTP (behind a
     /// TLS-terminating proxy, or for development).
     pub tls: Option<tls::TlsFiles>,
+    /// A second, plain-HTTP listener for the operator's `GET /metrics`, with the
+    /// metrics the public one leaves out (see [`metrics`]); `None`: none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The access token format of a deployment.
@@ -115,6 +118,7 @@ impl Default for Config {
             key_rotation_interval: None,
             prune_interval: Duration::from_secs(60),
             tls: None,
+            metrics_listen: None,
         }
     }
 }
@@ -267,6 +271,7 @@ impl AppState {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: Arc<AppState>,
     tls: Option<tls::Tls>,
 }
@@ -278,6 +283,13 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr()?;
+        let metrics_listener =
+            match config.metrics_listen {
+                Some(at) => Some(TcpListener::bind(at).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {at} (--metrics-listen): {e}")
+                })?),
+                None => None,
+            };
         // Before anything touches the store: a wrong certificate path is the most
         // likely start-up error and should be the one reported.
         let tls = config.tls.as_ref().map(tls::Tls::new).transpose()?;
@@ -303,6 +315,7 @@ impl Server {
         let _ = metrics::handle();
         Ok(Self {
             listener,
+            metrics_listener,
             tls,
             state: Arc::new(AppState {
                 config,
@@ -323,6 +336,13 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The operator's metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn issuer(&self) -> &str {
@@ -362,6 +382,18 @@ impl Server {
                 }
             }
         });
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_task = self.metrics_listener.map(|listener| {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let config = state.config.clone();
+                let router = http::metrics_router(state);
+                http::serve(listener, router, None, &config, async {
+                    let _ = metrics_stopped.await;
+                })
+                .await
+            })
+        });
         let router = http::router(self.state.clone());
         let acceptor = self.tls.map(|t| t.acceptor);
         let r = http::serve(
@@ -373,6 +405,10 @@ impl Server {
         )
         .await;
         background.abort();
+        let _ = stop_metrics.send(());
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         r
     }
 }

@@ -6,6 +6,14 @@
 //! `auth_broker_connections_rejected_total`, and on SQLite
 //! `auth_broker_client_cache_hits_total` / `auth_broker_client_cache_misses_total`
 //! (token requests whose client came from the cache / from the database).
+//!
+//! Two renderings of one registry. `GET /metrics` on the broker's own listener is
+//! unauthenticated, so it must not tell an unknown client id from a wrong secret or
+//! a disabled client (the token endpoint's answers are identical for all three; one
+//! failed request between two scrapes would otherwise reveal whether an id exists):
+//! there the three are one `reason="invalid_client"`. The precise causes are counted
+//! in [`PRIVATE_FAMILIES`], which only the operator's listener
+//! (`serve --metrics-listen`, [`render`] with `private`) shows, beside everything else.
 
 use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
@@ -47,7 +55,11 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             metrics::describe_counter!("auth_broker_tokens_issued_total", "access tokens issued");
             metrics::describe_counter!(
                 "auth_broker_auth_failures_total",
-                "refused token requests by reason"
+                "refused requests at the form endpoints by reason (unknown client, wrong secret and disabled client are one reason, invalid_client)"
+            );
+            metrics::describe_counter!(
+                AUTH_FAILURES_BY_CAUSE,
+                "refused requests at the form endpoints by precise reason (only on --metrics-listen)"
             );
             metrics::describe_counter!(
                 "auth_broker_connections_rejected_total",
@@ -64,6 +76,52 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             Some(handle)
         })
         .as_ref()
+}
+
+/// Refusals by their precise cause (`unknown_client`, `wrong_secret`,
+/// `disabled_client`, ...).
+pub const AUTH_FAILURES_BY_CAUSE: &str = "auth_broker_auth_failures_by_cause_total";
+
+/// Families shown only on the operator's metrics listener.
+pub const PRIVATE_FAMILIES: [&str; 1] = [AUTH_FAILURES_BY_CAUSE];
+
+/// Counts a refused request at a form endpoint: under its public reason (the three
+/// causes of a failed authentication merged, see the module doc) and its precise one.
+pub fn auth_failure(reason: &'static str) {
+    let public = match reason {
+        "unknown_client" | "wrong_secret" | "disabled_client" => "invalid_client",
+        other => other,
+    };
+    metrics::counter!("auth_broker_auth_failures_total", "reason" => public).increment(1);
+    metrics::counter!(AUTH_FAILURES_BY_CAUSE, "reason" => reason).increment(1);
+}
+
+/// The Prometheus text of every metric; without `private`, leaving out
+/// [`PRIVATE_FAMILIES`] (their `# HELP`, `# TYPE` and sample lines).
+pub fn render(private: bool) -> String {
+    let Some(text) = handle().map(PrometheusHandle::render) else {
+        return String::new();
+    };
+    if private {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let name = match line.strip_prefix('#') {
+            Some(comment) => comment.split_whitespace().nth(1).unwrap_or(""),
+            None => line.split(['{', ' ']).next().unwrap_or(""),
+        };
+        // Histograms and summaries add suffixes to their samples' names.
+        let private_line = PRIVATE_FAMILIES.iter().any(|f| {
+            name.strip_prefix(f)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+        });
+        if !private_line {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Drains recorded histogram samples into their buckets. The exporter keeps raw

@@ -129,6 +129,8 @@ impl Drop for FreshStore {
 #[derive(Debug)]
 pub struct TestBroker {
     pub addr: SocketAddr,
+    /// The operator's metrics listener, when `config.metrics_listen` asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     pub base: String,
     pub issuer: String,
     /// A separate handle on the same store, as the CLI or another replica would have.
@@ -196,6 +198,7 @@ impl TestBroker {
         let served = server_store.clone();
         let server = Server::bind(config, server_store, clock).await.unwrap();
         let addr = server.local_addr().unwrap();
+        let metrics_addr = server.metrics_addr();
         let issuer = server.issuer().to_owned();
         let tls = server.tls_handle();
         let (tx, rx) = oneshot::channel();
@@ -205,6 +208,7 @@ impl TestBroker {
         let store = fresh.open().await;
         Self {
             addr,
+            metrics_addr,
             base: format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
             issuer,
             store,

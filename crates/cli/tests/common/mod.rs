@@ -122,6 +122,25 @@ pub mod raw_http {
     use serde_json::Value;
     use std::io::{Read, Write};
 
+    /// `GET url` (plain http), its status and body.
+    #[allow(dead_code)] // not every test binary that includes this module uses it
+    pub fn get(url: &str) -> (u16, String) {
+        let rest = url.trim_start_matches("http://");
+        let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+            if path.is_empty() { "/" } else { path }
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status: u16 = out[9..12].parse().unwrap();
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_owned())
+    }
+
     pub fn post(base: &str, id: &str, secret: &str) -> (u16, Value) {
         let addr = base.trim_start_matches("http://");
         let mut s = std::net::TcpStream::connect(addr).unwrap();

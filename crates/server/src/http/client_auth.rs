@@ -20,7 +20,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// A refused request: the answer, and the reason it is logged and counted
 /// under (`auth_broker_auth_failures_total{reason}`). For failed credentials the
 /// reason is precise (`unknown_client`, `wrong_secret`, `disabled_client`) although
-/// the answer is the same for all three.
+/// the answer is the same for all three; the public metrics merge them
+/// ([`crate::metrics::auth_failure`]).
 #[derive(Debug)]
 pub(crate) struct Refused {
     pub error: ApiError,
@@ -297,7 +298,7 @@ pub(crate) async fn authenticate_client(
 
 /// Counts and logs a refusal under its reason and returns the answer.
 pub(crate) fn finish(endpoint: &'static str, peer: SocketAddr, r: Refused) -> ApiError {
-    metrics::counter!("auth_broker_auth_failures_total", "reason" => r.reason).increment(1);
+    crate::metrics::auth_failure(r.reason);
     tracing::info!(%peer, endpoint, reason = r.reason, error = ?r.error, "request refused");
     r.error
 }

@@ -111,6 +111,17 @@ pub fn router(app: Arc<AppState>) -> Router {
         ]))
 }
 
+/// The operator's metrics listener (`serve --metrics-listen`): `GET /metrics` with
+/// every family, including those the public `/metrics` leaves out
+/// ([`crate::metrics::PRIVATE_FAMILIES`]), and nothing else. Meant for an address
+/// only the monitoring system reaches (loopback, an internal interface).
+pub fn metrics_router(app: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::private_metrics).fallback(only("GET")))
+        .fallback(|| std::future::ready(ApiError::NotFound))
+        .with_state(app)
+}
+
 /// The answer to a connection over [`crate::Config::max_connections`]: written
 /// without waiting and without reading the request, then the connection is closed.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 98\r\n\r\n{\"error\":\"temporarily_unavailable\",\"error_description\":\"the broker has too many open connections\"}";

@@ -62,6 +62,10 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 /// Prometheus text exposition format.
+///
+/// Unauthenticated: nothing here tells whether a client id exists (see
+/// [`crate::metrics`]); the operator's listener (`serve --metrics-listen`) adds the
+/// precise causes of failed authentications.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -71,14 +75,21 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         content_type = "text/plain; version=0.0.4; charset=utf-8"))
 )]
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    render_metrics(&app, false)
+}
+
+/// `GET /metrics` on the operator's listener: everything, with the precise causes.
+pub async fn private_metrics(State(app): State<Arc<AppState>>) -> Response {
+    render_metrics(&app, true)
+}
+
+fn render_metrics(app: &AppState, private: bool) -> Response {
     // The SQLite client cache counts in the store; exported as of this scrape.
     if let Some((_, hits, misses)) = app.store.client_cache_stats() {
         metrics::counter!("auth_broker_client_cache_hits_total").absolute(hits);
         metrics::counter!("auth_broker_client_cache_misses_total").absolute(misses);
     }
-    let body = crate::metrics::handle()
-        .map(|h| h.render())
-        .unwrap_or_default();
+    let body = crate::metrics::render(private);
     (
         StatusCode::OK,
         [(

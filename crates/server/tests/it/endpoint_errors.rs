@@ -285,8 +285,9 @@ async fn failed_authentication_is_identical_for_every_cause(backend: Backend) {
     assert_eq!(bodies[1], bodies[2], "wrong secret and disabled client");
     let text = String::from_utf8_lossy(&bodies[0]);
     assert!(text.contains("invalid_client"), "{text}");
-    // The metrics count each reason separately.
-    let m = b
+    // The public metrics do not tell the three apart either: one failed request
+    // between two scrapes would otherwise say whether a client id exists.
+    let public = b
         .http
         .get(b.url("/metrics"))
         .send()
@@ -295,12 +296,62 @@ async fn failed_authentication_is_identical_for_every_cause(backend: Backend) {
         .text()
         .await
         .unwrap();
+    assert!(
+        public.contains("auth_broker_auth_failures_total{reason=\"invalid_client\"}"),
+        "{public}"
+    );
     for reason in ["unknown_client", "wrong_secret", "disabled_client"] {
+        assert!(!public.contains(reason), "{reason} on the public /metrics");
+    }
+    assert!(!public.contains("by_cause"), "{public}");
+}
+
+/// `serve --metrics-listen`: the operator's own listener shows the precise causes,
+/// and only `/metrics`.
+#[tokio::test]
+async fn the_operator_metrics_listener_has_the_precise_causes() {
+    let config = Config {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Config::default()
+    };
+    let b = TestBroker::start_config(Backend::Sqlite, config).await;
+    let (id, secret) = b.create_client("m", "", None).await;
+    assert_eq!(
+        b.request_token("no-such-client", &secret).await.status(),
+        401
+    );
+    assert_eq!(
+        b.request_token(&id, &ClientSecret::new("wrong"))
+            .await
+            .status(),
+        401
+    );
+    let private = b.metrics_addr.unwrap();
+    let text = b
+        .http
+        .get(format!("http://{private}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for reason in ["unknown_client", "wrong_secret"] {
         assert!(
-            m.contains(&format!("reason=\"{reason}\"")),
-            "metric for {reason}"
+            text.contains(&format!(
+                "auth_broker_auth_failures_by_cause_total{{reason=\"{reason}\"}}"
+            )),
+            "{text}"
         );
     }
+    assert!(text.contains("auth_broker_http_requests_total"), "{text}");
+    let r = b
+        .http
+        .get(format!("http://{private}/auth-broker/token-info"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the operator listener serves metrics only");
 }
 
 async fn failures_are_rate_limited_but_the_right_secret_never_is(backend: Backend) {
