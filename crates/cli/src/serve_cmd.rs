@@ -30,8 +30,11 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
         c.issuer = Some(issuer.clone());
     }
     if let Some(ttl) = args.token_ttl.or(file.token_ttl) {
-        if !(1..=31 * 24 * 3600).contains(&ttl) {
-            bail!("--token-ttl must be between 1 and 2678400 seconds (31 days); got {ttl}");
+        if !(1..=auth_broker_server::MAX_TOKEN_TTL_SECS).contains(&ttl) {
+            bail!(
+                "--token-ttl must be between 1 and {} seconds (31 days); got {ttl}",
+                auth_broker_server::MAX_TOKEN_TTL_SECS
+            );
         }
         c.token_ttl_secs = ttl;
     }

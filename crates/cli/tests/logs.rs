@@ -446,7 +446,6 @@ async fn full_run(backend: Backend, level: &str) {
     assert_eq!(r.status(), 401);
 
     // The rest of the surface.
-    let mut jwks = Value::Null;
     for path in [
         "/.well-known/jwks.json",
         "/.well-known/oauth-authorization-server",
@@ -456,15 +455,11 @@ async fn full_run(backend: Backend, level: &str) {
         "/openapi.json",
         "/no-such-path",
     ] {
-        let r = http
-            .get(format!("{base}{path}"))
+        http.get(format!("{base}{path}"))
             .header("authorization", basic(&b_id, &b_secret))
             .send()
             .await
             .unwrap();
-        if path == "/.well-known/jwks.json" {
-            jwks = r.json().await.unwrap();
-        }
     }
 
     // Raw sockets: a head that never ends, a body that never comes, a head too big.
@@ -527,8 +522,8 @@ async fn full_run(backend: Backend, level: &str) {
     drop(store);
     // Serve's key poll (every 2 s) loads the CLI's key; then the JWKS has every key.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        jwks = http
+    let jwks: Value = loop {
+        let jwks: Value = http
             .get(format!("{base}/.well-known/jwks.json"))
             .send()
             .await
@@ -537,11 +532,11 @@ async fn full_run(backend: Backend, level: &str) {
             .await
             .unwrap();
         if jwks["keys"].as_array().unwrap().len() >= 3 {
-            break;
+            break jwks;
         }
         assert!(std::time::Instant::now() < deadline, "{jwks}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
 
     // Stop serve and collect everything it wrote.
     Command::new("kill")

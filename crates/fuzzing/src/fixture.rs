@@ -64,6 +64,7 @@ fn load() -> Fixture {
             public_jwk: serde_json::to_string(&k.public_jwk).unwrap_or_default(),
             created_at: NOW - 86_400,
             retired_at: None,
+            max_token_ttl: Some(3600),
         };
         signing.push(
             SigningKey::from_record(&record).unwrap_or_else(|e| panic!("key {}: {e}", k.kid)),

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct KeyRing {
     alg: SigningAlg,
+    /// The longest lifetime of the tokens this broker signs; recorded on every key
+    /// before it signs with it ([`Store::cover_key_ttl`]), so that whichever replica
+    /// prunes keeps the key until this broker's last token from it has expired.
+    token_ttl: i64,
     active: RwLock<Arc<SigningKey>>,
     verifiers: RwLock<Verifiers>,
 }
@@ -39,20 +43,24 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl KeyRing {
-    /// Loads the active key for `alg`, creating it on first start.
+    /// Loads the active key for `alg`, creating it on first start, and records that
+    /// it will sign tokens living up to `token_ttl` seconds.
     pub async fn load(
         store: &Store,
         alg: SigningAlg,
+        token_ttl: i64,
         clock: &dyn Clock,
     ) -> Result<Self, StoreError> {
         let now = clock.now_secs();
         let rec = store
             .ensure_active_key(alg.as_str(), move || SigningKey::generate(alg, now))
             .await?;
+        store.cover_key_ttl(&rec.kid, token_ttl).await?;
         let key = SigningKey::from_record(&rec)?;
         tracing::info!(kid = key.kid(), alg = %alg, "signing key loaded");
         let ring = Self {
             alg,
+            token_ttl,
             active: RwLock::new(Arc::new(key)),
             verifiers: RwLock::new(Verifiers::default()),
         };
@@ -76,6 +84,9 @@ impl KeyRing {
         let keys = store.list_keys().await?;
         if let Some(rec) = keys.iter().find(|k| k.kid == kid) {
             let key = SigningKey::from_record(rec)?;
+            // Before the first signature: a failure keeps the old key signing (it is
+            // still published) and the next poll tries again.
+            store.cover_key_ttl(&kid, self.token_ttl).await?;
             tracing::info!(kid = key.kid(), "switched to the newly rotated signing key");
             *write(&self.active) = Arc::new(key);
         }

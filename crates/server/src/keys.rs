@@ -86,6 +86,9 @@ impl SigningKey {
                 .map_err(|e| StoreError::Other(e.to_string()))?,
             created_at: now,
             retired_at: None,
+            // Nothing signed yet: a key retired before any broker used it can go
+            // as soon as it is retired (plus leeway).
+            max_token_ttl: Some(0),
         })
     }
 

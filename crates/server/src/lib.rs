@@ -34,6 +34,10 @@ use tokio::net::TcpListener;
 /// verifiers whose clocks run behind.
 pub const RETIRED_KEY_LEEWAY_SECS: i64 = 60;
 
+/// The longest token lifetime a broker accepts (31 days), and so the longest a key
+/// stored without a recorded lifetime (by an older version) can have signed for.
+pub const MAX_TOKEN_TTL_SECS: i64 = 31 * 24 * 3600;
+
 /// The server's settings, already validated.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -250,11 +254,11 @@ impl AppState {
     }
 
     /// Deletes what can no longer matter: expired revocations and opaque tokens, and
-    /// retired keys whose every token has expired (plus leeway).
+    /// retired keys whose every token has expired (plus leeway), reckoned from the
+    /// longest lifetime stored with each key, not from this broker's own.
     async fn prune(&self) {
         let now = self.clock.now_secs();
-        let retired_before = now - self.config.token_ttl_secs - RETIRED_KEY_LEEWAY_SECS;
-        match self.store.prune(now, retired_before).await {
+        match self.store.prune(now, RETIRED_KEY_LEEWAY_SECS).await {
             Ok(p) if p != store::Pruned::default() => tracing::info!(
                 revocations = p.revocations,
                 opaque_tokens = p.opaque_tokens,
@@ -309,7 +313,13 @@ impl Server {
                 }
             }
         };
-        let keys = KeyRing::load(&store, config.signing_alg, clock.as_ref()).await?;
+        let keys = KeyRing::load(
+            &store,
+            config.signing_alg,
+            config.token_ttl_secs,
+            clock.as_ref(),
+        )
+        .await?;
         let metadata_json = serde_json::to_string(&http::wellknown::metadata(&issuer))?;
         let limiter = FailureLimiter::new(config.auth_failures_per_minute);
         let _ = metrics::handle();

@@ -65,7 +65,8 @@ pub async fn authorization_server(State(app): State<Arc<AppState>>) -> Response 
 /// The public signing keys (RFC 7517 §5).
 ///
 /// Every key that may have signed a still-valid token: the active one and retired
-/// ones until their last token expires (plus leeway).
+/// ones until their last token expires (plus leeway), reckoned from the longest
+/// token lifetime stored with each key (whichever broker signed with it).
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",
@@ -79,13 +80,15 @@ pub async fn authorization_server(State(app): State<Arc<AppState>>) -> Response 
 )]
 pub async fn jwks(State(app): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let now = app.clock.now_secs();
-    let keep_after = now - app.config.token_ttl_secs - crate::RETIRED_KEY_LEEWAY_SECS;
     let keys: Vec<Jwk> = app
         .store
         .list_keys()
         .await?
         .into_iter()
-        .filter(|k| k.retired_at.is_none_or(|t| t > keep_after))
+        .filter(|k| {
+            k.needed_until(crate::RETIRED_KEY_LEEWAY_SECS)
+                .is_none_or(|t| t >= now)
+        })
         .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
         .collect();
     let body =

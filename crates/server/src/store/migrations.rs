@@ -56,6 +56,11 @@ pub const SQLITE: &[Migration] = &[
     );
     CREATE INDEX opaque_tokens_expiry ON opaque_tokens (expires_at);",
     ),
+    (
+        3,
+        "the longest token lifetime each signing key has signed for",
+        "ALTER TABLE signing_keys ADD COLUMN max_token_ttl INTEGER;",
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -104,6 +109,11 @@ pub const POSTGRES: &[Migration] = &[
         expires_at BIGINT NOT NULL
     );
     CREATE INDEX opaque_tokens_expiry ON opaque_tokens (expires_at);",
+    ),
+    (
+        3,
+        "the longest token lifetime each signing key has signed for",
+        "ALTER TABLE signing_keys ADD COLUMN max_token_ttl BIGINT;",
     ),
 ];
 

@@ -77,6 +77,26 @@ pub struct KeyRecord {
     pub created_at: Timestamp,
     /// When it stopped signing; `None` while it is the active key for its algorithm.
     pub retired_at: Option<Timestamp>,
+    /// The longest lifetime, in seconds, of any token this key can have signed: every
+    /// broker raises it to its own lifetime before it signs with the key
+    /// ([`Store::cover_key_ttl`]), so a retired key is kept until
+    /// `retired_at + max_token_ttl` (+ leeway) whichever replica prunes. `None` for a
+    /// key stored by a version that did not record it: kept for the longest lifetime
+    /// any broker allows ([`crate::MAX_TOKEN_TTL_SECS`]).
+    pub max_token_ttl: Option<i64>,
+}
+
+impl KeyRecord {
+    /// Until when verifiers may need this key: for a retired key, the expiry of the
+    /// last token it can have signed plus `leeway` (the JWKS publishes it, and pruning
+    /// keeps it, until then; the prune queries compute the same sum); `None` while it
+    /// is active.
+    pub fn needed_until(&self, leeway: i64) -> Option<Timestamp> {
+        self.retired_at.map(|t| {
+            t.saturating_add(self.max_token_ttl.unwrap_or(crate::MAX_TOKEN_TTL_SECS))
+                .saturating_add(leeway)
+        })
+    }
 }
 
 impl std::fmt::Debug for KeyRecord {
@@ -87,6 +107,7 @@ impl std::fmt::Debug for KeyRecord {
             .field("private_key", &"[redacted]")
             .field("created_at", &self.created_at)
             .field("retired_at", &self.retired_at)
+            .field("max_token_ttl", &self.max_token_ttl)
             .finish()
     }
 }
@@ -315,6 +336,12 @@ impl Store {
         dispatch!(self, s => s.rotate_key_if_older(alg, created_before, now, make).await)
     }
 
+    /// Raises the key's [`KeyRecord::max_token_ttl`] to at least `ttl`; a broker calls
+    /// it before it signs with the key. `false` when there is no such key.
+    pub async fn cover_key_ttl(&self, kid: &str, ttl: i64) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.cover_key_ttl(kid, ttl).await)
+    }
+
     /// Records that the token `jti` of `client_id` is revoked until it expires anyway.
     pub async fn revoke(
         &self,
@@ -343,14 +370,11 @@ impl Store {
         dispatch!(self, s => s.delete_opaque(token_hash).await)
     }
 
-    /// Deletes revocations and opaque tokens that have expired, and keys retired
-    /// before `retired_before` (their last token has expired).
-    pub async fn prune(
-        &self,
-        now: Timestamp,
-        retired_before: Timestamp,
-    ) -> Result<Pruned, StoreError> {
-        dispatch!(self, s => s.prune(now, retired_before).await)
+    /// Deletes revocations and opaque tokens that have expired, and retired keys
+    /// whose last token has expired more than `leeway` seconds ago (reckoned from the
+    /// key's stored [`KeyRecord::max_token_ttl`]).
+    pub async fn prune(&self, now: Timestamp, leeway: i64) -> Result<Pruned, StoreError> {
+        dispatch!(self, s => s.prune(now, leeway).await)
     }
 
     /// The kid of the active key for `alg`, for the cheap poll that notices rotations.

@@ -32,7 +32,8 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-const KEY_COLUMNS: &str = "kid, alg, private_key, public_jwk, created_at, retired_at";
+const KEY_COLUMNS: &str =
+    "kid, alg, private_key, public_jwk, created_at, retired_at, max_token_ttl";
 
 /// A statement parameter that must never be written to a log: a private key, a secret
 /// hash, a token hash.
@@ -91,6 +92,7 @@ fn key_from_row(r: &Row) -> Result<KeyRecord, tokio_postgres::Error> {
         public_jwk: r.try_get(3)?,
         created_at: r.try_get(4)?,
         retired_at: r.try_get(5)?,
+        max_token_ttl: r.try_get(6)?,
     })
 }
 
@@ -637,11 +639,17 @@ impl PgStore {
             == 1)
     }
 
-    pub async fn prune(
-        &self,
-        now: Timestamp,
-        retired_before: Timestamp,
-    ) -> Result<Pruned, StoreError> {
+    pub async fn cover_key_ttl(&self, kid: &str, ttl: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .execute(
+                "UPDATE signing_keys SET max_token_ttl = GREATEST(COALESCE(max_token_ttl, 0), $2) WHERE kid = $1",
+                &[&kid, &ttl],
+            )
+            .await?
+            == 1)
+    }
+
+    pub async fn prune(&self, now: Timestamp, leeway: i64) -> Result<Pruned, StoreError> {
         bounded(async {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
@@ -653,8 +661,9 @@ impl PgStore {
                 .await?;
             let keys = tx
                 .execute(
-                    "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1",
-                    &[&retired_before],
+                    "DELETE FROM signing_keys WHERE retired_at IS NOT NULL \
+                     AND retired_at + COALESCE(max_token_ttl, $3) + $2 < $1",
+                    &[&now, &leeway, &crate::MAX_TOKEN_TTL_SECS],
                 )
                 .await?;
             tx.commit().await?;
@@ -673,7 +682,7 @@ async fn insert_key(
     k: &KeyRecord,
 ) -> Result<(), StoreError> {
     tx.execute(
-        &format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
+        &format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
         &[
             &k.kid,
             &k.alg,
@@ -681,6 +690,7 @@ async fn insert_key(
             &k.public_jwk,
             &k.created_at,
             &k.retired_at,
+            &k.max_token_ttl,
         ],
     )
     .await?;

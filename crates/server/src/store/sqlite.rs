@@ -140,7 +140,8 @@ fn client_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
     })
 }
 
-const KEY_COLUMNS: &str = "kid, alg, private_key, public_jwk, created_at, retired_at";
+const KEY_COLUMNS: &str =
+    "kid, alg, private_key, public_jwk, created_at, retired_at, max_token_ttl";
 
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -150,19 +151,21 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
         public_jwk: r.get(3)?,
         created_at: r.get(4)?,
         retired_at: r.get(5)?,
+        max_token_ttl: r.get(6)?,
     })
 }
 
 fn insert_key(conn: &Connection, k: &KeyRecord) -> rusqlite::Result<()> {
     conn.execute(
-        &format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        &format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
         params![
             k.kid,
             k.alg,
             k.private_key,
             k.public_jwk,
             k.created_at,
-            k.retired_at
+            k.retired_at,
+            k.max_token_ttl
         ],
     )?;
     Ok(())
@@ -573,11 +576,18 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn prune(
-        &self,
-        now: Timestamp,
-        retired_before: Timestamp,
-    ) -> Result<Pruned, StoreError> {
+    pub async fn cover_key_ttl(&self, kid: &str, ttl: i64) -> Result<bool, StoreError> {
+        let kid = kid.to_owned();
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE signing_keys SET max_token_ttl = MAX(COALESCE(max_token_ttl, 0), ?2) WHERE kid = ?1",
+                params![kid, ttl],
+            )? == 1)
+        })
+        .await
+    }
+
+    pub async fn prune(&self, now: Timestamp, leeway: i64) -> Result<Pruned, StoreError> {
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let revocations =
@@ -585,8 +595,9 @@ impl SqliteStore {
             let opaque_tokens =
                 tx.execute("DELETE FROM opaque_tokens WHERE expires_at <= ?1", [now])?;
             let keys = tx.execute(
-                "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?1",
-                [retired_before],
+                "DELETE FROM signing_keys WHERE retired_at IS NOT NULL \
+                 AND retired_at + COALESCE(max_token_ttl, ?3) + ?2 < ?1",
+                [now, leeway, crate::MAX_TOKEN_TTL_SECS],
             )?;
             tx.commit()?;
             Ok(Pruned {

@@ -91,3 +91,69 @@ async fn a_rotation_reaches_the_running_broker(backend: Backend) {
     // The token signed before the rotation still verifies: the retired key stays published.
     verify(&b, &before, &b.issuer.clone()).await.unwrap();
 }
+
+/// A retired key stays in the JWKS until the last token it can have signed has
+/// expired, reckoned from what is stored (the longest lifetime of any broker that
+/// signed with it), never from the pruning broker's own `--token-ttl`: here a broker
+/// with 60 s tokens prunes while another broker's one-hour token from the retired key
+/// is still valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_keys_outlive_the_longest_token_of_any_replica() {
+    let fresh = Arc::new(FreshStore::new(Backend::Postgres).await);
+    let issuer = "https://auth.example.com";
+    let clock = auth_broker_server::clock::ManualClock::at_nanos(1_800_000_000_000_000_000);
+    let opts = |ttl: i64| Options {
+        config: Config {
+            issuer: Some(issuer.into()),
+            token_ttl_secs: ttl,
+            key_poll_interval: Duration::from_millis(100),
+            prune_interval: Duration::ZERO,
+            ..Config::default()
+        },
+        store: Some(fresh.clone()),
+        clock: Some(clock.clone()),
+    };
+    let long = TestBroker::start_with(Backend::Postgres, opts(3600)).await;
+    let short = TestBroker::start_with(Backend::Postgres, opts(60)).await;
+    let (id, secret) = long.create_client("c", "", None).await;
+    let token = long.token(&id, &secret).await;
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    auth_broker_server::admin::rotate_key(
+        &long.store,
+        SigningAlg::Es256,
+        auth_broker_server::clock::Clock::now_secs(&clock),
+    )
+    .await
+    .unwrap();
+    // Far past the short broker's lifetime and leeway, well within the long one's.
+    clock.advance_secs(600);
+    // Both prune on every tick; give them a few.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let kids = |b: &TestBroker| {
+        let b = b.store.clone();
+        async move {
+            b.list_keys()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|k| k.kid)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        kids(&short).await.contains(&kid),
+        "the retired key was pruned"
+    );
+    let jwks: JwkSet = short.get_json("/.well-known/jwks.json").await;
+    assert!(jwks.find(&kid).is_some(), "the JWKS lost the retired key");
+    // Once the one-hour token has expired (plus the leeway), it goes.
+    clock.advance_secs(3600);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kids(&short).await.contains(&kid) {
+        assert!(
+            Instant::now() < deadline,
+            "the retired key was never pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

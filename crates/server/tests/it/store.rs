@@ -9,6 +9,7 @@ use auth_broker_testkit::{Backend, CuttableProxy, FreshStore};
 use std::time::Duration;
 
 on_both_stores!(
+    retired_keys_are_pruned_by_their_stored_lifetime,
     clients_round_trip,
     keys_are_created_once_and_rotate,
     migrations_are_idempotent
@@ -433,4 +434,41 @@ async fn sqlite_files_are_readable_by_their_owner_only() {
         assert_eq!(out.stdout, b"readable", "{out:?}");
     }
     drop(store);
+}
+
+/// Pruning reads each key's recorded lifetime: raised (never lowered) by every broker
+/// that signs with it; a key stored before lifetimes were recorded is kept for the
+/// longest lifetime any broker allows.
+async fn retired_keys_are_pruned_by_their_stored_lifetime(backend: Backend) {
+    let fresh = FreshStore::new(backend).await;
+    let store = fresh.open().await;
+    let mut legacy = SigningKey::generate(SigningAlg::Es256, 0).unwrap();
+    legacy.max_token_ttl = None;
+    store.rotate_key(&legacy, 0).await.unwrap();
+    let covered = SigningKey::generate(SigningAlg::Es256, 10).unwrap();
+    store.rotate_key(&covered, 10).await.unwrap(); // retires `legacy` at 10
+    assert!(store.cover_key_ttl(&covered.kid, 600).await.unwrap());
+    assert!(store.cover_key_ttl(&covered.kid, 60).await.unwrap());
+    assert!(!store.cover_key_ttl("no-such-kid", 60).await.unwrap());
+    let newest = SigningKey::generate(SigningAlg::Es256, 20).unwrap();
+    store.rotate_key(&newest, 20).await.unwrap(); // retires `covered` at 20
+    let kids = || async { store.list_keys().await.unwrap() };
+    let find = |keys: &[auth_broker_server::store::KeyRecord], kid: &str| {
+        keys.iter().find(|k| k.kid == kid).cloned()
+    };
+    let keys = kids().await;
+    let c = find(&keys, &covered.kid).unwrap();
+    assert_eq!(c.max_token_ttl, Some(600), "raised to 600, never lowered");
+    assert_eq!(c.needed_until(60), Some(20 + 600 + 60));
+    // 680 is the last second `covered` is needed; the legacy key is needed for 31 days.
+    assert_eq!(store.prune(680, 60).await.unwrap().keys, 0);
+    assert_eq!(store.prune(681, 60).await.unwrap().keys, 1);
+    let keys = kids().await;
+    assert!(find(&keys, &covered.kid).is_none());
+    let l = find(&keys, &legacy.kid).unwrap();
+    let until = 10 + auth_broker_server::MAX_TOKEN_TTL_SECS + 60;
+    assert_eq!(l.needed_until(60), Some(until));
+    assert_eq!(store.prune(until, 60).await.unwrap().keys, 0);
+    assert_eq!(store.prune(until + 1, 60).await.unwrap().keys, 1);
+    assert_eq!(kids().await.len(), 1, "the active key is never pruned");
 }
