@@ -2,13 +2,15 @@
 //!
 //! SQLite stores live in a temporary directory; PostgreSQL stores are a fresh
 //! database per broker (`CREATE DATABASE`), dropped when the [`TestBroker`] is.
-//! PostgreSQL is expected at `AUTH_BROKER_TEST_PG_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); if it cannot be reached the test
-//! fails, it is never skipped.
+//! The PostgreSQL server is the one at `AUTH_BROKER_TEST_PG_URL`, else the one at
+//! `127.0.0.1:5432`, else a throwaway cluster the kit starts for the test process and
+//! stops when it exits ([`pg`] says exactly when and how). When there is none of
+//! these the test fails, naming what to install; it is never skipped.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
 
 pub mod flaky;
+pub mod pg;
 pub mod tls;
 
 use auth_broker_proto::ClientSecret;
@@ -29,10 +31,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// The server PostgreSQL tests create their databases on.
+/// The server PostgreSQL tests create their databases on, chosen (and, if need be,
+/// started) the first time a test asks: see [`pg`].
 pub fn pg_admin_url() -> String {
-    std::env::var("AUTH_BROKER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    pg::admin_url()
+}
+
+/// That server's TCP address, for a proxy in front of it.
+pub fn pg_server_addr() -> SocketAddr {
+    pg::server_addr()
 }
 
 fn with_db(admin_url: &str, db: &str) -> String {

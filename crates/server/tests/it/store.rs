@@ -129,7 +129,7 @@ struct BrokerBehindProxy {
 impl BrokerBehindProxy {
     async fn start() -> Self {
         let fresh = FreshStore::new(Backend::Postgres).await;
-        let proxy = CuttableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+        let proxy = CuttableProxy::start(auth_broker_testkit::pg_server_addr()).await;
         let store = Store::open(&fresh.url_via(proxy.addr)).await.unwrap();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
