@@ -2,6 +2,7 @@
 
 mod client_auth;
 pub mod error;
+mod hygiene;
 mod introspect;
 pub mod openapi;
 mod ops;
@@ -93,6 +94,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .fallback(|| std::future::ready(ApiError::NotFound))
         .with_state(app)
+        .layer(hygiene::HostCheckLayer)
         .layer(crate::metrics::TrackLayer)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
@@ -106,6 +108,9 @@ pub fn router(app: Arc<AppState>) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, ids))
+        .layer(tower::util::MapRequestLayer::new(
+            hygiene::drop_unsafe_request_id(REQUEST_ID),
+        ))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))

@@ -47,6 +47,10 @@ pub struct TokenRequest {
     /// The audience wanted; must be the client's own (RFC 8707 §2).
     #[schema(value_type = String, required = false)]
     audience: Option<String>,
+    /// RFC 8707 §2: the resource (API) the token is for; as `audience`, it must be the
+    /// client's own (`invalid_target` otherwise).
+    #[schema(value_type = String, required = false)]
+    resource: Option<String>,
     /// `client_secret_post`: the client id.
     #[schema(value_type = String, required = false)]
     client_id: Option<String>,

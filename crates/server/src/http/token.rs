@@ -16,10 +16,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The parameters of a token request (RFC 6749 §4.4.2, RFC 8707 §2); others are ignored.
-const RECOGNIZED: [&str; 5] = [
+const RECOGNIZED: [&str; 6] = [
     "grant_type",
     "scope",
     "audience",
+    "resource",
     client_auth::CLIENT_PARAMS[0],
     client_auth::CLIENT_PARAMS[1],
 ];
@@ -83,18 +84,7 @@ async fn handle(
     let client = client_auth::authenticate_client(app, peer, headers, &form).await?;
 
     let granted = granted_scopes(&client, form.get_nonempty("scope"))?;
-    let audience = client.audience.as_deref().unwrap_or(&app.issuer);
-    if let Some(asked) = form.get_nonempty("audience")
-        && asked != audience
-    {
-        return Err(Refused::from(ApiError::bad(
-            ErrorCode::InvalidTarget,
-            format!(
-                "this client's tokens are for the audience '{audience}', not '{asked}'; omit 'audience' or ask for that one"
-            ),
-        )));
-    }
-
+    let audience = target_audience(app, &client, &form)?;
     let issued = app
         .issue(&client.id, audience, &granted)
         .await
@@ -118,6 +108,37 @@ async fn handle(
     metrics::counter!("auth_broker_tokens_issued_total").increment(1);
     tracing::debug!(client_id = %client.id, scope = %response.scope.as_deref().unwrap_or(""), "token issued");
     Ok(no_store_json(StatusCode::OK, json))
+}
+
+/// The token's `aud`: the client's audience (the issuer when it has none). A request
+/// may name it with `audience` or with RFC 8707 `resource` (§2: the resource it
+/// wants a token for), or both; naming anything else is `invalid_target` (RFC 8707
+/// §2), never silently ignored, so a client that asked for the wrong API learns it
+/// here rather than from that API's `401`.
+fn target_audience<'a>(
+    app: &'a AppState,
+    client: &'a ClientRecord,
+    form: &Form,
+) -> Result<&'a str, ApiError> {
+    let audience = client.audience.as_deref().unwrap_or(&app.issuer);
+    for param in ["audience", "resource"] {
+        if let Some(asked) = form.get_nonempty(param)
+            && asked != audience
+        {
+            let shown: String = asked
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect();
+            return Err(ApiError::bad(
+                ErrorCode::InvalidTarget,
+                format!(
+                    "this client's tokens are for the audience '{audience}', not '{shown}' ({param}); omit '{param}' or ask for that one"
+                ),
+            ));
+        }
+    }
+    Ok(audience)
 }
 
 fn check_grant_type(form: &Form) -> Result<(), ApiError> {

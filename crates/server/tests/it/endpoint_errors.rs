@@ -502,3 +502,89 @@ async fn client_ids_a_store_cannot_hold_are_unknown_clients(backend: Backend) {
     assert_eq!(statuses[..19], [401; 19], "{statuses:?}");
     assert!(statuses[19..].iter().all(|s| *s == 429), "{statuses:?}");
 }
+
+/// Sends raw bytes and returns what the broker wrote back (until it closes or 2 s).
+async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without a `Host`, or with two, is a `400`;
+/// HTTP/1.0 needs none.
+#[tokio::test]
+async fn requests_with_two_hosts_or_none_are_refused() {
+    let b = TestBroker::start(Backend::Sqlite).await;
+    for (head, status) in [
+        (
+            "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        ("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", "400"),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            "200",
+        ),
+        ("GET /healthz HTTP/1.0\r\n\r\n", "200"),
+    ] {
+        let answer = raw(b.addr, head).await;
+        assert_eq!(
+            answer.split_whitespace().nth(1),
+            Some(status),
+            "{head:?}: {answer}"
+        );
+        if status == "400" {
+            assert!(
+                answer.contains("invalid_request") && answer.contains("Host"),
+                "{answer}"
+            );
+            assert!(
+                answer.to_ascii_lowercase().contains("x-request-id: "),
+                "{answer}"
+            );
+        }
+    }
+}
+
+/// A caller's `X-Request-Id` is kept when it is short and of safe characters (so a
+/// request can be followed through a gateway and the broker); anything else is
+/// replaced by one of the broker's own, never written into the log or echoed.
+#[tokio::test]
+async fn a_request_id_is_kept_only_when_short_and_plain() {
+    let b = TestBroker::start(Backend::Sqlite).await;
+    let echoed = |id: String| {
+        let b = &b;
+        async move {
+            let r = b
+                .http
+                .get(b.url("/healthz"))
+                .header("x-request-id", id)
+                .send()
+                .await
+                .unwrap();
+            r.headers()["x-request-id"].to_str().unwrap().to_owned()
+        }
+    };
+    for good in [
+        "abc-123",
+        "7f8e0c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5b",
+        "req_01H.X:y/z+w=",
+    ] {
+        assert_eq!(echoed(good.to_owned()).await, good);
+    }
+    let ours = echoed(String::new()).await;
+    for bad in [
+        "x".repeat(129),
+        "two words".to_owned(),
+        "quote\"d".to_owned(),
+        "semi;colon".to_owned(),
+        "é-accent".to_owned(),
+    ] {
+        let got = echoed(bad.clone()).await;
+        assert_ne!(got, bad, "{bad:?} was kept");
+        // The broker's own form: the process prefix, a dash, a counter.
+        assert_eq!(got.split('-').next(), ours.split('-').next(), "{got}");
+    }
+}

@@ -145,6 +145,31 @@ async fn audience_default_custom_and_mismatch(backend: Backend) {
         "invalid_target",
     )
     .await;
+    // RFC 8707 `resource` picks the audience the same way, and one the client does
+    // not have is never silently ignored.
+    let form = |params: &[(&'static str, &'static str)]| {
+        let mut all = vec![("grant_type", "client_credentials")];
+        all.extend_from_slice(params);
+        b.http
+            .post(b.token_url())
+            .basic_auth(&id2, Some(s2.expose_secret()))
+            .form(&all)
+            .send()
+    };
+    let r = form(&[("resource", "https://api.example.com")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for params in [
+        &[("resource", "https://other.example.com")][..],
+        &[
+            ("audience", "https://api.example.com"),
+            ("resource", "https://other.example.com"),
+        ][..],
+    ] {
+        let d = expect_error(form(params).await.unwrap(), 400, "invalid_target").await;
+        assert!(d.contains("https://other.example.com"), "{d}");
+    }
 }
 
 async fn expires_in_is_rounded_down(backend: Backend) {
