@@ -50,10 +50,7 @@ impl std::fmt::Debug for Global {
         f.debug_struct("Global")
             .field(
                 "database",
-                &self
-                    .database
-                    .as_deref()
-                    .map(auth_broker_server::store::redact_url),
+                &self.database.as_deref().map(auth_broker_server::redact_url),
             )
             .field("config", &self.config)
             .finish()

@@ -2,9 +2,8 @@
 
 use crate::cli::ClientCommand;
 use anyhow::Context;
-use auth_broker_server::admin::{self, AdminError, NewClient};
-use auth_broker_server::clock::{Clock, SystemClock};
-use auth_broker_server::store::{ClientRecord, Store, redact_url};
+use auth_broker_server::admin::{Actor, Admin, Client, NewClient};
+use auth_broker_server::redact_url;
 use serde_json::json;
 
 pub fn when(ts: i64) -> String {
@@ -19,9 +18,9 @@ pub fn when(ts: i64) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
-fn client_json(c: &ClientRecord) -> serde_json::Value {
+fn client_json(c: &Client) -> serde_json::Value {
     json!({
-        "client_id": c.id,
+        "client_id": c.client_id,
         "name": c.name,
         "scope": c.scopes.join(" "),
         "audience": c.audience,
@@ -32,8 +31,8 @@ fn client_json(c: &ClientRecord) -> serde_json::Value {
     })
 }
 
-fn print_client(c: &ClientRecord) {
-    out!("client_id:  {}", c.id);
+fn print_client(c: &Client) {
+    out!("client_id:  {}", c.client_id);
     out!("name:       {}", c.name);
     out!(
         "scope:      {}",
@@ -67,10 +66,10 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 }
 
 pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
-    let store = Store::open(database)
+    let admin = Admin::open(database)
         .await
         .with_context(|| format!("cannot open the store {}", redact_url(database)))?;
-    let now = SystemClock.now_secs();
+    let actor = Actor::cli();
     match cmd {
         ClientCommand::Create {
             name,
@@ -78,16 +77,16 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
             audience,
             json,
         } => {
-            let (c, secret) = admin::create_client(
-                &store,
-                &NewClient {
-                    name,
-                    scope,
-                    audience,
-                },
-                now,
-            )
-            .await?;
+            let (c, secret) = admin
+                .create_client(
+                    &actor,
+                    &NewClient {
+                        name,
+                        scope,
+                        audience,
+                    },
+                )
+                .await?;
             if json {
                 let mut v = client_json(&c);
                 v["client_secret"] = secret.expose_secret().into();
@@ -102,7 +101,7 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
             }
         }
         ClientCommand::List { json } => {
-            let clients = store.list_clients().await?;
+            let clients = admin.list_clients().await?;
             if json {
                 print_json(&serde_json::Value::Array(
                     clients.iter().map(client_json).collect(),
@@ -116,7 +115,7 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
                 for c in &clients {
                     out!(
                         "{:<34} {:<8} {:<24} {}",
-                        c.id,
+                        c.client_id,
                         if c.enabled { "yes" } else { "no" },
                         c.name,
                         c.scopes.join(" ")
@@ -125,22 +124,19 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
             }
         }
         ClientCommand::Show { id, json } => {
-            let c = store
-                .get_client(&id)
-                .await?
-                .ok_or(AdminError::NoSuchClient(id))?;
+            let c = admin.client(&id).await?;
             if json {
                 print_json(&client_json(&c))?;
             } else {
                 print_client(&c);
             }
         }
-        ClientCommand::Disable { id, json } => set_enabled(&store, &id, false, json, now).await?,
-        ClientCommand::Enable { id, json } => set_enabled(&store, &id, true, json, now).await?,
+        ClientCommand::Disable { id, json } => {
+            set_enabled(&admin, &actor, &id, false, json).await?
+        }
+        ClientCommand::Enable { id, json } => set_enabled(&admin, &actor, &id, true, json).await?,
         ClientCommand::Delete { id, json } => {
-            if !store.delete_client(&id).await? {
-                return Err(AdminError::NoSuchClient(id).into());
-            }
+            admin.delete_client(&actor, &id).await?;
             if json {
                 print_json(&json!({"client_id": id, "deleted": true}))?;
             } else {
@@ -148,23 +144,22 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
             }
         }
         ClientCommand::RotateSecret { id, grace, json } => {
-            let secret = admin::rotate_secret(&store, &id, grace, now).await?;
+            let rotated = admin.rotate_secret(&actor, &id, grace).await?;
             if json {
                 print_json(&json!({
                     "client_id": id,
-                    "client_secret": secret.expose_secret(),
-                    "previous_secret_valid_until": (grace > 0).then(|| now + i64::try_from(grace).unwrap_or(i64::MAX)),
+                    "client_secret": rotated.secret.expose_secret(),
+                    "previous_secret_valid_until": rotated.previous_valid_until,
                 }))?;
             } else {
                 out!("client_id:     {id}");
-                out!("client_secret: {}", secret.expose_secret());
-                if grace > 0 {
-                    out!(
+                out!("client_secret: {}", rotated.secret.expose_secret());
+                match rotated.previous_valid_until {
+                    Some(until) => out!(
                         "The old secret keeps working for {grace} s (until {}).",
-                        when(now.saturating_add(i64::try_from(grace).unwrap_or(0)))
-                    );
-                } else {
-                    out!("The old secret no longer works.");
+                        when(until)
+                    ),
+                    None => out!("The old secret no longer works."),
                 }
                 out!("The new secret is shown only now: copy it to your secret store.");
             }
@@ -174,15 +169,13 @@ pub async fn run(cmd: ClientCommand, database: &str) -> anyhow::Result<()> {
 }
 
 async fn set_enabled(
-    store: &Store,
+    admin: &Admin,
+    actor: &Actor,
     id: &str,
     enabled: bool,
     json: bool,
-    now: i64,
 ) -> anyhow::Result<()> {
-    if !store.set_client_enabled(id, enabled, now).await? {
-        return Err(AdminError::NoSuchClient(id.to_owned()).into());
-    }
+    admin.set_enabled(actor, id, enabled).await?;
     if json {
         print_json(&json!({"client_id": id, "enabled": enabled}))?;
     } else if enabled {

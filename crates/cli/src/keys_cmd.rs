@@ -3,31 +3,25 @@
 use crate::cli::KeysCommand;
 use crate::settings::FileSettings;
 use anyhow::Context;
-use auth_broker_server::admin;
-use auth_broker_server::clock::{Clock, SystemClock};
-use auth_broker_server::keys::SigningAlg;
-use auth_broker_server::store::{KeyRecord, Store, redact_url};
+use auth_broker_server::admin::{Actor, Admin, KeyInfo};
+use auth_broker_server::{SigningAlg, redact_url};
 use serde_json::json;
 
-fn state(k: &KeyRecord) -> &'static str {
-    if k.retired_at.is_none() {
-        "active"
-    } else {
-        "retired"
-    }
+fn state(k: &KeyInfo) -> &'static str {
+    k.state.as_str()
 }
 
 pub async fn run(cmd: KeysCommand, database: &str, file: &FileSettings) -> anyhow::Result<()> {
-    let store = Store::open(database)
+    let admin = Admin::open(database)
         .await
         .with_context(|| format!("cannot open the store {}", redact_url(database)))?;
     match cmd {
         KeysCommand::List { json } => {
-            let keys = store.list_keys().await?;
+            let keys = admin.keys().await?;
             if json {
                 let v: Vec<_> = keys
                     .iter()
-                    .map(|k| json!({"kid": k.kid, "alg": k.alg, "state": state(k), "created_at": k.created_at, "retired_at": k.retired_at}))
+                    .map(|k| json!({"kid": k.kid, "alg": k.alg, "state": state(k), "created_at": k.created_at, "retired_at": k.retired_at, "published_until": k.published_until}))
                     .collect();
                 out!("{}", serde_json::to_string_pretty(&v)?);
             } else if keys.is_empty() {
@@ -53,7 +47,7 @@ pub async fn run(cmd: KeysCommand, database: &str, file: &FileSettings) -> anyho
                 .transpose()
                 .map_err(anyhow::Error::msg)?
                 .unwrap_or_default();
-            let rec = admin::rotate_key(&store, alg, SystemClock.now_secs()).await?;
+            let rec = admin.rotate_key(&Actor::cli(), alg).await?;
             if json {
                 out!(
                     "{}",

@@ -3,11 +3,9 @@
 use crate::cli::ServeArgs;
 use crate::settings::FileSettings;
 use anyhow::{Context, bail};
-use auth_broker_server::admin::{self, NewClient};
-use auth_broker_server::clock::{Clock, SystemClock};
-use auth_broker_server::store::{Store, redact_url};
+use auth_broker_server::admin::{Actor, Admin, NewClient};
 use auth_broker_server::tls::{TlsFiles, TlsHandle};
-use auth_broker_server::{Config, Server};
+use auth_broker_server::{Config, Server, Store, redact_url};
 use std::net::SocketAddr;
 
 fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
@@ -94,7 +92,7 @@ pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow
     let store = Store::open(database)
         .await
         .with_context(|| format!("cannot open the store {}", redact_url(database)))?;
-    let server = Server::bind_default_clock(config, store.clone()).await?;
+    let server = Server::bind_default_clock(config, store).await?;
     let addr = server.local_addr()?;
     let issuer = server.issuer().to_owned();
     let tls = server.tls_handle();
@@ -115,7 +113,7 @@ pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow
         reload_on_sighup(tls)?;
     }
     if args.demo {
-        demo(&store, &issuer).await?;
+        demo(server.admin(), &issuer).await?;
         if scheme == "https" {
             out!("(A certificate from a private CA? Add --cacert CA.pem to the curl commands.)");
             out!();
@@ -160,28 +158,28 @@ fn reload_on_sighup(_: TlsHandle) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn demo(store: &Store, issuer: &str) -> anyhow::Result<()> {
-    let now = SystemClock.now_secs();
-    let (id, secret) = match store.get_client_by_name("demo").await? {
+async fn demo(admin: &Admin, issuer: &str) -> anyhow::Result<()> {
+    let actor = Actor::Broker;
+    let (id, secret) = match admin.client_by_name("demo").await? {
         Some(c) => {
-            let s = admin::rotate_secret(store, &c.id, 0, now).await?;
+            let rotated = admin.rotate_secret(&actor, &c.client_id, 0).await?;
             if !c.enabled {
-                store.set_client_enabled(&c.id, true, now).await?;
+                admin.set_enabled(&actor, &c.client_id, true).await?;
             }
-            (c.id, s)
+            (c.client_id, rotated.secret)
         }
         None => {
-            let (c, s) = admin::create_client(
-                store,
-                &NewClient {
-                    name: "demo".into(),
-                    scope: "demo:read demo:write".into(),
-                    audience: None,
-                },
-                now,
-            )
-            .await?;
-            (c.id, s)
+            let (c, s) = admin
+                .create_client(
+                    &actor,
+                    &NewClient {
+                        name: "demo".into(),
+                        scope: "demo:read demo:write".into(),
+                        audience: None,
+                    },
+                )
+                .await?;
+            (c.client_id, s)
         }
     };
     let secret = secret.expose_secret();

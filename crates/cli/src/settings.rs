@@ -41,10 +41,7 @@ impl std::fmt::Debug for FileSettings {
         f.debug_struct("FileSettings")
             .field(
                 "database",
-                &self
-                    .database
-                    .as_deref()
-                    .map(auth_broker_server::store::redact_url),
+                &self.database.as_deref().map(auth_broker_server::redact_url),
             )
             .field("listen", &self.listen)
             .field("issuer", &self.issuer)

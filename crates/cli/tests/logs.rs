@@ -12,8 +12,8 @@
 //! log) is captured.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use auth_broker_server::keys::{SigningAlg, SigningKey};
-use auth_broker_server::store::Store;
+use auth_broker_server::testing::{Raw, SigningKey};
+use auth_broker_server::{SigningAlg, Store};
 use auth_broker_testkit::{Backend, FreshStore};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -149,7 +149,7 @@ async fn full_run(backend: Backend, level: &str) {
         .unwrap()
         .as_secs() as i64;
     let old = SigningKey::generate(SigningAlg::Es256, now - 3600).unwrap();
-    store.rotate_key(&old, now - 3600).await.unwrap();
+    Raw(&store).rotate_key(&old, now - 3600).await.unwrap();
     drop(store);
 
     // serve, with both streams captured in full.
@@ -508,7 +508,7 @@ async fn full_run(backend: Backend, level: &str) {
     let store = Store::open(&db).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let keys = store.list_keys().await.unwrap();
+        let keys = Raw(&store).list_keys().await.unwrap();
         // the old one, the one rotated automatically, the CLI's
         if keys.len() >= 3 {
             break;
@@ -553,7 +553,7 @@ async fn full_run(backend: Backend, level: &str) {
     // alphabets of each 12-byte window (so PEM, DER, a JWK `d` are all covered),
     // except windows of the public point and of the generic PKCS#8 prefix.
     let store = Store::open(&db).await.unwrap();
-    let keys = store.list_keys().await.unwrap();
+    let keys = Raw(&store).list_keys().await.unwrap();
     assert!(!keys.is_empty());
     for k in &keys {
         let der = &k.private_key;
@@ -604,7 +604,7 @@ async fn full_run(backend: Backend, level: &str) {
         "created, rotated by the CLI, rotated automatically"
     );
     // The secrets' hashes as stored (whole, and their digest alone).
-    for c in store.list_clients().await.unwrap() {
+    for c in Raw(&store).list_clients().await.unwrap() {
         for h in std::iter::once(&c.secret_hash).chain(c.previous_secret_hash.as_ref()) {
             forbidden.add(format!("secret hash of {}", c.name), h);
             forbidden.add(

@@ -8,7 +8,7 @@
 use auth_broker_fuzzing::fixture::{self, AUDIENCE, ISSUER, NOW, StoredKey};
 use auth_broker_jwt::SigningAlg;
 use auth_broker_proto::Jwk;
-use auth_broker_server::keys::SigningKey;
+use auth_broker_server::testing::SigningKey;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;

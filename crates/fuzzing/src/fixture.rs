@@ -6,8 +6,7 @@
 use auth_broker_guard::KeySet;
 use auth_broker_jwt::VerifyingKey;
 use auth_broker_proto::{Jwk, Jwks};
-use auth_broker_server::keys::SigningKey;
-use auth_broker_server::store::KeyRecord;
+use auth_broker_server::testing::{KeyRecord, SigningKey};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};

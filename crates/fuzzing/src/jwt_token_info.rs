@@ -4,7 +4,7 @@
 //! against the fixture keys at the fixture clock second.
 
 use crate::fixture::{self, AUDIENCE, ISSUER, NOW};
-use auth_broker_server::inspect::{self, Active};
+use auth_broker_server::testing::{self as inspect, Active};
 use serde_json::Value;
 
 /// The verdict on `token`, with the store lookups (revocation, client) left out.

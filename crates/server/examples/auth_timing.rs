@@ -13,9 +13,9 @@
 //! empty database to measure PostgreSQL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use auth_broker_server::admin::{self, NewClient};
-use auth_broker_server::store::Store;
-use auth_broker_server::{Config, Server, secret};
+use auth_broker_server::admin::{Actor, Admin, NewClient};
+use auth_broker_server::testing::{self as secret, Raw};
+use auth_broker_server::{Config, Server};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::num::NonZeroU32;
@@ -114,18 +114,19 @@ async fn main() {
     let url = args
         .next()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("timing.db").display()));
-    let store = Store::open(&url).await.unwrap();
-    let (client, right) = admin::create_client(
-        &store,
-        &NewClient {
-            name: "timing".into(),
-            scope: String::new(),
-            audience: None,
-        },
-        0,
-    )
-    .await
-    .unwrap();
+    let admin = Admin::open(&url).await.unwrap();
+    let store = admin.store().clone();
+    let (client, right) = admin
+        .create_client(
+            &Actor::cli(),
+            &NewClient {
+                name: "timing".into(),
+                scope: String::new(),
+                audience: None,
+            },
+        )
+        .await
+        .unwrap();
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         auth_failures_per_minute: NonZeroU32::MAX,
@@ -138,18 +139,18 @@ async fn main() {
     tokio::spawn(server.run(std::future::pending()));
 
     // Same formats and lengths as the real id and secret.
-    let unknown_id = secret::generate_client_id();
-    let wrong_secret = secret::generate_secret();
-    let other_secret = secret::generate_secret();
-    assert_eq!(unknown_id.len(), client.id.len());
+    let unknown_id = secret::generate_client_id().unwrap();
+    let wrong_secret = secret::generate_secret().unwrap();
+    let other_secret = secret::generate_secret().unwrap();
+    assert_eq!(unknown_id.len(), client.client_id.len());
     assert_eq!(
         wrong_secret.expose_secret().len(),
         right.expose_secret().len()
     );
     let unknown = request(&unknown_id, other_secret.expose_secret());
-    let wrong = request(&client.id, wrong_secret.expose_secret());
+    let wrong = request(&client.client_id, wrong_secret.expose_secret());
     assert_eq!(unknown.len(), wrong.len());
-    let good = request(&client.id, right.expose_secret());
+    let good = request(&client.client_id, right.expose_secret());
 
     // The store lookup alone, a hit against a miss, interleaved the same way.
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -158,9 +159,9 @@ async fn main() {
         let first_miss = rng.coin();
         for k in 0..2 {
             let miss = (k == 0) == first_miss;
-            let id = if miss { &unknown_id } else { &client.id };
+            let id = if miss { &unknown_id } else { &client.client_id };
             let start = Instant::now();
-            let found = store.get_client(id).await.unwrap();
+            let found = Raw(&store).get_client(id).await.unwrap();
             let us = start.elapsed().as_nanos() as f64 / 1000.0;
             assert_eq!(found.is_none(), miss);
             if miss {
@@ -216,7 +217,7 @@ async fn main() {
     let b = stats(&mut t_wrong);
     println!(
         "store: {}   requests: {} measured ({} warm-up), interleaved at random, one keep-alive connection",
-        auth_broker_server::store::redact_url(&url),
+        auth_broker_server::redact_url(&url),
         a.n + b.n,
         warmup
     );

@@ -9,8 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use auth_broker_proto::ClientSecret;
-use auth_broker_server::secret::hash_secret;
-use auth_broker_server::store::Store;
+use auth_broker_server::Store;
+use auth_broker_server::testing::hash_secret;
 
 #[tokio::main]
 async fn main() {

@@ -3,7 +3,8 @@
 //! Keys are parsed once when loaded and kept as ready-to-use key pairs, so signing a
 //! token never re-parses PKCS#8 (which costs more than the signature itself).
 
-use crate::store::{KeyRecord, StoreError, Timestamp};
+use crate::secret::RandomError;
+use crate::store::{KeyRecord, Timestamp};
 pub use auth_broker_jwt::{SigningAlg, VerifyingKey, thumbprint};
 use auth_broker_proto::Jwk;
 use aws_lc_rs::rand::SystemRandom;
@@ -38,40 +39,73 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-fn key_err(what: &str) -> impl Fn(aws_lc_rs::error::KeyRejected) -> StoreError + '_ {
-    move |e| StoreError::Other(format!("stored {what} key is unusable: {e}"))
+/// Why a signing key could not be made, loaded or used. Each keeps its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("could not generate a new {alg} key")]
+    Generate {
+        alg: SigningAlg,
+        #[source]
+        source: aws_lc_rs::error::Unspecified,
+    },
+    #[error("the stored {alg} key '{kid}' is unusable (not a PKCS#8 key of that algorithm)")]
+    Unusable {
+        kid: String,
+        alg: SigningAlg,
+        #[source]
+        source: aws_lc_rs::error::KeyRejected,
+    },
+    #[error("the stored key '{kid}' has an algorithm this version does not know: '{alg}'")]
+    UnknownAlg { kid: String, alg: String },
+    #[error("signing with the {alg} key failed")]
+    Sign {
+        alg: SigningAlg,
+        #[source]
+        source: aws_lc_rs::error::Unspecified,
+    },
+    #[error("could not encode a token or key as JSON")]
+    Json(#[source] serde_json::Error),
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    #[error("the key generation task failed: {0}")]
+    Task(String),
 }
 
-fn unspecified(what: &'static str) -> impl Fn(aws_lc_rs::error::Unspecified) -> StoreError {
-    move |_| StoreError::Other(format!("could not {what}"))
+impl KeyError {
+    /// Whether retrying later may succeed: the OS random source failing is
+    /// (exhaustion, a sandbox), a broken stored key is not.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Random(_) | Self::Task(_))
+    }
 }
 
 impl SigningKey {
     /// Generates a new key and the record to store it.
-    pub fn generate(alg: SigningAlg, now: Timestamp) -> Result<KeyRecord, StoreError> {
+    pub fn generate(alg: SigningAlg, now: Timestamp) -> Result<KeyRecord, KeyError> {
         let rng = SystemRandom::new();
+        let failed = |source| KeyError::Generate { alg, source };
         let pkcs8: Vec<u8> = match alg {
             SigningAlg::Es256 => {
                 EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(unspecified("generate an ES256 key"))?
+                    .map_err(failed)?
                     .as_ref()
                     .to_vec()
             }
             SigningAlg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(unspecified("generate an EdDSA key"))?
+                .map_err(failed)?
                 .as_ref()
                 .to_vec(),
             SigningAlg::Rs256 => {
                 use aws_lc_rs::encoding::AsDer;
                 RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                    .map_err(unspecified("generate an RS256 key"))?
+                    .map_err(failed)?
                     .as_der()
-                    .map_err(unspecified("encode an RS256 key"))?
+                    .map_err(failed)?
                     .as_ref()
                     .to_vec()
             }
         };
-        let pair = parse_pair(alg, &pkcs8)?;
+        let pair = parse_pair(alg, "(new)", &pkcs8)?;
         let jwk = public_jwk(alg, &pair, None);
         let kid = thumbprint(&jwk);
         let jwk = Jwk {
@@ -82,8 +116,7 @@ impl SigningKey {
             kid,
             alg: alg.as_str().to_owned(),
             private_key: pkcs8,
-            public_jwk: serde_json::to_string(&jwk)
-                .map_err(|e| StoreError::Other(e.to_string()))?,
+            public_jwk: serde_json::to_string(&jwk).map_err(KeyError::Json)?,
             created_at: now,
             retired_at: None,
             // Nothing signed yet: a key retired before any broker used it can go
@@ -93,9 +126,12 @@ impl SigningKey {
     }
 
     /// Parses a stored key.
-    pub fn from_record(rec: &KeyRecord) -> Result<Self, StoreError> {
-        let alg: SigningAlg = rec.alg.parse().map_err(StoreError::Other)?;
-        let pair = parse_pair(alg, &rec.private_key)?;
+    pub fn from_record(rec: &KeyRecord) -> Result<Self, KeyError> {
+        let alg: SigningAlg = rec.alg.parse().map_err(|_| KeyError::UnknownAlg {
+            kid: rec.kid.clone(),
+            alg: rec.alg.clone(),
+        })?;
+        let pair = parse_pair(alg, &rec.kid, &rec.private_key)?;
         let header = format!(
             r#"{{"alg":"{}","kid":"{}","typ":"at+jwt"}}"#,
             alg.as_str(),
@@ -120,6 +156,8 @@ impl SigningKey {
         self.created_at
     }
 
+    /// For the fuzz fixture maker.
+    #[cfg(feature = "testing")]
     pub fn alg(&self) -> SigningAlg {
         self.alg
     }
@@ -130,32 +168,37 @@ impl SigningKey {
     }
 
     /// Signs `msg`, returning the JWS signature bytes (raw `r||s` for ES256, RFC 7518 §3.4).
-    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, StoreError> {
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let failed = |source| KeyError::Sign {
+            alg: self.alg,
+            source,
+        };
         match &self.pair {
-            Pair::Ec(k) => Ok(k
-                .sign(&self.rng, msg)
-                .map_err(unspecified("sign with ES256"))?
-                .as_ref()
-                .to_vec()),
+            Pair::Ec(k) => Ok(k.sign(&self.rng, msg).map_err(failed)?.as_ref().to_vec()),
             Pair::Ed(k) => Ok(k.sign(msg).as_ref().to_vec()),
             Pair::Rsa(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
                 k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, msg, &mut sig)
-                    .map_err(unspecified("sign with RS256"))?;
+                    .map_err(failed)?;
                 Ok(sig)
             }
         }
     }
 }
 
-fn parse_pair(alg: SigningAlg, pkcs8: &[u8]) -> Result<Pair, StoreError> {
+fn parse_pair(alg: SigningAlg, kid: &str, pkcs8: &[u8]) -> Result<Pair, KeyError> {
+    let unusable = |source| KeyError::Unusable {
+        kid: kid.to_owned(),
+        alg,
+        source,
+    };
     Ok(match alg {
         SigningAlg::Es256 => Pair::Ec(
             EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                .map_err(key_err("ES256"))?,
+                .map_err(unusable)?,
         ),
-        SigningAlg::EdDsa => Pair::Ed(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(key_err("EdDSA"))?),
-        SigningAlg::Rs256 => Pair::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(key_err("RS256"))?),
+        SigningAlg::EdDsa => Pair::Ed(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(unusable)?),
+        SigningAlg::Rs256 => Pair::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(unusable)?),
     })
 }
 

@@ -8,21 +8,31 @@
 pub mod admin;
 pub mod clock;
 pub mod http;
-pub mod inspect;
-pub mod keyring;
-pub mod keys;
-pub mod metrics;
-pub mod ratelimit;
-pub mod secret;
-pub mod store;
+mod inspect;
+mod keyring;
+mod keys;
+mod metrics;
+mod ratelimit;
+mod secret;
+mod store;
 pub mod tls;
-pub mod token;
+mod token;
 
+/// What tests, benchmarks, examples and fuzz targets reach below the public API
+/// (the store's records, key material, the issuing path in pieces). Behind the
+/// `testing` feature, which only dev-dependencies enable: the `auth-broker` binary
+/// is built without it, so it can change state only through [`admin::Admin`].
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use auth_broker_jwt::SigningAlg;
+pub use keys::KeyError;
+pub use store::{Store, StoreError, redact_url};
+
+use crate::admin::Admin;
 use crate::clock::{Clock, SystemClock};
 use crate::keyring::KeyRing;
-use crate::keys::SigningAlg;
 use crate::ratelimit::FailureLimiter;
-use crate::store::{Store, StoreError};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -130,14 +140,17 @@ impl Default for Config {
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    pub config: Config,
-    pub issuer: String,
-    pub store: Store,
-    pub clock: Arc<dyn Clock>,
-    pub keys: KeyRing,
-    pub limiter: FailureLimiter,
+    pub(crate) config: Config,
+    pub(crate) issuer: String,
+    /// For reads on the hot path (the client of a token request, revocations);
+    /// every change goes through `admin`.
+    pub(crate) store: Store,
+    pub(crate) admin: Admin,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) keys: KeyRing,
+    pub(crate) limiter: FailureLimiter,
     /// The RFC 8414 document, rendered once.
-    pub metadata_json: String,
+    pub(crate) metadata_json: String,
 }
 
 /// A freshly signed token.
@@ -145,6 +158,22 @@ pub struct Issued {
     pub token: String,
     /// Whole seconds left until `exp`, rounded down (RFC 6749 §5.1).
     pub expires_in: u64,
+}
+
+/// Why a token could not be issued. Only a transient one (the store or the random
+/// source) may succeed on a retry; the answer is `503` for those, `500` otherwise.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+impl From<secret::RandomError> for IssueError {
+    fn from(e: secret::RandomError) -> Self {
+        Self::Key(e.into())
+    }
 }
 
 /// The token is a bearer credential (RFC 6750 §5.3): `Debug` leaves it out.
@@ -159,23 +188,23 @@ impl std::fmt::Debug for Issued {
 
 impl AppState {
     /// Issues an access token in the deployment's format.
-    pub async fn issue(
+    pub(crate) async fn issue(
         &self,
         client_id: &str,
         audience: &str,
         scopes: &[String],
-    ) -> Result<Issued, StoreError> {
+    ) -> Result<Issued, IssueError> {
         match self.config.token_format {
             TokenFormat::Jwt => self.issue_token(client_id, audience, scopes),
             TokenFormat::Opaque => {
                 let now_nanos = self.clock.now_nanos();
                 let iat = now_nanos.div_euclid(1_000_000_000);
                 let exp = iat + self.config.token_ttl_secs;
-                let token = format!("{}{}", inspect::OPAQUE_PREFIX, secret::random_id::<32>());
+                let token = format!("{}{}", inspect::OPAQUE_PREFIX, secret::random_id::<32>()?);
                 self.store
                     .insert_opaque(&store::OpaqueRecord {
                         token_hash: secret::token_hash(&token),
-                        jti: secret::random_id::<16>(),
+                        jti: secret::random_id::<16>()?,
                         client_id: client_id.to_owned(),
                         scope: scopes.join(" "),
                         audience: audience.to_owned(),
@@ -196,12 +225,12 @@ impl AppState {
     /// `iat` is the current second rounded down and `exp = iat + ttl`, so
     /// `expires_in` (the time left from *now*, rounded down) is `ttl - 1` unless the
     /// request landed exactly on a whole second: 3599 for the default hour.
-    pub fn issue_token(
+    pub(crate) fn issue_token(
         &self,
         client_id: &str,
         audience: &str,
         scopes: &[String],
-    ) -> Result<Issued, StoreError> {
+    ) -> Result<Issued, IssueError> {
         let now_nanos = self.clock.now_nanos();
         let iat = now_nanos.div_euclid(1_000_000_000);
         let exp = iat + self.config.token_ttl_secs;
@@ -212,7 +241,7 @@ impl AppState {
             aud: audience.to_owned(),
             iat,
             exp,
-            jti: secret::random_id::<16>(),
+            jti: secret::random_id::<16>()?,
             scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
         };
         let token = token::sign(&self.keys.active(), &claims)?;
@@ -237,19 +266,12 @@ impl AppState {
         if now.saturating_sub(self.keys.active().created_at()) < age {
             return; // the common case, decided without touching the store
         }
-        let alg = self.config.signing_alg;
-        match self
-            .store
-            .rotate_key_if_older(alg.as_str(), now.saturating_sub(age), now, move || {
-                keys::SigningKey::generate(alg, now)
-            })
+        if let Err(e) = self
+            .admin
+            .rotate_key_if_due(self.config.signing_alg, every)
             .await
         {
-            Ok(Some(k)) => {
-                tracing::info!(kid = %k.kid, "rotated the signing key (--key-rotation-interval)")
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "automatic key rotation failed; will retry"),
+            tracing::warn!(error = %e, "automatic key rotation failed; will retry");
         }
     }
 
@@ -330,6 +352,7 @@ impl Server {
             state: Arc::new(AppState {
                 config,
                 issuer,
+                admin: Admin::new(store.clone(), clock.clone()),
                 store,
                 clock,
                 keys,
@@ -361,6 +384,11 @@ impl Server {
 
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
+    }
+
+    /// The change service on this server's store and clock (what `serve --demo` uses).
+    pub fn admin(&self) -> &Admin {
+        &self.state.admin
     }
 
     /// Reloads the TLS certificate while the server runs (`serve` calls it on

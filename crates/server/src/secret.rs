@@ -24,35 +24,38 @@ const PREFIX: &str = "sha256:";
 /// Marks generated secrets, so secret scanners (and people) can recognise a leaked one.
 pub const SECRET_PREFIX: &str = "abs_";
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+/// The operating system's random source failed (getrandom returned an error: an
+/// exhausted or sandboxed entropy source). Nothing random can be made, so nothing is
+/// issued: the request gets `503` and may be retried; the process does not panic.
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomError(#[source] aws_lc_rs::error::Unspecified);
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
     let mut b = [0u8; N];
-    // The OS random source failing is not something a broker can continue after.
-    #[allow(clippy::expect_used)]
-    SystemRandom::new()
-        .fill(&mut b)
-        .expect("the operating system's random number generator failed");
-    b
+    SystemRandom::new().fill(&mut b).map_err(RandomError)?;
+    Ok(b)
 }
 
 /// A new secret: `abs_` and 256 random bits in base64url (47 characters).
-pub fn generate_secret() -> ClientSecret {
-    ClientSecret::new(format!(
+pub fn generate_secret() -> Result<ClientSecret, RandomError> {
+    Ok(ClientSecret::new(format!(
         "{SECRET_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(random_bytes::<32>())
-    ))
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
+    )))
 }
 
 /// A new client id: 128 random bits in lowercase hex (no leading `-`, safe in any shell).
-pub fn generate_client_id() -> String {
-    random_bytes::<16>()
+pub fn generate_client_id() -> Result<String, RandomError> {
+    Ok(random_bytes::<16>()?
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect()
+        .collect())
 }
 
 /// A random identifier of `N` bytes, base64url (for `jti` and `kid`).
-pub fn random_id<const N: usize>() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<N>())
+pub fn random_id<const N: usize>() -> Result<String, RandomError> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<N>()?))
 }
 
 fn digest_of(secret: &ClientSecret) -> digest::Digest {
@@ -97,8 +100,8 @@ mod tests {
 
     #[test]
     fn generated_secrets_verify_and_differ() {
-        let a = generate_secret();
-        let b = generate_secret();
+        let a = generate_secret().unwrap_or_else(|e| panic!("{e}"));
+        let b = generate_secret().unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(a, b);
         assert_eq!(a.expose_secret().len(), 47);
         let h = hash_secret(&a);
@@ -112,7 +115,7 @@ mod tests {
 
     #[test]
     fn ids_are_hex() {
-        let id = generate_client_id();
+        let id = generate_client_id().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(id.len(), 32);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
     }

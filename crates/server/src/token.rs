@@ -1,12 +1,13 @@
 //! RFC 9068 JWT access tokens: issuing and reading back.
 
-use crate::keys::SigningKey;
-use crate::store::StoreError;
+use crate::keys::{KeyError, SigningKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-pub use auth_broker_jwt::{Header, JwtFormatError, Unverified, parse};
+#[cfg(test)]
+use auth_broker_jwt::JwtFormatError;
+pub use auth_broker_jwt::{Header, Unverified, parse};
 
 /// The claims of an access token (RFC 9068 §2.2). `sub` is the client id, as §2.2
 /// says for tokens issued to a client on its own behalf.
@@ -24,8 +25,8 @@ pub struct Claims {
 }
 
 /// Signs `claims` as a compact JWS with `typ: at+jwt` and the key's `kid`.
-pub fn sign(key: &SigningKey, claims: &Claims) -> Result<String, StoreError> {
-    let payload = serde_json::to_vec(claims).map_err(|e| StoreError::Other(e.to_string()))?;
+pub fn sign(key: &SigningKey, claims: &Claims) -> Result<String, KeyError> {
+    let payload = serde_json::to_vec(claims).map_err(KeyError::Json)?;
     let mut out = String::with_capacity(key.header_b64().len() + payload.len() * 4 / 3 + 100);
     out.push_str(key.header_b64());
     out.push('.');

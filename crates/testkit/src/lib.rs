@@ -14,10 +14,11 @@ pub mod pg;
 pub mod tls;
 
 use auth_broker_proto::ClientSecret;
-use auth_broker_server::admin::{self, NewClient};
+use auth_broker_server::Store;
+use auth_broker_server::admin::{Actor, Admin, NewClient};
 use auth_broker_server::clock::{Clock, ManualClock, SystemClock};
-use auth_broker_server::store::{ClientRecord, Store};
-use auth_broker_server::{Config, Server, secret};
+use auth_broker_server::testing::Raw;
+use auth_broker_server::{Config, Server, testing};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,7 +79,10 @@ impl FreshStore {
                     "ab_test_{}_{}_{}",
                     std::process::id(),
                     SEQ.fetch_add(1, Ordering::Relaxed),
-                    secret::generate_client_id().get(..8).unwrap_or("x")
+                    testing::generate_client_id()
+                        .unwrap()
+                        .get(..8)
+                        .unwrap_or("x")
                 );
                 let admin = pg_admin_url();
                 let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
@@ -236,46 +240,45 @@ impl TestBroker {
         self.url("/auth-broker/request-token")
     }
 
-    /// Registers a client through the same code the CLI uses.
+    /// The change service on a separate store handle, as the CLI or another replica
+    /// would have it (the broker sees its changes from the next request on).
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.store.clone(), Arc::new(SystemClock))
+    }
+
+    /// The store's own operations on the separate handle (test support).
+    pub fn raw(&self) -> Raw<'_> {
+        Raw(&self.store)
+    }
+
+    /// Registers a client through the same service the CLI uses.
     pub async fn create_client(
         &self,
         name: &str,
         scope: &str,
         audience: Option<&str>,
     ) -> (String, ClientSecret) {
-        let (c, s) = admin::create_client(
-            &self.store,
-            &NewClient {
-                name: name.into(),
-                scope: scope.into(),
-                audience: audience.map(str::to_owned),
-            },
-            SystemClock.now_secs(),
-        )
-        .await
-        .unwrap();
-        (c.id, s)
+        let (c, s) = self
+            .admin()
+            .create_client(
+                &Actor::cli(),
+                &NewClient {
+                    name: name.into(),
+                    scope: scope.into(),
+                    audience: audience.map(str::to_owned),
+                },
+            )
+            .await
+            .unwrap();
+        (c.client_id, s)
     }
 
     /// Registers a client with a chosen id and secret (for encoding edge cases).
     pub async fn insert_client(&self, id: &str, secret: &str, scope: &str) {
-        let rec = ClientRecord {
-            id: id.into(),
-            name: format!("client {id}"),
-            secret_hash: secret::hash_secret(&ClientSecret::new(secret)),
-            previous_secret_hash: None,
-            previous_secret_expires_at: None,
-            scopes: scope
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            audience: None,
-            enabled: true,
-            created_at: 0,
-            updated_at: 0,
-        };
-        self.store.insert_client(&rec).await.unwrap();
+        self.raw()
+            .insert_client_with_secret(id, secret, scope)
+            .await
+            .unwrap();
     }
 
     /// A token request with Basic credentials and the contract's body.

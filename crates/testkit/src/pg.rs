@@ -146,7 +146,7 @@ fn resolve(setting: Option<&str>, default_url: &str) -> Result<PgServer, String>
                  a server there with trust authentication for user postgres; or unset {ENV} \
                  (127.0.0.1:5432 if it answers, else a throwaway cluster), or set it to \
                  `{THROWAWAY}`",
-                auth_broker_server::store::redact_url(url)
+                auth_broker_server::redact_url(url)
             )
         }),
     }

@@ -110,22 +110,22 @@ async fn child_stores_through_the_throwaway_cluster() {
             "{}",
             fresh.url
         );
-        let store = fresh.open().await;
-        let (client, _) = auth_broker_server::admin::create_client(
-            &store,
-            &auth_broker_server::admin::NewClient {
-                name: "n".into(),
-                scope: "s".into(),
-                audience: None,
-            },
-            1,
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            store.get_client(&client.id).await.unwrap().unwrap().name,
-            "n"
+        let admin = auth_broker_server::admin::Admin::new(
+            fresh.open().await,
+            std::sync::Arc::new(auth_broker_server::clock::SystemClock),
         );
+        let (client, _) = admin
+            .create_client(
+                &auth_broker_server::admin::Actor::cli(),
+                &auth_broker_server::admin::NewClient {
+                    name: "n".into(),
+                    scope: "s".into(),
+                    audience: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(admin.client(&client.client_id).await.unwrap().name, "n");
     }
     let pid = std::fs::read_to_string(dir.join("data/postmaster.pid")).unwrap();
     let pid = pid.lines().next().unwrap();

@@ -76,11 +76,47 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_transient() {
+            tracing::warn!(error = %e, "store unavailable");
+            Self::Unavailable
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<crate::KeyError> for ApiError {
+    fn from(e: crate::KeyError) -> Self {
+        if e.is_transient() {
+            // The OS random source failed: nothing can be issued now; a retry may work.
+            tracing::error!(error = %e, "cannot make a token now");
+            Self::Unavailable
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<crate::IssueError> for ApiError {
+    fn from(e: crate::IssueError) -> Self {
         match e {
-            crate::store::StoreError::Unavailable(detail) => {
-                tracing::warn!(%detail, "store unavailable");
-                Self::Unavailable
-            }
+            crate::IssueError::Store(e) => e.into(),
+            crate::IssueError::Key(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::admin::AdminError> for ApiError {
+    fn from(e: crate::admin::AdminError) -> Self {
+        use crate::admin::AdminError;
+        match e {
+            AdminError::Store(e) => e.into(),
+            AdminError::Key(e) => e.into(),
+            AdminError::NotOwner => Self::bad(
+                ErrorCode::UnauthorizedClient,
+                "this token was issued to another client; a client may revoke only its own tokens (RFC 7009 section 2.1)",
+            ),
+            AdminError::Invalid { .. } => Self::invalid_request(e.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

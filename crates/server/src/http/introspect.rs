@@ -7,9 +7,9 @@
 use super::client_auth::{self, Refused, refused};
 use super::error::{ApiError, no_store_json};
 use crate::AppState;
+use crate::admin::{AdminError, Revocable};
 use crate::inspect::{self, OPAQUE_PREFIX};
 use crate::secret;
-use auth_broker_proto::ErrorCode;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -165,54 +165,41 @@ pub async fn revoke(
     let run = async {
         let (caller, form) = authenticated_form(&app, peer, &headers, body).await?;
         let token = token_param(&form)?;
-        let owner = if token.starts_with(OPAQUE_PREFIX) {
+        // Whose token is it? Unknown, expired or garbage tokens have nothing to revoke.
+        let revocable = if token.starts_with(OPAQUE_PREFIX) {
             let hash = secret::token_hash(token);
-            match app.store.get_opaque(&hash).await.map_err(ApiError::from)? {
-                Some(t) if t.client_id == caller.id => {
-                    app.store
-                        .delete_opaque(&hash)
-                        .await
-                        .map_err(ApiError::from)?;
-                    Some(t.client_id)
-                }
-                Some(t) => Some(t.client_id),
-                None => None,
-            }
-        } else {
-            match inspect::inspect(&app, token, None)
+            app.store
+                .get_opaque(&hash)
                 .await
                 .map_err(ApiError::from)?
-            {
-                Ok(active) if active.client_id == caller.id => {
-                    app.store
-                        .revoke(
-                            &active.jti,
-                            &active.client_id,
-                            active.exp,
-                            app.clock.now_secs(),
-                        )
-                        .await
-                        .map_err(ApiError::from)?;
-                    Some(active.client_id)
-                }
-                Ok(active) => Some(active.client_id),
-                Err(_) => None,
-            }
+                .map(|t| Revocable::Opaque {
+                    hash,
+                    client_id: t.client_id,
+                })
+        } else {
+            inspect::inspect(&app, token, None)
+                .await
+                .map_err(ApiError::from)?
+                .ok()
+                .map(|active| Revocable::Jwt {
+                    jti: active.jti,
+                    client_id: active.client_id,
+                    exp: active.exp,
+                })
         };
-        match owner {
-            Some(owner) if owner != caller.id => Err(refused(
-                "revoke_foreign_token",
-                ApiError::bad(
-                    ErrorCode::UnauthorizedClient,
-                    "this token was issued to another client; a client may revoke only its own tokens (RFC 7009 section 2.1)",
-                ),
-            )),
-            Some(_) => {
+        let Some(revocable) = revocable else {
+            return Ok(revoked());
+        };
+        match app.admin.revoke(&caller.id, revocable).await {
+            Ok(()) => {
                 metrics::counter!("auth_broker_tokens_revoked_total").increment(1);
-                tracing::info!(client_id = %caller.id, "token revoked");
                 Ok(revoked())
             }
-            None => Ok(revoked()),
+            Err(AdminError::NotOwner) => Err(refused(
+                "revoke_foreign_token",
+                ApiError::from(AdminError::NotOwner),
+            )),
+            Err(e) => Err(Refused::from(ApiError::from(e))),
         }
     };
     run.await

@@ -57,7 +57,11 @@ fn only(allow: &'static str) -> impl Fn() -> std::future::Ready<ApiError> + Clon
 /// The broker's routes, with their middleware.
 pub fn router(app: Arc<AppState>) -> Router {
     let ids = Ids {
-        prefix: crate::secret::random_id::<6>().into(),
+        // Without the random source (then nothing can be issued anyway) the process
+        // id still tells replicas' ids apart on one host.
+        prefix: crate::secret::random_id::<6>()
+            .unwrap_or_else(|_| format!("pid{}", std::process::id()))
+            .into(),
         next: Arc::new(AtomicU64::new(1)),
     };
     Router::new()

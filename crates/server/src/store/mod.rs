@@ -142,8 +142,34 @@ pub enum StoreError {
     Unavailable(String),
     #[error("a client named '{0}' already exists")]
     DuplicateName(String),
-    #[error("store error: {0}")]
-    Other(String),
+    #[error("SQLite: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[source] tokio_postgres::Error),
+    /// A signing key to be stored under the store's key lock could not be made.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// The store's settings (its URL, its file) are not usable.
+    #[error("{0}")]
+    Config(String),
+    /// The database was written by a newer version.
+    #[error(
+        "the database schema is at version {found}, newer than this binary knows ({known}); upgrade auth-broker"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("a store task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// Whether a retry later may succeed (the broker answers `503` with `Retry-After`).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable(_) | Self::Task(_) => true,
+            Self::Key(k) => k.is_transient(),
+            _ => false,
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -160,7 +186,7 @@ impl From<rusqlite::Error> for StoreError {
             {
                 Self::Unavailable(e.to_string())
             }
-            _ => Self::Other(e.to_string()),
+            _ => Self::Sqlite(e),
         }
     }
 }
@@ -171,7 +197,7 @@ impl From<tokio_postgres::Error> for StoreError {
             if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
                 return Self::DuplicateName(db.detail().unwrap_or_default().to_owned());
             }
-            return Self::Other(db.to_string());
+            return Self::Postgres(e);
         }
         // No database error: the connection failed or closed.
         Self::Unavailable(e.to_string())
@@ -208,13 +234,13 @@ impl Store {
             .or(url.strip_prefix("sqlite:"))
         {
             if path.is_empty() {
-                return Err(StoreError::Other(
+                return Err(StoreError::Config(
                     "the sqlite URL has no file path; use sqlite://auth-broker.db".into(),
                 ));
             }
             Store::Sqlite(SqliteStore::open(path).await?)
         } else {
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::Config(format!(
                 "unsupported database URL scheme in '{}'; use sqlite://FILE or postgres://USER@HOST/DB",
                 redact_url(url)
             )));
@@ -240,7 +266,7 @@ impl Store {
         dispatch!(self, s => s.ping().await)
     }
 
-    pub async fn get_client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    pub(crate) async fn get_client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
         dispatch!(self, s => s.get_client(id).await)
     }
 
@@ -249,7 +275,7 @@ impl Store {
     /// unknown) and decodes it into a record, so the time of a failed authentication
     /// does not tell whether the client id exists (no enumeration by timing). On
     /// SQLite, unknown ids are cached like known ones, for the same reason.
-    pub async fn get_client_for_auth(
+    pub(crate) async fn get_client_for_auth(
         &self,
         id: &str,
         dummy_hash: &str,
@@ -258,27 +284,30 @@ impl Store {
     }
 
     /// The SQLite client cache: (on, hits, misses); `None` on PostgreSQL.
-    pub fn client_cache_stats(&self) -> Option<(bool, u64, u64)> {
+    pub(crate) fn client_cache_stats(&self) -> Option<(bool, u64, u64)> {
         match self {
             Store::Sqlite(s) => Some(s.client_cache_stats()),
             Store::Postgres(_) => None,
         }
     }
 
-    pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
+    pub(crate) async fn get_client_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
         dispatch!(self, s => s.get_client_by_name(name).await)
     }
 
-    pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+    pub(crate) async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         dispatch!(self, s => s.list_clients().await)
     }
 
-    pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+    pub(crate) async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         dispatch!(self, s => s.insert_client(c).await)
     }
 
     /// Enables or disables a client; `false` when there is no such client.
-    pub async fn set_client_enabled(
+    pub(crate) async fn set_client_enabled(
         &self,
         id: &str,
         enabled: bool,
@@ -289,7 +318,7 @@ impl Store {
 
     /// Replaces a client's secret hash. With `previous_expires_at`, the old hash keeps
     /// working until then (secret rotation with grace); otherwise it stops at once.
-    pub async fn set_client_secret(
+    pub(crate) async fn set_client_secret(
         &self,
         id: &str,
         secret_hash: &str,
@@ -299,51 +328,55 @@ impl Store {
         dispatch!(self, s => s.set_client_secret(id, secret_hash, previous_expires_at, now).await)
     }
 
-    pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         dispatch!(self, s => s.delete_client(id).await)
     }
 
     /// Every stored key, newest first.
-    pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+    pub(crate) async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         dispatch!(self, s => s.list_keys().await)
     }
 
     /// The active key for `alg`, created with `make` when there is none. Atomic across
     /// processes, so replicas starting together agree on one key.
-    pub async fn ensure_active_key(
+    pub(crate) async fn ensure_active_key(
         &self,
         alg: &str,
-        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+        make: impl FnOnce() -> Result<KeyRecord, crate::keys::KeyError> + Send + 'static,
     ) -> Result<KeyRecord, StoreError> {
         dispatch!(self, s => s.ensure_active_key(alg, make).await)
     }
 
     /// Makes `new` the active key for its algorithm and retires the old one, atomically.
-    pub async fn rotate_key(&self, new: &KeyRecord, now: Timestamp) -> Result<(), StoreError> {
+    pub(crate) async fn rotate_key(
+        &self,
+        new: &KeyRecord,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         dispatch!(self, s => s.rotate_key(new, now).await)
     }
 
     /// Rotates only when the active key for `alg` was created at or before
     /// `created_before`, deciding under the same lock replicas use, so an automatic
     /// rotation interval on several replicas rotates once, not once per replica.
-    pub async fn rotate_key_if_older(
+    pub(crate) async fn rotate_key_if_older(
         &self,
         alg: &str,
         created_before: Timestamp,
         now: Timestamp,
-        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+        make: impl FnOnce() -> Result<KeyRecord, crate::keys::KeyError> + Send + 'static,
     ) -> Result<Option<KeyRecord>, StoreError> {
         dispatch!(self, s => s.rotate_key_if_older(alg, created_before, now, make).await)
     }
 
     /// Raises the key's [`KeyRecord::max_token_ttl`] to at least `ttl`; a broker calls
     /// it before it signs with the key. `false` when there is no such key.
-    pub async fn cover_key_ttl(&self, kid: &str, ttl: i64) -> Result<bool, StoreError> {
+    pub(crate) async fn cover_key_ttl(&self, kid: &str, ttl: i64) -> Result<bool, StoreError> {
         dispatch!(self, s => s.cover_key_ttl(kid, ttl).await)
     }
 
     /// Records that the token `jti` of `client_id` is revoked until it expires anyway.
-    pub async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         jti: &str,
         client_id: &str,
@@ -353,32 +386,35 @@ impl Store {
         dispatch!(self, s => s.revoke(jti, client_id, expires_at, now).await)
     }
 
-    pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         dispatch!(self, s => s.is_revoked(jti).await)
     }
 
-    pub async fn insert_opaque(&self, t: &OpaqueRecord) -> Result<(), StoreError> {
+    pub(crate) async fn insert_opaque(&self, t: &OpaqueRecord) -> Result<(), StoreError> {
         dispatch!(self, s => s.insert_opaque(t).await)
     }
 
-    pub async fn get_opaque(&self, token_hash: &str) -> Result<Option<OpaqueRecord>, StoreError> {
+    pub(crate) async fn get_opaque(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<OpaqueRecord>, StoreError> {
         dispatch!(self, s => s.get_opaque(token_hash).await)
     }
 
     /// Removes an opaque token (its revocation); `false` when there was none.
-    pub async fn delete_opaque(&self, token_hash: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_opaque(&self, token_hash: &str) -> Result<bool, StoreError> {
         dispatch!(self, s => s.delete_opaque(token_hash).await)
     }
 
     /// Deletes revocations and opaque tokens that have expired, and retired keys
     /// whose last token has expired more than `leeway` seconds ago (reckoned from the
     /// key's stored [`KeyRecord::max_token_ttl`]).
-    pub async fn prune(&self, now: Timestamp, leeway: i64) -> Result<Pruned, StoreError> {
+    pub(crate) async fn prune(&self, now: Timestamp, leeway: i64) -> Result<Pruned, StoreError> {
         dispatch!(self, s => s.prune(now, leeway).await)
     }
 
     /// The kid of the active key for `alg`, for the cheap poll that notices rotations.
-    pub async fn active_kid(&self, alg: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn active_kid(&self, alg: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.active_kid(alg).await)
     }
 }

@@ -138,7 +138,7 @@ impl PgStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let redacted = super::redact_url(url);
         let mut cfg = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Other(format!("invalid PostgreSQL URL {redacted}: {e}")))?;
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL {redacted}: {e}")))?;
         cfg.connect_timeout(STORE_TIMEOUT);
         cfg.application_name("auth-broker");
         let mgr = Manager::from_config(
@@ -155,7 +155,7 @@ impl PgStore {
             .create_timeout(Some(STORE_TIMEOUT))
             .recycle_timeout(Some(STORE_TIMEOUT))
             .build()
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+            .map_err(|e| StoreError::Config(e.to_string()))?;
         let store = Self {
             pool,
             shared: Arc::default(),
@@ -233,9 +233,10 @@ impl PgStore {
                 .try_get(0)?;
             let newest = migrations::POSTGRES.last().map_or(0, |m| m.0);
             if current > newest {
-                return Err(StoreError::Other(format!(
-                    "the database schema is at version {current}, newer than this binary knows ({newest}); upgrade auth-broker"
-                )));
+                return Err(StoreError::SchemaTooNew {
+                    found: current,
+                    known: newest,
+                });
             }
             for (version, description, sql) in migrations::POSTGRES.iter().filter(|m| m.0 > current) {
                 tx.batch_execute(sql).await?;
@@ -478,7 +479,7 @@ impl PgStore {
     pub async fn ensure_active_key(
         &self,
         alg: &str,
-        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+        make: impl FnOnce() -> Result<KeyRecord, crate::keys::KeyError> + Send + 'static,
     ) -> Result<KeyRecord, StoreError> {
         bounded(async {
             let mut conn = self.conn().await?;
@@ -497,7 +498,7 @@ impl PgStore {
                 None => {
                     let k = tokio::task::spawn_blocking(make)
                         .await
-                        .map_err(|e| StoreError::Other(e.to_string()))??;
+                        .map_err(|e| StoreError::Task(e.to_string()))??;
                     insert_key(&tx, &k).await?;
                     k
                 }
@@ -530,7 +531,7 @@ impl PgStore {
         alg: &str,
         created_before: Timestamp,
         now: Timestamp,
-        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+        make: impl FnOnce() -> Result<KeyRecord, crate::keys::KeyError> + Send + 'static,
     ) -> Result<Option<KeyRecord>, StoreError> {
         bounded(async {
             let mut conn = self.conn().await?;
@@ -548,7 +549,7 @@ impl PgStore {
             }
             let new = tokio::task::spawn_blocking(make)
                 .await
-                .map_err(|e| StoreError::Other(e.to_string()))??;
+                .map_err(|e| StoreError::Task(e.to_string()))??;
             tx.execute(
                 "UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL",
                 &[&new.alg, &now],

@@ -47,7 +47,7 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
             | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(|e| {
-        StoreError::Other(format!(
+        StoreError::Config(format!(
             "cannot open SQLite database {}: {e}",
             path.display()
         ))
@@ -89,7 +89,7 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
         // Another process created it first, or it was there: check it below.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::Config(format!(
                 "cannot create SQLite database {}: {e}",
                 path.display()
             )));
@@ -193,7 +193,7 @@ impl SqliteStore {
             })
         })
         .await
-        .map_err(|e| StoreError::Other(e.to_string()))?
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
@@ -218,7 +218,7 @@ impl SqliteStore {
             f(&mut conn)
         })
         .await
-        .map_err(|e| StoreError::Other(e.to_string()))?
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -232,9 +232,10 @@ impl SqliteStore {
             )?;
             let newest = migrations::SQLITE.last().map_or(0, |m| m.0);
             if current > newest {
-                return Err(StoreError::Other(format!(
-                    "the database schema is at version {current}, newer than this binary knows ({newest}); upgrade auth-broker"
-                )));
+                return Err(StoreError::SchemaTooNew {
+                    found: current,
+                    known: newest,
+                });
             }
             for (version, description, sql) in migrations::SQLITE.iter().filter(|m| m.0 > current) {
                 tx.execute_batch(sql)?;
@@ -434,7 +435,7 @@ impl SqliteStore {
     pub async fn ensure_active_key(
         &self,
         alg: &str,
-        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+        make: impl FnOnce() -> Result<KeyRecord, crate::keys::KeyError> + Send + 'static,
     ) -> Result<KeyRecord, StoreError> {
         let alg = alg.to_owned();
         self.write(move |conn| {
@@ -484,7 +485,7 @@ impl SqliteStore {
         alg: &str,
         created_before: Timestamp,
         now: Timestamp,
-        make: impl FnOnce() -> Result<KeyRecord, StoreError> + Send + 'static,
+        make: impl FnOnce() -> Result<KeyRecord, crate::keys::KeyError> + Send + 'static,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let alg = alg.to_owned();
         self.write(move |conn| {

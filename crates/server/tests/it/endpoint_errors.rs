@@ -3,6 +3,7 @@
 use crate::{broker_with_client, expect_error, on_both_stores};
 use auth_broker_proto::ClientSecret;
 use auth_broker_server::Config;
+use auth_broker_server::admin::Actor;
 use auth_broker_testkit::{Backend, Options, TestBroker};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -262,8 +263,8 @@ async fn malformed_requests_get_precise_errors(backend: Backend) {
 async fn failed_authentication_is_identical_for_every_cause(backend: Backend) {
     let (b, id, secret) = broker_with_client(backend).await;
     let (disabled_id, disabled_secret) = b.create_client("off", "", None).await;
-    b.store
-        .set_client_enabled(&disabled_id, false, 0)
+    b.admin()
+        .set_enabled(&Actor::cli(), &disabled_id, false)
         .await
         .unwrap();
     let answers = [

@@ -3,7 +3,7 @@
 
 use crate::on_both_stores;
 use auth_broker_server::Config;
-use auth_broker_server::keys::SigningAlg;
+use auth_broker_server::SigningAlg;
 use auth_broker_testkit::{Backend, TestBroker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

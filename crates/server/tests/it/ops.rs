@@ -66,7 +66,9 @@ async fn health_readiness_metrics_and_metadata(backend: Backend) {
     // SQLite: the three tokens read the client once from the database, then from the
     // cache (the recorder is shared, so only presence is checked across tests).
     if backend == Backend::Sqlite {
-        let (on, hits, misses) = b.served.client_cache_stats().unwrap();
+        let (on, hits, misses) = auth_broker_server::testing::Raw(&b.served)
+            .client_cache_stats()
+            .unwrap();
         assert!(
             on && hits >= 2 && misses >= 1,
             "{hits} hits, {misses} misses"

@@ -3,11 +3,10 @@
 //! key, an access token or a database password.
 
 use auth_broker_proto::{AccessToken, BasicCredentials, ClientSecret, Form, TokenResponse};
-use auth_broker_server::admin::{self, NewClient};
+use auth_broker_server::admin::{Actor, Admin, NewClient};
 use auth_broker_server::clock::SystemClock;
-use auth_broker_server::keys::{SigningAlg, SigningKey};
-use auth_broker_server::store::{KeyRecord, Store};
-use auth_broker_server::{Config, Server};
+use auth_broker_server::testing::{KeyRecord, Raw, SigningKey};
+use auth_broker_server::{Config, Server, SigningAlg, Store};
 use auth_broker_testkit::{Backend, FreshStore};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -124,23 +123,28 @@ async fn debug_of_every_secret_bearing_type_is_redacted() {
         ..Config::default()
     };
     assert_hidden("Config", &format!("{config:?}"), &[password.to_owned()]);
-    let (client, client_secret) = admin::create_client(
-        &store,
-        &NewClient {
-            name: "app".into(),
-            scope: "read".into(),
-            audience: None,
-        },
-        0,
-    )
-    .await
-    .unwrap();
+    let (client, client_secret) = Admin::new(store.clone(), Arc::new(SystemClock))
+        .create_client(
+            &Actor::cli(),
+            &NewClient {
+                name: "app".into(),
+                scope: "read".into(),
+                audience: None,
+            },
+        )
+        .await
+        .unwrap();
+    let client = Raw(&store)
+        .get_client(&client.client_id)
+        .await
+        .unwrap()
+        .unwrap();
     let server = Server::bind(config, store.clone(), Arc::new(SystemClock))
         .await
         .unwrap();
     let issued = server
         .state()
-        .issue_token(&client.id, "aud", &client.scopes)
+        .sign_token(&client.id, "aud", &client.scopes)
         .unwrap();
     let sig = issued.token.rsplit('.').next().unwrap().to_owned();
     let mut secrets = vec![
@@ -151,7 +155,7 @@ async fn debug_of_every_secret_bearing_type_is_redacted() {
         issued.token.clone(),
         sig,
     ];
-    for rec in store.list_keys().await.unwrap() {
+    for rec in Raw(&store).list_keys().await.unwrap() {
         secrets.extend(private_forms(&rec));
     }
     for (what, d) in [

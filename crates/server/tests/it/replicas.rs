@@ -2,7 +2,8 @@
 
 use crate::on_both_stores;
 use auth_broker_server::Config;
-use auth_broker_server::keys::SigningAlg;
+use auth_broker_server::SigningAlg;
+use auth_broker_server::admin::Actor;
 use auth_broker_testkit::{Backend, FreshStore, Options, TestBroker};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -54,7 +55,10 @@ async fn two_brokers_on_one_postgres_verify_each_others_tokens() {
             .unwrap_or_else(|e| panic!("token by {by} against b: {e}"));
     }
     // A client disabled through one is refused by the other at once.
-    b.store.set_client_enabled(&id, false, 0).await.unwrap();
+    b.admin()
+        .set_enabled(&Actor::cli(), &id, false)
+        .await
+        .unwrap();
     assert_eq!(a.request_token(&id, &secret).await.status(), 401);
 }
 
@@ -67,13 +71,11 @@ async fn a_rotation_reaches_the_running_broker(backend: Backend) {
     let (id, secret) = b.create_client("c", "", None).await;
     let before = b.token(&id, &secret).await;
     let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
-    let rotated = auth_broker_server::admin::rotate_key(
-        &b.store,
-        SigningAlg::Es256,
-        auth_broker_server::clock::Clock::now_secs(&auth_broker_server::clock::SystemClock),
-    )
-    .await
-    .unwrap();
+    let rotated = b
+        .admin()
+        .rotate_key(&Actor::cli(), SigningAlg::Es256)
+        .await
+        .unwrap();
     let started = Instant::now();
     loop {
         let t = b.token(&id, &secret).await;
@@ -118,21 +120,19 @@ async fn retired_keys_outlive_the_longest_token_of_any_replica() {
     let (id, secret) = long.create_client("c", "", None).await;
     let token = long.token(&id, &secret).await;
     let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
-    auth_broker_server::admin::rotate_key(
-        &long.store,
-        SigningAlg::Es256,
-        auth_broker_server::clock::Clock::now_secs(&clock),
-    )
-    .await
-    .unwrap();
+    auth_broker_server::admin::Admin::new(long.store.clone(), Arc::new(clock.clone()))
+        .rotate_key(&Actor::cli(), SigningAlg::Es256)
+        .await
+        .unwrap();
     // Far past the short broker's lifetime and leeway, well within the long one's.
     clock.advance_secs(600);
     // Both prune on every tick; give them a few.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let kids = |b: &TestBroker| {
-        let b = b.store.clone();
+        let admin = b.admin();
         async move {
-            b.list_keys()
+            admin
+                .keys()
                 .await
                 .unwrap()
                 .into_iter()

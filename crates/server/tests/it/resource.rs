@@ -3,8 +3,9 @@
 
 use crate::{broker_with_client, expect_error, on_both_stores};
 use auth_broker_proto::ClientSecret;
+use auth_broker_server::SigningAlg;
+use auth_broker_server::admin::Actor;
 use auth_broker_server::clock::{Clock, ManualClock, SystemClock};
-use auth_broker_server::keys::SigningAlg;
 use auth_broker_server::{Config, TokenFormat};
 use auth_broker_testkit::{Backend, Options, TestBroker};
 use serde_json::Value;
@@ -67,7 +68,10 @@ async fn introspection_says_active_or_only_false(backend: Backend) {
         let v = introspect(&b, &rs, &rs_secret, garbage).await;
         assert_eq!(v, serde_json::json!({"active": false}), "{garbage}");
     }
-    b.store.set_client_enabled(&id, false, 0).await.unwrap();
+    b.admin()
+        .set_enabled(&Actor::cli(), &id, false)
+        .await
+        .unwrap();
     assert_eq!(
         introspect(&b, &rs, &rs_secret, &t).await,
         serde_json::json!({"active": false})
@@ -174,8 +178,8 @@ async fn revocation_is_seen_by_the_next_request(backend: Backend) {
     );
     // The revocation is kept until the token would have expired, then pruned.
     let now = SystemClock.now_secs();
-    assert_eq!(b.store.prune(now, 0).await.unwrap().revocations, 0);
-    assert_eq!(b.store.prune(now + 3601, 0).await.unwrap().revocations, 1);
+    assert_eq!(b.raw().prune(now, 0).await.unwrap().revocations, 0);
+    assert_eq!(b.raw().prune(now + 3601, 0).await.unwrap().revocations, 1);
 }
 
 async fn opaque_tokens_work_through_introspection_only(backend: Backend) {
@@ -198,10 +202,10 @@ async fn opaque_tokens_work_through_introspection_only(backend: Backend) {
     let t = v["access_token"].as_str().unwrap().to_owned();
     assert!(t.starts_with("abo_") && t.len() >= 4 + 43, "{t}");
     // Only a hash is stored.
-    let hash = auth_broker_server::secret::token_hash(&t);
-    let stored = b.store.get_opaque(&hash).await.unwrap().unwrap();
+    let hash = auth_broker_server::testing::token_hash(&t);
+    let stored = b.raw().get_opaque(&hash).await.unwrap().unwrap();
     assert_eq!(stored.client_id, id);
-    assert!(b.store.get_opaque(&t).await.unwrap().is_none());
+    assert!(b.raw().get_opaque(&t).await.unwrap().is_none());
 
     let v = introspect(&b, &id, &secret, &t).await;
     assert_eq!(v["active"], true);
@@ -245,13 +249,10 @@ async fn rotation_under_continuous_load_fails_nothing(backend: Backend) {
     let mut rotated = false;
     while started.elapsed() < Duration::from_millis(1500) {
         if !rotated && started.elapsed() > Duration::from_millis(400) {
-            auth_broker_server::admin::rotate_key(
-                &b.store,
-                SigningAlg::Es256,
-                SystemClock.now_secs(),
-            )
-            .await
-            .unwrap();
+            b.admin()
+                .rotate_key(&Actor::cli(), SigningAlg::Es256)
+                .await
+                .unwrap();
             rotated = true;
         }
         let t = b.token(&id, &secret).await;
@@ -345,8 +346,8 @@ async fn automatic_rotation_and_pruning_follow_the_clock(backend: Backend) {
     let mut gone = false;
     for _ in 0..100 {
         if !b
-            .store
-            .list_keys()
+            .admin()
+            .keys()
             .await
             .unwrap()
             .iter()

@@ -1,11 +1,12 @@
 //! The store interface, the same on SQLite and PostgreSQL.
 
 use crate::{expect_error, on_both_stores};
-use auth_broker_server::admin::{self, NewClient};
-use auth_broker_server::keys::{SigningAlg, SigningKey};
-use auth_broker_server::store::{Store, StoreError};
-use auth_broker_server::{Config, Server};
+use auth_broker_server::admin::{Actor, Admin, AdminError, KeyState, NewClient};
+use auth_broker_server::clock::ManualClock;
+use auth_broker_server::testing::{Raw, SigningKey};
+use auth_broker_server::{Config, Server, SigningAlg, Store};
 use auth_broker_testkit::{Backend, CuttableProxy, FreshStore};
+use std::sync::Arc;
 use std::time::Duration;
 
 on_both_stores!(
@@ -15,89 +16,118 @@ on_both_stores!(
     migrations_are_idempotent
 );
 
-async fn clients_round_trip(backend: Backend) {
+/// The service on a fresh store, at a clock the test moves.
+async fn service(backend: Backend) -> (FreshStore, Admin, ManualClock) {
     let fresh = FreshStore::new(backend).await;
-    let store = fresh.open().await;
+    let clock = ManualClock::at_nanos(100 * 1_000_000_000);
+    let admin = Admin::new(fresh.open().await, Arc::new(clock.clone()));
+    (fresh, admin, clock)
+}
+
+async fn clients_round_trip(backend: Backend) {
+    let (_fresh, admin, clock) = service(backend).await;
+    let raw = Raw(admin.store());
+    let me = Actor::cli();
     let new = NewClient {
         name: "billing".into(),
         scope: "a b a".into(),
         audience: Some("urn:api".into()),
     };
-    let (c, secret) = admin::create_client(&store, &new, 100).await.unwrap();
-    assert!(!c.secret_hash.contains(secret.expose_secret()));
-    let got = store.get_client(&c.id).await.unwrap().unwrap();
-    assert_eq!(got, c);
-    assert_eq!(got.scopes, ["a", "b"]);
+    let (c, secret) = admin.create_client(&me, &new).await.unwrap();
+    let stored = raw.get_client(&c.client_id).await.unwrap().unwrap();
+    assert!(!stored.secret_hash.contains(secret.expose_secret()));
+    assert_eq!(admin.client(&c.client_id).await.unwrap(), c);
+    assert_eq!(c.scopes, ["a", "b"]);
+    assert_eq!(c.created_at, 100);
     assert_eq!(
-        store
-            .get_client_by_name("billing")
+        admin
+            .client_by_name("billing")
             .await
             .unwrap()
             .unwrap()
-            .id,
-        c.id
+            .client_id,
+        c.client_id
     );
     assert!(
-        matches!(admin::create_client(&store, &new, 101).await, Err(admin::AdminError::Store(StoreError::DuplicateName(n))) if n == "billing")
+        matches!(admin.create_client(&me, &new).await, Err(AdminError::DuplicateName(n)) if n == "billing")
     );
+    let bad = NewClient {
+        name: "x".into(),
+        scope: "bad\\scope".into(),
+        audience: None,
+    };
     assert!(matches!(
-        admin::create_client(
-            &store,
-            &NewClient {
-                name: "x".into(),
-                scope: "bad\\scope".into(),
-                audience: None
-            },
-            1
-        )
-        .await,
-        Err(admin::AdminError::Invalid(_))
+        admin.create_client(&me, &bad).await,
+        Err(AdminError::Invalid { field: "scope", .. })
     ));
-    assert_eq!(store.list_clients().await.unwrap().len(), 1);
-    assert!(store.set_client_enabled(&c.id, false, 102).await.unwrap());
-    assert!(!store.get_client(&c.id).await.unwrap().unwrap().enabled);
-    assert!(!store.set_client_enabled("nope", false, 102).await.unwrap());
-    assert!(
-        store
-            .set_client_secret(&c.id, "sha256:x", Some(500), 103)
-            .await
-            .unwrap()
-    );
-    let got = store.get_client(&c.id).await.unwrap().unwrap();
+    assert_eq!(admin.list_clients().await.unwrap().len(), 1);
+    clock.advance_secs(2);
+    admin.set_enabled(&me, &c.client_id, false).await.unwrap();
+    let off = admin.client(&c.client_id).await.unwrap();
+    assert!(!off.enabled);
+    assert_eq!(off.updated_at, 102);
+    assert!(matches!(
+        admin.set_enabled(&me, "nope", false).await,
+        Err(AdminError::NoSuchClient(_))
+    ));
+    let rotated = admin.rotate_secret(&me, &c.client_id, 400).await.unwrap();
+    assert_eq!(rotated.previous_valid_until, Some(502));
+    let got = raw.get_client(&c.client_id).await.unwrap().unwrap();
     assert_eq!(
         got.previous_secret_hash.as_deref(),
-        Some(c.secret_hash.as_str())
+        Some(stored.secret_hash.as_str())
     );
-    assert_eq!(got.previous_secret_expires_at, Some(500));
+    assert_eq!(got.previous_secret_expires_at, Some(502));
     assert!(matches!(
-        admin::rotate_secret(&store, "nope", 0, 1).await,
-        Err(admin::AdminError::NoSuchClient(_))
+        admin.rotate_secret(&me, "nope", 0).await,
+        Err(AdminError::NoSuchClient(_))
     ));
-    assert!(store.delete_client(&c.id).await.unwrap());
-    assert!(!store.delete_client(&c.id).await.unwrap());
-    assert!(store.get_client(&c.id).await.unwrap().is_none());
+    admin.delete_client(&me, &c.client_id).await.unwrap();
+    assert!(matches!(
+        admin.delete_client(&me, &c.client_id).await,
+        Err(AdminError::NoSuchClient(_))
+    ));
+    assert!(raw.get_client(&c.client_id).await.unwrap().is_none());
 }
 
 async fn keys_are_created_once_and_rotate(backend: Backend) {
     let fresh = FreshStore::new(backend).await;
-    let a = fresh.open().await;
-    let b = fresh.open().await;
+    let (a, b) = (fresh.open().await, fresh.open().await);
     // Two "replicas" asking at once agree on one key.
+    let (ra, rb) = (Raw(&a), Raw(&b));
     let (ka, kb) = tokio::join!(
-        a.ensure_active_key("ES256", || SigningKey::generate(SigningAlg::Es256, 1)),
-        b.ensure_active_key("ES256", || SigningKey::generate(SigningAlg::Es256, 1)),
+        ra.ensure_active_key(SigningAlg::Es256, 1),
+        rb.ensure_active_key(SigningAlg::Es256, 1),
     );
-    assert_eq!(ka.unwrap().kid, kb.unwrap().kid);
-    assert_eq!(a.list_keys().await.unwrap().len(), 1);
-    let old = a.active_kid("ES256").await.unwrap().unwrap();
-    let new = admin::rotate_key(&a, SigningAlg::Es256, 50).await.unwrap();
-    assert_eq!(b.active_kid("ES256").await.unwrap().unwrap(), new.kid);
-    let keys = b.list_keys().await.unwrap();
+    let old = ka.unwrap().kid;
+    assert_eq!(kb.unwrap().kid, old);
+    assert_eq!(Raw(&a).list_keys().await.unwrap().len(), 1);
+    let clock = ManualClock::at_nanos(50 * 1_000_000_000);
+    let admin = Admin::new(a, Arc::new(clock));
+    let new = admin
+        .rotate_key(&Actor::cli(), SigningAlg::Es256)
+        .await
+        .unwrap();
+    assert_eq!(new.state, KeyState::Active);
+    let keys = Admin::new(b.clone(), Arc::new(ManualClock::default()))
+        .keys()
+        .await
+        .unwrap();
     assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys.iter()
+            .find(|k| k.state == KeyState::Active)
+            .unwrap()
+            .kid,
+        new.kid
+    );
     let retired = keys.iter().find(|k| k.kid == old).unwrap();
     assert_eq!(retired.retired_at, Some(50));
+    assert_eq!(retired.state, KeyState::Retired);
+    let record = Raw(&b).list_keys().await.unwrap();
+    let record = record.iter().find(|k| k.kid == old).unwrap();
     assert!(
-        format!("{retired:?}").contains("[redacted]"),
+        format!("{record:?}").contains("[redacted]"),
         "Debug hides the private key"
     );
 }
@@ -119,7 +149,7 @@ const OUTAGE_BOUND: Duration = Duration::from_secs(7);
 struct BrokerBehindProxy {
     proxy: CuttableProxy,
     base: String,
-    client: auth_broker_server::store::ClientRecord,
+    client: auth_broker_server::admin::Client,
     secret: auth_broker_proto::ClientSecret,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -141,7 +171,10 @@ impl BrokerBehindProxy {
             name: "c".into(),
             ..Default::default()
         };
-        let (client, secret) = admin::create_client(&fresh.open().await, &new, 1)
+        let (client, secret) = Admin::open(&fresh.url)
+            .await
+            .unwrap()
+            .create_client(&Actor::cli(), &new)
             .await
             .unwrap();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -162,7 +195,7 @@ impl BrokerBehindProxy {
     /// A token request as the client.
     fn token_request(&self, http: &reqwest::Client) -> reqwest::RequestBuilder {
         http.post(format!("{}/auth-broker/request-token", self.base))
-            .basic_auth(&self.client.id, Some(self.secret.expose_secret()))
+            .basic_auth(&self.client.client_id, Some(self.secret.expose_secret()))
             .form(&[("grant_type", "client_credentials")])
     }
 
@@ -293,13 +326,13 @@ async fn postgres_dead_connection_is_given_up() {
 /// truth read by the writer. Also checks that the cache is really used (hits).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_client_cache_sees_every_commit() {
-    use auth_broker_server::store::ClientRecord;
+    use auth_broker_server::testing::ClientRecord;
     use proptest::prelude::Rng;
     use proptest::test_runner::{RngAlgorithm, TestRng};
 
     let fresh = FreshStore::new(Backend::Sqlite).await;
-    let served = fresh.open().await;
-    let cli = fresh.open().await;
+    let (served, cli) = (fresh.open().await, fresh.open().await);
+    let (served, cli) = (Raw(&served), Raw(&cli));
     assert!(
         matches!(served.client_cache_stats(), Some((true, 0, 0))),
         "the cache is on for a file database: {:?}",
@@ -348,7 +381,7 @@ async fn sqlite_client_cache_sees_every_commit() {
         for id in ids {
             let truth = cli.get_client(id).await.unwrap();
             for _ in 0..2 {
-                let seen = served.get_client_for_auth(id, "dummy").await.unwrap();
+                let seen = served.get_client_for_auth(id).await.unwrap();
                 assert_eq!(seen.as_deref(), truth.as_ref(), "step {step}, client {id}");
             }
         }
@@ -380,16 +413,16 @@ async fn sqlite_files_are_readable_by_their_owner_only() {
         .await
         .unwrap();
     // A write, so the WAL and its index exist.
-    admin::create_client(
-        &store,
-        &NewClient {
-            name: "x".into(),
-            ..Default::default()
-        },
-        1,
-    )
-    .await
-    .unwrap();
+    Admin::new(store.clone(), Arc::new(ManualClock::default()))
+        .create_client(
+            &Actor::cli(),
+            &NewClient {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let files: Vec<_> = ["broker.db", "broker.db-wal", "broker.db-shm"]
         .iter()
         .map(|f| dir.path().join(f))
@@ -442,6 +475,7 @@ async fn sqlite_files_are_readable_by_their_owner_only() {
 async fn retired_keys_are_pruned_by_their_stored_lifetime(backend: Backend) {
     let fresh = FreshStore::new(backend).await;
     let store = fresh.open().await;
+    let store = Raw(&store);
     let mut legacy = SigningKey::generate(SigningAlg::Es256, 0).unwrap();
     legacy.max_token_ttl = None;
     store.rotate_key(&legacy, 0).await.unwrap();
@@ -453,7 +487,7 @@ async fn retired_keys_are_pruned_by_their_stored_lifetime(backend: Backend) {
     let newest = SigningKey::generate(SigningAlg::Es256, 20).unwrap();
     store.rotate_key(&newest, 20).await.unwrap(); // retires `covered` at 20
     let kids = || async { store.list_keys().await.unwrap() };
-    let find = |keys: &[auth_broker_server::store::KeyRecord], kid: &str| {
+    let find = |keys: &[auth_broker_server::testing::KeyRecord], kid: &str| {
         keys.iter().find(|k| k.kid == kid).cloned()
     };
     let keys = kids().await;

@@ -3,6 +3,7 @@
 use crate::{broker_with_client, expect_error, on_both_stores};
 use auth_broker_proto::ClientSecret;
 use auth_broker_proto::basic::header_value;
+use auth_broker_server::admin::Actor;
 use auth_broker_server::clock::ManualClock;
 use auth_broker_testkit::{Backend, Options, TestBroker};
 use serde_json::Value;
@@ -207,35 +208,42 @@ async fn expires_in_is_rounded_down(backend: Backend) {
 async fn cli_changes_apply_to_the_next_request(backend: Backend) {
     let (b, id, secret) = broker_with_client(backend).await;
     assert_eq!(b.request_token(&id, &secret).await.status(), 200);
-    // `b.store` is a separate handle on the database, as the CLI process has.
-    assert!(b.store.set_client_enabled(&id, false, 1).await.unwrap());
+    // `b.admin()` works on a separate handle on the database, as the CLI process has.
+    let cli = b.admin();
+    let me = Actor::cli();
+    cli.set_enabled(&me, &id, false).await.unwrap();
     let disabled = b.request_token(&id, &secret).await;
     assert_eq!(disabled.status(), 401);
     assert_eq!(
         disabled.headers()["www-authenticate"],
         r#"Basic realm="auth-broker""#
     );
-    assert!(b.store.set_client_enabled(&id, true, 2).await.unwrap());
+    cli.set_enabled(&me, &id, true).await.unwrap();
     assert_eq!(b.request_token(&id, &secret).await.status(), 200);
-    assert!(b.store.delete_client(&id).await.unwrap());
+    cli.delete_client(&me, &id).await.unwrap();
     assert_eq!(b.request_token(&id, &secret).await.status(), 401);
 }
 
 async fn secret_rotation_with_grace(backend: Backend) {
     let (b, id, old) = broker_with_client(backend).await;
-    let now = auth_broker_server::clock::Clock::now_secs(&auth_broker_server::clock::SystemClock);
-    let new = auth_broker_server::admin::rotate_secret(&b.store, &id, 3600, now)
+    let new = b
+        .admin()
+        .rotate_secret(&Actor::cli(), &id, 3600)
         .await
-        .unwrap();
+        .unwrap()
+        .secret;
     assert_eq!(
         b.request_token(&id, &old).await.status(),
         200,
         "old secret in grace"
     );
     assert_eq!(b.request_token(&id, &new).await.status(), 200, "new secret");
-    let newer = auth_broker_server::admin::rotate_secret(&b.store, &id, 0, now)
+    let newer = b
+        .admin()
+        .rotate_secret(&Actor::cli(), &id, 0)
         .await
-        .unwrap();
+        .unwrap()
+        .secret;
     assert_eq!(
         b.request_token(&id, &new).await.status(),
         401,

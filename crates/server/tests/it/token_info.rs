@@ -133,8 +133,9 @@ async fn expired_and_disabled(backend: Backend) {
     refused(&b, Some(&format!("Bearer {t}")), "expired 42 seconds ago").await;
     clock.advance_secs(-3600);
     assert_eq!(info(&b, Some(&format!("Bearer {t}")), "").await.0, 200);
-    b.store.set_client_enabled(&id, false, 0).await.unwrap();
+    let me = auth_broker_server::admin::Actor::cli();
+    b.admin().set_enabled(&me, &id, false).await.unwrap();
     refused(&b, Some(&format!("Bearer {t}")), "disabled since").await;
-    b.store.delete_client(&id).await.unwrap();
+    b.admin().delete_client(&me, &id).await.unwrap();
     refused(&b, Some(&format!("Bearer {t}")), "deleted since").await;
 }
