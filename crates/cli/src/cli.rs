@@ -61,12 +61,15 @@ impl std::fmt::Debug for Global {
 pub enum Command {
     /// Run the broker.
     Serve(ServeArgs),
-    /// Manage clients: create, list, show, disable, enable, delete, rotate-secret.
+    /// Manage clients: create, list, show, update, disable, enable, delete,
+    /// rotate-secret, revoke-tokens.
     #[command(subcommand)]
-    Client(ClientCommand),
+    Client(crate::client_cmd::ClientCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit trail: every change to clients and keys, newest first.
+    Audit(crate::client_cmd::AuditArgs),
     /// Client side: fetch a token and print it (bare, or the whole response with --json).
     Token(crate::client_side::token::TokenArgs),
     /// Client side: make one request signed with a managed token, like curl.
@@ -150,69 +153,6 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ClientCommand {
-    /// Register a client; prints its id and secret (the secret only this once).
-    #[command(after_help = "\
-Example:
-  auth-broker client create --name billing --scope \"invoices:read invoices:write\"
-
-Only a hash of the secret is stored: copy it now.")]
-    Create {
-        /// A unique, human-readable name.
-        #[arg(long)]
-        name: String,
-        /// The scopes the client may request, space separated. A token request
-        /// without `scope` is granted all of them.
-        #[arg(long, default_value = "")]
-        scope: String,
-        /// The `aud` of the client's tokens. [default: the issuer]
-        #[arg(long)]
-        audience: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// List clients.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one client.
-    Show {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Refuse the client's token requests from the next request on.
-    Disable {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Accept the client's token requests again.
-    Enable {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove the client for good.
-    Delete {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Give the client a new secret (printed once). With --grace, the old secret
-    /// keeps working for that many seconds so deployments can switch over.
-    RotateSecret {
-        id: String,
-        /// Seconds the old secret stays valid. [default: 0, it stops at once]
-        #[arg(long, default_value_t = 0, value_name = "SECONDS")]
-        grace: u64,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// List signing keys and their state.
     List {
@@ -237,11 +177,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => crate::serve_cmd::run(args, &database, &file).await,
         Command::Client(cmd) => {
             crate::settings::init_logging("warn");
-            crate::client_cmd::run(cmd, &database).await
+            let backend = crate::admin_backend::Backend::local(&database).await?;
+            crate::client_cmd::run(cmd, &backend).await
         }
         Command::Keys(cmd) => {
             crate::settings::init_logging("warn");
-            crate::keys_cmd::run(cmd, &database, &file).await
+            let backend = crate::admin_backend::Backend::local(&database).await?;
+            crate::keys_cmd::run(cmd, &backend, &file).await
+        }
+        Command::Audit(args) => {
+            crate::settings::init_logging("warn");
+            let backend = crate::admin_backend::Backend::local(&database).await?;
+            crate::client_cmd::audit(args, &backend).await
         }
         Command::Token(mut args) => {
             args.client.apply_file(&file)?;

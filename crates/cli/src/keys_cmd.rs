@@ -1,29 +1,21 @@
 //! `auth-broker keys ...`.
 
+use crate::admin_backend::Backend;
 use crate::cli::KeysCommand;
 use crate::settings::FileSettings;
-use anyhow::Context;
-use auth_broker_server::admin::{Actor, Admin, KeyInfo};
-use auth_broker_server::{SigningAlg, redact_url};
-use serde_json::json;
+use auth_broker_proto::admin::Key;
+use auth_broker_server::SigningAlg;
 
-fn state(k: &KeyInfo) -> &'static str {
+fn state(k: &Key) -> &'static str {
     k.state.as_str()
 }
 
-pub async fn run(cmd: KeysCommand, database: &str, file: &FileSettings) -> anyhow::Result<()> {
-    let admin = Admin::open(database)
-        .await
-        .with_context(|| format!("cannot open the store {}", redact_url(database)))?;
+pub async fn run(cmd: KeysCommand, backend: &Backend, file: &FileSettings) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List { json } => {
-            let keys = admin.keys().await?;
+            let keys = backend.keys().await?;
             if json {
-                let v: Vec<_> = keys
-                    .iter()
-                    .map(|k| json!({"kid": k.kid, "alg": k.alg, "state": state(k), "created_at": k.created_at, "retired_at": k.retired_at, "published_until": k.published_until}))
-                    .collect();
-                out!("{}", serde_json::to_string_pretty(&v)?);
+                out!("{}", serde_json::to_string_pretty(&keys)?);
             } else if keys.is_empty() {
                 out!("No signing keys yet; `auth-broker serve` creates one on first start.");
             } else {
@@ -47,14 +39,9 @@ pub async fn run(cmd: KeysCommand, database: &str, file: &FileSettings) -> anyho
                 .transpose()
                 .map_err(anyhow::Error::msg)?
                 .unwrap_or_default();
-            let rec = admin.rotate_key(&Actor::cli(), alg).await?;
+            let rec = backend.rotate_key(alg).await?;
             if json {
-                out!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"kid": rec.kid, "alg": rec.alg, "state": "active"})
-                    )?
-                );
+                out!("{}", serde_json::to_string_pretty(&rec)?);
             } else {
                 out!("New active {} key: {}", rec.alg, rec.kid);
                 out!(

@@ -16,6 +16,7 @@ macro_rules! out {
     };
 }
 
+mod admin_backend;
 mod cli;
 mod client_cmd;
 mod client_side;

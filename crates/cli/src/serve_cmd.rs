@@ -159,11 +159,11 @@ fn reload_on_sighup(_: TlsHandle) -> anyhow::Result<()> {
 }
 
 async fn demo(admin: &Admin, issuer: &str) -> anyhow::Result<()> {
-    let actor = Actor::Broker;
+    let actor = Actor::broker();
     let (id, secret) = match admin.client_by_name("demo").await? {
         Some(c) => {
             let rotated = admin.rotate_secret(&actor, &c.client_id, 0).await?;
-            if !c.enabled {
+            if !c.settings.enabled {
                 admin.set_enabled(&actor, &c.client_id, true).await?;
             }
             (c.client_id, rotated.secret)

@@ -78,7 +78,7 @@ fn client_lifecycle_against_a_running_serve(db: &str) {
     assert_eq!(token_status(&serve.base, &id, &secret).0, 200);
 
     let shown = cli_json(dir.path(), db, &["client", "show", &id, "--json"]);
-    assert_eq!(shown["name"], "billing");
+    assert_eq!(shown["client_name"], "billing");
     assert!(
         shown.get("client_secret").is_none(),
         "show never prints a secret"

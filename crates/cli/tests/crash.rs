@@ -310,7 +310,7 @@ async fn verify(st: &Store, base: &str, ledger: &Ledger) {
     let mut names = HashSet::new();
     for c in listed.values() {
         assert!(
-            names.insert(c["name"].as_str().unwrap().to_owned()),
+            names.insert(c["client_name"].as_str().unwrap().to_owned()),
             "duplicate client name {c}"
         );
     }
@@ -341,10 +341,10 @@ async fn verify(st: &Store, base: &str, ledger: &Ledger) {
     // Clients created by killed commands: there whole (listed, shown) or not at all.
     let mut landed = 0;
     for name in &ledger.victims {
-        if let Some(c) = listed.values().find(|c| c["name"] == name.as_str()) {
+        if let Some(c) = listed.values().find(|c| c["client_name"] == name.as_str()) {
             let id = c["client_id"].as_str().unwrap();
             let shown = ok_json(dir, db, &["client", "show", id, "--json"]);
-            assert_eq!(shown["name"], name.as_str());
+            assert_eq!(shown["client_name"], name.as_str());
             landed += 1;
         }
     }

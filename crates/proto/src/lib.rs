@@ -7,6 +7,7 @@
 //! Keeping them in one crate means a client can never drift from the server it talks to.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod basic;
 pub mod bearer;
 pub mod error;

@@ -1,23 +1,46 @@
-//! The one service through which the broker's state changes: clients, their secrets,
-//! signing keys and revocations.
+//! The one service through which the broker's state changes: clients, their settings
+//! and secrets, signing keys, revocations; and where the audit trail and usage are
+//! read.
 //!
 //! Every caller goes through [`Admin`]: the CLI, `serve --demo`, the revocation
-//! endpoint, and next the admin API and the console. Validation lives here, so no
-//! caller can store what another would refuse, and every change is made, and logged,
-//! in one place with who asked for it ([`Actor`]) — the place the audit trail will
-//! hang on. The store itself is private to this crate.
+//! endpoint, the admin API and the console. Validation lives here, so no caller can
+//! store what another would refuse; and every change is written in one transaction
+//! with its audit event (who, what, which fields from what to what; never a secret
+//! nor its hash), so a change that is not audited does not happen. The store itself
+//! is private to this crate.
 
+use crate::SigningAlg;
 use crate::clock::Clock;
-use crate::keys::{KeyError, SigningAlg, SigningKey};
+use crate::keys::{KeyError, SigningKey};
 use crate::secret;
-use crate::store::{ClientRecord, KeyRecord, Store, StoreError, Timestamp};
+use crate::store::{
+    AuditQuery, AuditRow, ClientQuery, ClientRecord, KeyRecord, NewEvent, Store, StoreError,
+    Timestamp, Written,
+};
+use auth_broker_proto::admin::{
+    AuditEvent, AuditPage, Client, ClientPage, ClientSettings, FieldError, Key, KeyState,
+    REGISTERED_CLAIMS, Usage, UsagePoint, merge_patch,
+};
 use auth_broker_proto::{ClientSecret, scope};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
 use std::fmt;
 use std::sync::Arc;
 
-/// Who asks for a change: written with it to the log (and, next, to the audit trail).
+/// Who asks for a change, with what the audit trail keeps about the request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Actor {
+pub struct Actor {
+    pub who: Who,
+    /// The request's id (`X-Request-Id`), for a change over HTTP.
+    pub request_id: Option<String>,
+    /// The peer address, for a change over HTTP.
+    pub peer: Option<String>,
+}
+
+/// The kinds of [`Actor`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Who {
     /// An operator at a shell on a host that can open the store (`cli:USER@HOST`).
     Cli { user: String, host: String },
     /// A client of this broker, over HTTP (`client:ID`).
@@ -39,53 +62,43 @@ impl Actor {
             .filter(|h| !h.is_empty())
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "localhost".into());
-        Self::Cli { user, host }
+        Self::of(Who::Cli { user, host })
+    }
+
+    /// The broker itself.
+    pub fn broker() -> Self {
+        Self::of(Who::Broker)
+    }
+
+    /// A client of this broker, in the request `request_id` from `peer`.
+    pub fn client(id: &str, request_id: Option<String>, peer: Option<String>) -> Self {
+        Self {
+            who: Who::Client { id: id.to_owned() },
+            request_id,
+            peer,
+        }
+    }
+
+    fn of(who: Who) -> Self {
+        Self {
+            who,
+            request_id: None,
+            peer: None,
+        }
     }
 }
 
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Cli { user, host } => write!(f, "cli:{user}@{host}"),
-            Self::Client { id } => write!(f, "client:{id}"),
-            Self::Broker => f.write_str("broker"),
+        match &self.who {
+            Who::Cli { user, host } => write!(f, "cli:{user}@{host}"),
+            Who::Client { id } => write!(f, "client:{id}"),
+            Who::Broker => f.write_str("broker"),
         }
     }
 }
 
-/// A registered client as the service shows it: its settings, never its secret nor
-/// the secret's hash.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Client {
-    pub client_id: String,
-    pub name: String,
-    /// The scopes it may request, in the order they were given.
-    pub scopes: Vec<String>,
-    /// The `aud` of its tokens; `None` means the issuer.
-    pub audience: Option<String>,
-    pub enabled: bool,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    /// While a rotated-out secret still works (rotation with grace), until when.
-    pub previous_secret_expires_at: Option<Timestamp>,
-}
-
-impl From<&ClientRecord> for Client {
-    fn from(c: &ClientRecord) -> Self {
-        Self {
-            client_id: c.id.clone(),
-            name: c.name.clone(),
-            scopes: c.scopes.clone(),
-            audience: c.audience.clone(),
-            enabled: c.enabled,
-            created_at: c.created_at,
-            updated_at: c.updated_at,
-            previous_secret_expires_at: c.previous_secret_expires_at,
-        }
-    }
-}
-
-/// What a new client needs.
+/// A new client's name, scopes and audience: the common case of [`ClientSettings`].
 #[derive(Debug, Clone, Default)]
 pub struct NewClient {
     pub name: String,
@@ -94,61 +107,33 @@ pub struct NewClient {
     pub audience: Option<String>,
 }
 
+impl From<&NewClient> for ClientSettings {
+    fn from(n: &NewClient) -> Self {
+        Self {
+            client_name: n.name.clone(),
+            scope: n.scope.clone(),
+            audience: n.audience.iter().cloned().collect(),
+            enabled: true,
+            ..Self::default()
+        }
+    }
+}
+
+impl From<NewClient> for ClientSettings {
+    fn from(n: NewClient) -> Self {
+        (&n).into()
+    }
+}
+
 /// A new secret, shown once: only its hash is stored.
 #[derive(Debug)]
 pub struct RotatedSecret {
     pub client_id: String,
     pub secret: ClientSecret,
+    /// When the new secret stops working; 0: never.
+    pub expires_at: Timestamp,
     /// Until when the previous secret keeps working; `None`: it stopped at once.
     pub previous_valid_until: Option<Timestamp>,
-}
-
-/// Whether a key signs new tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyState {
-    /// Signs new tokens (one per algorithm).
-    Active,
-    /// Rotated out: still published while tokens it signed may be valid.
-    Retired,
-}
-
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Retired => "retired",
-        }
-    }
-}
-
-/// A signing key's public facts (its private half never leaves the store).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyInfo {
-    pub kid: String,
-    pub alg: String,
-    pub state: KeyState,
-    pub created_at: Timestamp,
-    pub retired_at: Option<Timestamp>,
-    /// For a retired key, until when verifiers may need it (its last token's expiry
-    /// plus leeway); the JWKS publishes it until then.
-    pub published_until: Option<Timestamp>,
-}
-
-impl From<&KeyRecord> for KeyInfo {
-    fn from(k: &KeyRecord) -> Self {
-        Self {
-            kid: k.kid.clone(),
-            alg: k.alg.clone(),
-            state: if k.retired_at.is_none() {
-                KeyState::Active
-            } else {
-                KeyState::Retired
-            },
-            created_at: k.created_at,
-            retired_at: k.retired_at,
-            published_until: k.needed_until(crate::RETIRED_KEY_LEEWAY_SECS),
-        }
-    }
 }
 
 /// A token to revoke, as the revocation endpoint read it (RFC 7009 §2.1).
@@ -164,19 +149,22 @@ pub(crate) enum Revocable {
     Opaque { hash: String, client_id: String },
 }
 
-/// Why a change was refused. `Invalid` names the field at fault, for the admin
-/// API's problem details (RFC 9457) as much as for the CLI's message.
+/// Why a change or a read was refused. Each maps to one answer of the admin API (RFC
+/// 9457) and one message of the CLI.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    /// Bad input: every field at fault, each with what is wrong.
+    #[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
     #[error("no client with id '{0}'; `auth-broker client list` shows them")]
     NoSuchClient(String),
     #[error("a client named '{0}' already exists; choose another name")]
     DuplicateName(String),
+    /// The change was based on an older version than the stored one (`If-Match`).
+    #[error(
+        "the client changed since version {expected} was read (it is at version {current}); read it again and redo the change on top"
+    )]
+    Stale { expected: i64, current: i64 },
     /// RFC 7009 §2.1: a client may revoke only its own tokens.
     #[error("this token was issued to another client; a client may revoke only its own tokens")]
     NotOwner,
@@ -195,14 +183,27 @@ impl From<StoreError> for AdminError {
     }
 }
 
-impl AdminError {
-    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            field,
-            message: message.into(),
-        }
+impl From<secret::RandomError> for AdminError {
+    fn from(e: secret::RandomError) -> Self {
+        Self::Key(e.into())
     }
 }
+
+impl AdminError {
+    fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+}
+
+/// The most clients or audit events one page holds.
+pub const MAX_PAGE: i64 = 200;
+/// A page's size when the caller names none.
+pub const DEFAULT_PAGE: i64 = 50;
+/// How far back usage can be asked for (and is kept).
+pub const USAGE_DAYS: i64 = 30;
 
 /// The service. Cheap to clone: a store handle and a clock.
 #[derive(Clone, Debug)]
@@ -229,30 +230,40 @@ impl Admin {
         &self.store
     }
 
+    fn event(&self, actor: &Actor, action: &'static str, target: &str, changes: Value) -> NewEvent {
+        NewEvent {
+            at_ms: self.clock.now_nanos().div_euclid(1_000_000),
+            actor: actor.to_string(),
+            action,
+            target: target.to_owned(),
+            changes: changes.to_string(),
+            request_id: actor.request_id.clone(),
+            peer: actor.peer.clone(),
+        }
+    }
+
     /// Registers a client with a generated id and secret. The secret is returned once;
     /// only its hash is stored.
     pub async fn create_client(
         &self,
         actor: &Actor,
-        new: &NewClient,
+        settings: impl Into<ClientSettings>,
     ) -> Result<(Client, ClientSecret), AdminError> {
+        let settings = validate(settings.into(), self.clock.now_secs(), None)?;
         let now = self.clock.now_secs();
-        let secret = secret::generate_secret().map_err(KeyError::from)?;
-        let record = ClientRecord {
-            id: secret::generate_client_id().map_err(KeyError::from)?,
-            name: valid_name(&new.name)?,
-            secret_hash: secret::hash_secret(&secret),
-            previous_secret_hash: None,
-            previous_secret_expires_at: None,
-            scopes: valid_scopes(&new.scope)?,
-            audience: valid_audience(new.audience.as_deref())?,
-            enabled: true,
-            created_at: now,
-            updated_at: now,
-        };
-        self.store.insert_client(&record).await?;
+        let secret = secret::generate_secret()?;
+        let mut record = ClientRecord::new(
+            secret::generate_client_id()?,
+            String::new(),
+            secret::hash_secret(&secret),
+            now,
+        );
+        apply(&mut record, &settings)?;
+        let changes = diff(&Value::Null, &to_value(&settings));
+        let event = self.event(actor, "client.create", &record.id, changes);
+        self.store.insert_client(&record, Some(&event)).await?;
         tracing::info!(%actor, client_id = %record.id, name = %record.name, "client created");
-        Ok((Client::from(&record), secret))
+        Ok((client_of(&record), secret))
     }
 
     /// Every client, oldest first.
@@ -262,15 +273,51 @@ impl Admin {
             .list_clients()
             .await?
             .iter()
-            .map(Client::from)
+            .map(client_of)
             .collect())
     }
 
+    /// One page of clients, oldest first: `q` a case-insensitive part of the name, id
+    /// or description; `after` the cursor of the previous page.
+    pub async fn find_clients(
+        &self,
+        q: Option<&str>,
+        enabled: Option<bool>,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<ClientPage, AdminError> {
+        let limit = page_size(limit)?;
+        let after = after.map(decode_client_cursor).transpose()?;
+        let mut rows = self
+            .store
+            .find_clients(&ClientQuery {
+                q: q.filter(|q| !q.is_empty()).map(str::to_owned),
+                enabled,
+                after,
+                limit: limit + 1,
+            })
+            .await?;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|c| encode_cursor(&format!("{}:{}", c.created_at, c.id)))
+        } else {
+            None
+        };
+        Ok(ClientPage {
+            clients: rows.iter().map(client_of).collect(),
+            next,
+        })
+    }
+
     pub async fn client(&self, id: &str) -> Result<Client, AdminError> {
+        Ok(client_of(&self.record(id).await?))
+    }
+
+    async fn record(&self, id: &str) -> Result<ClientRecord, AdminError> {
         self.store
             .get_client(id)
             .await?
-            .map(|c| Client::from(&c))
             .ok_or_else(|| AdminError::NoSuchClient(id.to_owned()))
     }
 
@@ -279,7 +326,49 @@ impl Admin {
             .store
             .get_client_by_name(name)
             .await?
-            .map(|c| Client::from(&c)))
+            .map(|c| client_of(&c)))
+    }
+
+    /// Changes a client's settings with an RFC 7396 JSON merge patch, if its version
+    /// is still `if_match` (when given: a stale one is [`AdminError::Stale`], so two
+    /// operators editing at once never silently overwrite each other). Without
+    /// `if_match`, the patch is applied to the latest version, retried if another
+    /// change lands in between.
+    pub async fn update_client(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: &Value,
+        if_match: Option<i64>,
+    ) -> Result<Client, AdminError> {
+        if !patch.is_object() {
+            return Err(AdminError::field(
+                "(body)",
+                "a JSON merge patch (RFC 7396) is a JSON object of the settings to change",
+            ));
+        }
+        if let Some(obj) = patch.as_object() {
+            let read_only: Vec<FieldError> = obj
+                .keys()
+                .filter(|k| READ_ONLY.contains(&k.as_str()))
+                .map(|k| FieldError {
+                    field: k.clone(),
+                    message: "read-only: it cannot be changed with a patch".into(),
+                })
+                .collect();
+            if !read_only.is_empty() {
+                return Err(AdminError::Invalid(read_only));
+            }
+        }
+        self.change(actor, id, if_match, "client.update", |record, now| {
+            let mut value = to_value(&settings_of(record));
+            merge_patch(&mut value, patch);
+            let settings: ClientSettings =
+                serde_json::from_value(value).map_err(|e| settings_error(&e))?;
+            let settings = validate(settings, now, Some(record.secret_expires_at))?;
+            apply(record, &settings)
+        })
+        .await
     }
 
     /// Enables or disables a client; its token requests are refused (or served again)
@@ -289,76 +378,164 @@ impl Admin {
         actor: &Actor,
         id: &str,
         enabled: bool,
-    ) -> Result<(), AdminError> {
-        if !self
-            .store
-            .set_client_enabled(id, enabled, self.clock.now_secs())
-            .await?
-        {
-            return Err(AdminError::NoSuchClient(id.to_owned()));
-        }
-        tracing::info!(%actor, client_id = %id, enabled, "client enabled or disabled");
-        Ok(())
+    ) -> Result<Client, AdminError> {
+        self.update_client(actor, id, &json!({ "enabled": enabled }), None)
+            .await
     }
 
-    /// Deletes a client; its secrets stop working at once and its tokens are
-    /// refused by introspection and `token-info` from the next request on.
-    pub async fn delete_client(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
-        if !self.store.delete_client(id).await? {
-            return Err(AdminError::NoSuchClient(id.to_owned()));
-        }
-        tracing::info!(%actor, client_id = %id, "client deleted");
-        Ok(())
+    /// Every token issued to the client so far is inactive from now on, for
+    /// introspection, `token-info` and guards in introspection mode.
+    pub async fn revoke_tokens(
+        &self,
+        actor: &Actor,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<Client, AdminError> {
+        self.change(
+            actor,
+            id,
+            if_match,
+            "client.tokens.revoke",
+            |record, now| {
+                record.tokens_revoked_before = Some(now);
+                Ok(())
+            },
+        )
+        .await
     }
 
-    /// Gives a client a new secret; the old one keeps working for `grace_secs`
-    /// (0: it stops at once).
+    /// Gives a client a new secret; the old one keeps working for `grace_secs` (0: it
+    /// stops at once; never past its own expiry). A secret that expires gives the new
+    /// one the same lifetime.
     pub async fn rotate_secret(
         &self,
         actor: &Actor,
         id: &str,
         grace_secs: u64,
     ) -> Result<RotatedSecret, AdminError> {
-        let now = self.clock.now_secs();
-        let secret = secret::generate_secret().map_err(KeyError::from)?;
-        let until = (grace_secs > 0)
-            .then(|| now.saturating_add(i64::try_from(grace_secs).unwrap_or(i64::MAX)));
-        if !self
-            .store
-            .set_client_secret(id, &secret::hash_secret(&secret), until, now)
-            .await?
-        {
-            return Err(AdminError::NoSuchClient(id.to_owned()));
-        }
-        tracing::info!(%actor, client_id = %id, grace_secs, "client secret rotated");
+        let secret = secret::generate_secret()?;
+        let hash = secret::hash_secret(&secret);
+        let client = self
+            .change(actor, id, None, "client.secret.rotate", |record, now| {
+                let grace = i64::try_from(grace_secs).unwrap_or(i64::MAX);
+                let until = (grace > 0).then(|| {
+                    let until = now.saturating_add(grace);
+                    match record.secret_expires_at {
+                        0 => until,
+                        old => until.min(old),
+                    }
+                });
+                if record.secret_expires_at != 0 {
+                    let lifetime = record
+                        .secret_expires_at
+                        .saturating_sub(record.secret_issued_at)
+                        .max(1);
+                    record.secret_expires_at = now.saturating_add(lifetime);
+                }
+                let old = std::mem::replace(&mut record.secret_hash, hash.clone());
+                record.previous_secret_hash = until.map(|_| old);
+                record.previous_secret_expires_at = until;
+                record.secret_issued_at = now;
+                Ok(())
+            })
+            .await?;
         Ok(RotatedSecret {
-            client_id: id.to_owned(),
+            client_id: client.client_id,
             secret,
-            previous_valid_until: until,
+            expires_at: client.settings.client_secret_expires_at,
+            previous_valid_until: client.previous_secret_expires_at,
         })
     }
 
+    /// Read, change, write if unchanged meanwhile, with the audit event of what
+    /// changed; retried (without `if_match`) when another change landed in between.
+    async fn change(
+        &self,
+        actor: &Actor,
+        id: &str,
+        if_match: Option<i64>,
+        action: &'static str,
+        f: impl Fn(&mut ClientRecord, Timestamp) -> Result<(), AdminError>,
+    ) -> Result<Client, AdminError> {
+        for _ in 0..5 {
+            let before = self.record(id).await?;
+            if let Some(expected) = if_match
+                && expected != before.version
+            {
+                return Err(AdminError::Stale {
+                    expected,
+                    current: before.version,
+                });
+            }
+            let now = self.clock.now_secs();
+            let mut after = before.clone();
+            f(&mut after, now)?;
+            after.updated_at = now;
+            let changes = diff(&audited(&before), &audited(&after));
+            let event = self.event(actor, action, id, changes);
+            match self.store.update_client(&after, Some(&event)).await? {
+                Written::Done => {
+                    after.version += 1;
+                    tracing::info!(%actor, client_id = %id, action, "client changed");
+                    return Ok(client_of(&after));
+                }
+                Written::Missing => return Err(AdminError::NoSuchClient(id.to_owned())),
+                Written::Stale if if_match.is_some() => {
+                    let current = self.record(id).await?.version;
+                    return Err(AdminError::Stale {
+                        expected: before.version,
+                        current,
+                    });
+                }
+                Written::Stale => continue,
+            }
+        }
+        Err(AdminError::Store(StoreError::Unavailable(
+            "the client kept changing under this change; try again".into(),
+        )))
+    }
+
+    /// Deletes a client (if its version is still `if_match`, when given); its secrets
+    /// stop working at once and its tokens are refused by introspection and
+    /// `token-info` from the next request on.
+    pub async fn delete_client(
+        &self,
+        actor: &Actor,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), AdminError> {
+        let before = self.record(id).await?;
+        let changes = json!({ "client_name": [before.name, Value::Null] });
+        let event = self.event(actor, "client.delete", id, changes);
+        match self.store.delete_client(id, if_match, Some(&event)).await? {
+            Written::Done => {
+                tracing::info!(%actor, client_id = %id, "client deleted");
+                Ok(())
+            }
+            Written::Missing => Err(AdminError::NoSuchClient(id.to_owned())),
+            Written::Stale => Err(AdminError::Stale {
+                expected: if_match.unwrap_or_default(),
+                current: self.record(id).await?.version,
+            }),
+        }
+    }
+
     /// Every stored signing key, newest first.
-    pub async fn keys(&self) -> Result<Vec<KeyInfo>, AdminError> {
-        Ok(self
-            .store
-            .list_keys()
-            .await?
-            .iter()
-            .map(KeyInfo::from)
-            .collect())
+    pub async fn keys(&self) -> Result<Vec<Key>, AdminError> {
+        Ok(self.store.list_keys().await?.iter().map(key_of).collect())
     }
 
     /// Makes a new key of `alg` the active one and retires the old one; running
     /// brokers switch within their key poll interval.
-    pub async fn rotate_key(&self, actor: &Actor, alg: SigningAlg) -> Result<KeyInfo, AdminError> {
+    pub async fn rotate_key(&self, actor: &Actor, alg: SigningAlg) -> Result<Key, AdminError> {
         let now = self.clock.now_secs();
         let rec = tokio::task::spawn_blocking(move || SigningKey::generate(alg, now))
             .await
             .map_err(|e| KeyError::Task(e.to_string()))??;
-        self.store.rotate_key(&rec, now).await?;
+        let event = self.event(actor, "key.rotate", &rec.kid, Value::Null);
+        self.store.rotate_key(&rec, now, Some(&event)).await?;
         tracing::info!(%actor, kid = %rec.kid, %alg, "signing key rotated");
-        Ok(KeyInfo::from(&rec))
+        Ok(key_of(&rec))
     }
 
     /// Rotates the key of `alg` when the active one was created `every` or longer
@@ -368,29 +545,39 @@ impl Admin {
         &self,
         alg: SigningAlg,
         every: std::time::Duration,
-    ) -> Result<Option<KeyInfo>, AdminError> {
+    ) -> Result<Option<Key>, AdminError> {
         let now = self.clock.now_secs();
         let age = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+        let event = self.event(&Actor::broker(), "key.rotate", "", Value::Null);
         let rotated = self
             .store
-            .rotate_key_if_older(alg.as_str(), now.saturating_sub(age), now, move || {
-                SigningKey::generate(alg, now)
-            })
+            .rotate_key_if_older(
+                alg.as_str(),
+                now.saturating_sub(age),
+                now,
+                move || SigningKey::generate(alg, now),
+                Some(&event),
+            )
             .await?;
         if let Some(k) = &rotated {
-            tracing::info!(actor = %Actor::Broker, kid = %k.kid, "signing key rotated (--key-rotation-interval)");
+            tracing::info!(actor = "broker", kid = %k.kid, "signing key rotated (--key-rotation-interval)");
         }
-        Ok(rotated.as_ref().map(KeyInfo::from))
+        Ok(rotated.as_ref().map(key_of))
     }
 
     /// Revokes a token on behalf of `caller` (RFC 7009 §2.1: its own tokens only). A
     /// JWT's `jti` is kept as revoked until the token would have expired anyway; an
     /// opaque token is deleted.
-    pub(crate) async fn revoke(&self, caller: &str, token: Revocable) -> Result<(), AdminError> {
-        let owner = match &token {
-            Revocable::Jwt { client_id, .. } | Revocable::Opaque { client_id, .. } => client_id,
+    pub(crate) async fn revoke(&self, caller: &Actor, token: Revocable) -> Result<(), AdminError> {
+        let (Who::Client { id: caller_id }, owner) = (
+            &caller.who,
+            match &token {
+                Revocable::Jwt { client_id, .. } | Revocable::Opaque { client_id, .. } => client_id,
+            },
+        ) else {
+            return Err(AdminError::NotOwner);
         };
-        if owner != caller {
+        if owner != caller_id {
             return Err(AdminError::NotOwner);
         }
         match &token {
@@ -399,56 +586,527 @@ impl Admin {
                 client_id,
                 exp,
             } => {
+                let event = self.event(
+                    caller,
+                    "token.revoke",
+                    client_id,
+                    json!({ "jti": [Value::Null, jti] }),
+                );
                 self.store
-                    .revoke(jti, client_id, *exp, self.clock.now_secs())
+                    .revoke(jti, client_id, *exp, self.clock.now_secs(), Some(&event))
                     .await?;
             }
-            Revocable::Opaque { hash, .. } => {
-                self.store.delete_opaque(hash).await?;
+            Revocable::Opaque { hash, client_id } => {
+                let event = self.event(caller, "token.revoke", client_id, json!({}));
+                self.store.delete_opaque(hash, Some(&event)).await?;
             }
         }
-        let actor = Actor::Client {
-            id: caller.to_owned(),
-        };
-        tracing::info!(%actor, "token revoked");
+        tracing::info!(actor = %caller, "token revoked");
         Ok(())
     }
-}
 
-fn valid_name(name: &str) -> Result<String, AdminError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(AdminError::invalid(
-            "name",
-            "the client name must be 1 to 200 characters without control characters",
-        ));
+    /// The audit trail, newest first: optionally only one client's (or key's) events,
+    /// one action, since a time (Unix milliseconds).
+    pub async fn audit(
+        &self,
+        target: Option<&str>,
+        action: Option<&str>,
+        since_ms: Option<i64>,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<AuditPage, AdminError> {
+        let limit = page_size(limit)?;
+        let before = after.map(decode_audit_cursor).transpose()?;
+        let mut rows = self
+            .store
+            .audit_events(&AuditQuery {
+                target: target.map(str::to_owned),
+                action: action.map(str::to_owned),
+                since_ms,
+                before,
+                limit: limit + 1,
+            })
+            .await?;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|e| encode_cursor(&format!("a:{}", e.id)))
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            events: rows.iter().map(audit_event_of).collect(),
+            next,
+        })
     }
-    Ok(name.to_owned())
+
+    /// A client's use per minute, from `from` to `to` (Unix seconds; default the last
+    /// 24 hours), summed over replicas (as flushed so far: each replica writes its
+    /// counts every few seconds).
+    pub async fn usage(
+        &self,
+        id: &str,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Usage, AdminError> {
+        let now = self.clock.now_secs();
+        let to = to.unwrap_or(now);
+        let from = from.unwrap_or(to - 24 * 3600);
+        if from > to {
+            return Err(AdminError::field("from", "must not be after 'to'"));
+        }
+        if to - from > USAGE_DAYS * 86_400 {
+            return Err(AdminError::field(
+                "from",
+                format!("at most {USAGE_DAYS} days before 'to' (usage is kept that long)"),
+            ));
+        }
+        self.record(id).await?;
+        let (from_m, to_m) = (from.div_euclid(60) * 60, to.div_euclid(60) * 60);
+        let rows = self.store.usage(id, from_m, to_m).await?;
+        Ok(Usage {
+            client_id: id.to_owned(),
+            from: rfc3339(from_m),
+            to: rfc3339(to_m),
+            minutes: rows
+                .into_iter()
+                .map(|r| UsagePoint {
+                    t: rfc3339(r.minute),
+                    issued: u64::try_from(r.issued).unwrap_or(0),
+                    failed: u64::try_from(r.failed).unwrap_or(0),
+                    limited: u64::try_from(r.limited).unwrap_or(0),
+                })
+                .collect(),
+        })
+    }
 }
 
-fn valid_scopes(s: &str) -> Result<Vec<String>, AdminError> {
-    scope::parse(s)
+/// Fields a patch may not touch.
+const READ_ONLY: [&str; 7] = [
+    "client_id",
+    "created_at",
+    "updated_at",
+    "version",
+    "previous_secret_expires_at",
+    "tokens_revoked_before",
+    "client_secret",
+];
+
+fn to_value(s: &ClientSettings) -> Value {
+    serde_json::to_value(s).unwrap_or(Value::Null)
+}
+
+/// What the audit trail records of a client: its settings and the facts a change can
+/// move, never a secret nor its hash.
+fn audited(c: &ClientRecord) -> Value {
+    let mut v = to_value(&settings_of(c));
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "previous_secret_expires_at".into(),
+            json!(c.previous_secret_expires_at),
+        );
+        m.insert(
+            "tokens_revoked_before".into(),
+            json!(c.tokens_revoked_before),
+        );
+        m.insert("secret_issued_at".into(), json!(c.secret_issued_at));
+    }
+    v
+}
+
+/// `{"field": [old, new]}` for each member that differs.
+fn diff(before: &Value, after: &Value) -> Value {
+    let empty = Map::new();
+    let b = before.as_object().unwrap_or(&empty);
+    let a = after.as_object().unwrap_or(&empty);
+    let mut out = Map::new();
+    for key in b.keys().chain(a.keys()) {
+        let (old, new) = (
+            b.get(key).cloned().unwrap_or(Value::Null),
+            a.get(key).cloned().unwrap_or(Value::Null),
+        );
+        if old != new && !out.contains_key(key) {
+            out.insert(key.clone(), json!([old, new]));
+        }
+    }
+    Value::Object(out)
+}
+
+fn settings_of(c: &ClientRecord) -> ClientSettings {
+    ClientSettings {
+        client_name: c.name.clone(),
+        scope: c.scopes.join(" "),
+        audience: c.audiences.clone(),
+        access_token_ttl: c.access_token_ttl.and_then(|t| u64::try_from(t).ok()),
+        extra_claims: c
+            .extra_claims
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default(),
+        tokens_per_minute: c.tokens_per_minute,
+        token_endpoint_auth_method: c.auth_method.parse().unwrap_or_default(),
+        client_secret_expires_at: c.secret_expires_at,
+        enabled: c.enabled,
+        contacts: c.contacts.clone(),
+        description: c.description.clone(),
+    }
+}
+
+pub(crate) fn client_of(c: &ClientRecord) -> Client {
+    Client {
+        client_id: c.id.clone(),
+        settings: settings_of(c),
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        previous_secret_expires_at: c.previous_secret_expires_at,
+        tokens_revoked_before: c.tokens_revoked_before,
+        version: c.version,
+    }
+}
+
+fn key_of(k: &KeyRecord) -> Key {
+    Key {
+        kid: k.kid.clone(),
+        alg: k.alg.clone(),
+        state: if k.retired_at.is_none() {
+            KeyState::Active
+        } else {
+            KeyState::Retired
+        },
+        created_at: k.created_at,
+        retired_at: k.retired_at,
+        published_until: k.needed_until(crate::RETIRED_KEY_LEEWAY_SECS),
+    }
+}
+
+fn audit_event_of(r: &AuditRow) -> AuditEvent {
+    AuditEvent {
+        id: r.id,
+        at: rfc3339_ms(r.at_ms),
+        actor: r.actor.clone(),
+        action: r.action.clone(),
+        target: r.target.clone(),
+        changes: serde_json::from_str(&r.changes).unwrap_or_default(),
+        request_id: r.request_id.clone(),
+        peer: r.peer.clone(),
+    }
+}
+
+/// Writes validated settings into a record.
+fn apply(record: &mut ClientRecord, s: &ClientSettings) -> Result<(), AdminError> {
+    record.name.clone_from(&s.client_name);
+    record.scopes = scope::parse(&s.scope)
         .map(|v| v.into_iter().map(str::to_owned).collect())
-        .map_err(|bad| {
-            AdminError::invalid(
-                "scope",
-                format!(
-                    "'{}' is not a valid scope (RFC 6749 §3.3: printable ASCII without spaces, '\"' or '\\\\')",
-                    bad.escape_default()
-                ),
+        .unwrap_or_default();
+    record.audiences.clone_from(&s.audience);
+    record.access_token_ttl = s.access_token_ttl.and_then(|t| i64::try_from(t).ok());
+    record.extra_claims = (!s.extra_claims.is_empty())
+        .then(|| serde_json::to_string(&s.extra_claims))
+        .transpose()
+        .map_err(|e| AdminError::field("extra_claims", e.to_string()))?;
+    record.tokens_per_minute = s.tokens_per_minute;
+    record.auth_method = s.token_endpoint_auth_method.as_str().to_owned();
+    record.secret_expires_at = s.client_secret_expires_at;
+    record.enabled = s.enabled;
+    record.contacts.clone_from(&s.contacts);
+    record.description.clone_from(&s.description);
+    Ok(())
+}
+
+/// A settings document that does not deserialize, as the field at fault.
+fn settings_error(e: &serde_json::Error) -> AdminError {
+    let text = e.to_string();
+    // serde names the field in backquotes: "unknown field `nmae`, expected one of ..."
+    let field = text
+        .split('`')
+        .nth(1)
+        .filter(|_| text.starts_with("unknown field") || text.starts_with("missing field"))
+        .unwrap_or("(body)");
+    let message = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
+    AdminError::field(field, message)
+}
+
+/// Checks every setting and reports every fault at once; normalizes (trims names,
+/// dedupes audiences) on the way.
+///
+/// `expires_before` is the secret expiry stored so far: an expiry already in the past
+/// is refused only when it is being set, so an unrelated change to a client whose
+/// secret has expired goes through.
+pub(crate) fn validate(
+    mut s: ClientSettings,
+    now: Timestamp,
+    expires_before: Option<Timestamp>,
+) -> Result<ClientSettings, AdminError> {
+    let mut errors = Vec::new();
+    let mut bad = |field: String, message: &str| {
+        errors.push(FieldError {
+            field,
+            message: message.to_owned(),
+        })
+    };
+    s.client_name = s.client_name.trim().to_owned();
+    if s.client_name.is_empty()
+        || s.client_name.chars().count() > 200
+        || s.client_name.chars().any(char::is_control)
+    {
+        bad(
+            "client_name".into(),
+            "1 to 200 characters without control characters",
+        );
+    }
+    if let Err(token) = scope::parse(&s.scope) {
+        bad(
+            "scope".into(),
+            &format!(
+                "'{}' is not a valid scope (RFC 6749 §3.3: printable ASCII without spaces, '\"' or '\\\\')",
+                token.escape_default()
+            ),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, a) in s.audience.iter().enumerate() {
+        if a.is_empty() || a.len() > 2000 || a.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            bad(
+                format!("audience[{i}]"),
+                "1 to 2000 characters without spaces or control characters",
+            );
+        } else if !seen.insert(a.as_str()) {
+            bad(format!("audience[{i}]"), "listed twice");
+        }
+    }
+    if s.audience.len() > 50 {
+        bad("audience".into(), "at most 50 audiences");
+    }
+    if let Some(ttl) = s.access_token_ttl
+        && !(1..=u64::try_from(crate::MAX_TOKEN_TTL_SECS).unwrap_or(u64::MAX)).contains(&ttl)
+    {
+        bad(
+            "access_token_ttl".into(),
+            "between 1 and 2678400 seconds (31 days), or null for the broker's default",
+        );
+    }
+    for name in s.extra_claims.keys() {
+        if REGISTERED_CLAIMS.contains(&name.as_str()) {
+            bad(
+                format!("extra_claims.{name}"),
+                "a registered claim the broker sets itself (iss sub aud exp nbf iat jti client_id scope cnf); choose another name",
+            );
+        } else if name.is_empty() || name.chars().any(char::is_control) {
+            bad(
+                "extra_claims".into(),
+                "claim names are non-empty and without control characters",
+            );
+        }
+    }
+    if serde_json::to_string(&s.extra_claims).map_or(0, |t| t.len()) > 4096 {
+        bad(
+            "extra_claims".into(),
+            "at most 4 KiB of JSON (they travel in every token)",
+        );
+    }
+    if s.tokens_per_minute == Some(0) {
+        bad("tokens_per_minute".into(), "at least 1, or null for no cap");
+    }
+    if !s.token_endpoint_auth_method.uses_secret() {
+        bad(
+            "token_endpoint_auth_method".into(),
+            "this broker authenticates clients with client_secret_basic or client_secret_post",
+        );
+    }
+    if s.client_secret_expires_at < 0 {
+        bad(
+            "client_secret_expires_at".into(),
+            "a Unix time, or 0 for never",
+        );
+    } else if s.client_secret_expires_at != 0
+        && s.client_secret_expires_at <= now
+        && expires_before != Some(s.client_secret_expires_at)
+    {
+        bad(
+            "client_secret_expires_at".into(),
+            "in the past: the secret would stop working at once (0 for never)",
+        );
+    }
+    if s.contacts.len() > 20 {
+        bad("contacts".into(), "at most 20 contacts");
+    }
+    for (i, c) in s.contacts.iter().enumerate() {
+        if c.trim().is_empty() || c.chars().count() > 200 || c.chars().any(char::is_control) {
+            bad(
+                format!("contacts[{i}]"),
+                "1 to 200 characters without control characters",
+            );
+        }
+    }
+    if s.description.chars().count() > 2000
+        || s.description
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        bad(
+            "description".into(),
+            "at most 2000 characters; line breaks and tabs are the only control characters allowed",
+        );
+    }
+    if errors.is_empty() {
+        Ok(s)
+    } else {
+        Err(AdminError::Invalid(errors))
+    }
+}
+
+fn page_size(limit: Option<i64>) -> Result<i64, AdminError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(AdminError::field(
+            "limit",
+            format!("between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+/// Cursors are opaque to callers (base64url of the position), so their form may change.
+fn encode_cursor(position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(position)
+}
+
+fn decode_cursor(cursor: &str) -> Option<String> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+fn bad_cursor() -> AdminError {
+    AdminError::field(
+        "after",
+        "not a cursor this broker made; use the 'next' of the previous page",
+    )
+}
+
+fn decode_client_cursor(cursor: &str) -> Result<(Timestamp, String), AdminError> {
+    let pos = decode_cursor(cursor).ok_or_else(bad_cursor)?;
+    let (t, id) = pos.split_once(':').ok_or_else(bad_cursor)?;
+    Ok((t.parse().map_err(|_| bad_cursor())?, id.to_owned()))
+}
+
+fn decode_audit_cursor(cursor: &str) -> Result<i64, AdminError> {
+    decode_cursor(cursor)
+        .and_then(|p| p.strip_prefix("a:").and_then(|n| n.parse().ok()))
+        .ok_or_else(bad_cursor)
+}
+
+/// RFC 3339, UTC, whole seconds.
+pub fn rfc3339(secs: Timestamp) -> String {
+    u64::try_from(secs)
+        .ok()
+        .map(|s| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s),
+            )
+            .to_string()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// RFC 3339, UTC, milliseconds.
+fn rfc3339_ms(ms: i64) -> String {
+    u64::try_from(ms)
+        .ok()
+        .map(|ms| {
+            humantime::format_rfc3339_millis(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+            )
+            .to_string()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A time a caller gave: Unix seconds, or RFC 3339 (`2026-12-02T10:00:00Z`).
+pub fn parse_time(field: &str, s: &str) -> Result<Timestamp, AdminError> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    humantime::parse_rfc3339_weak(s)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .ok_or_else(|| {
+            AdminError::field(
+                field,
+                "a Unix time in seconds or an RFC 3339 time such as 2026-12-02T10:00:00Z",
             )
         })
 }
 
-fn valid_audience(aud: Option<&str>) -> Result<Option<String>, AdminError> {
-    let Some(aud) = aud.map(str::trim).filter(|a| !a.is_empty()) else {
-        return Ok(None);
-    };
-    if aud.chars().any(char::is_control) || aud.len() > 2000 {
-        return Err(AdminError::invalid(
-            "audience",
-            "the audience must be at most 2000 characters without control characters",
-        ));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(v: Value) -> ClientSettings {
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
     }
-    Ok(Some(aud.to_owned()))
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let s = settings(json!({
+            "client_name": "",
+            "scope": "a \"b\"",
+            "audience": ["https://api", "two words", "https://api"],
+            "access_token_ttl": 0,
+            "extra_claims": {"sub": "x", "tenant": "t"},
+            "tokens_per_minute": 0,
+            "client_secret_expires_at": 5,
+            "contacts": ["\u{7}"],
+            "description": "a\u{1b}b",
+        }));
+        let Err(AdminError::Invalid(errors)) = validate(s, 100, None) else {
+            panic!("invalid")
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "client_name",
+                "scope",
+                "audience[1]",
+                "audience[2]",
+                "access_token_ttl",
+                "extra_claims.sub",
+                "tokens_per_minute",
+                "client_secret_expires_at",
+                "contacts[0]",
+                "description"
+            ]
+        );
+    }
+
+    #[test]
+    fn diff_names_what_changed() {
+        let d = diff(&json!({"a": 1, "b": 2}), &json!({"a": 1, "b": 3, "c": 4}));
+        assert_eq!(d, json!({"b": [2, 3], "c": [null, 4]}));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let c = encode_cursor("17:abc");
+        assert_eq!(decode_client_cursor(&c).ok(), Some((17, "abc".into())));
+        assert!(decode_client_cursor("!!").is_err());
+        assert!(decode_audit_cursor(&encode_cursor("17:abc")).is_err());
+        assert_eq!(decode_audit_cursor(&encode_cursor("a:9")).ok(), Some(9));
+    }
+
+    #[test]
+    fn times_parse_both_ways() {
+        assert_eq!(parse_time("t", "1800000000").ok(), Some(1_800_000_000));
+        assert_eq!(
+            parse_time("t", "2027-01-15T08:00:00Z").ok(),
+            Some(1_800_000_000)
+        );
+        assert!(parse_time("t", "yesterday").is_err());
+        assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
+    }
 }

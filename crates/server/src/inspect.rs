@@ -69,6 +69,21 @@ pub async fn inspect(
         Some(c) if !c.enabled => Ok(Err(format!(
             "the client '{client_id}' that this token was issued to has been disabled since"
         ))),
+        Some(c)
+            if c.tokens_revoked_before.is_some_and(|before| {
+                active
+                    .claims
+                    .get("iat")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(i64::MIN)
+                    <= before
+            }) =>
+        {
+            Ok(Err(format!(
+                "every token issued to the client '{client_id}' up to {} was revoked (revoke-tokens); fetch a new one",
+                crate::admin::rfc3339(c.tokens_revoked_before.unwrap_or_default())
+            )))
+        }
         Some(_) => Ok(Ok(active)),
     }
 }

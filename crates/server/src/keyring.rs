@@ -22,6 +22,8 @@ pub struct KeyRing {
     token_ttl: i64,
     active: RwLock<Arc<SigningKey>>,
     verifiers: RwLock<Verifiers>,
+    /// Lifetimes longer than `token_ttl` (per-client settings) recorded on keys so far.
+    covered: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +65,7 @@ impl KeyRing {
             token_ttl,
             active: RwLock::new(Arc::new(key)),
             verifiers: RwLock::new(Verifiers::default()),
+            covered: std::sync::Mutex::default(),
         };
         ring.reload_verifiers(store).await?;
         Ok(ring)
@@ -71,6 +74,37 @@ impl KeyRing {
     /// The key that signs new tokens.
     pub fn active(&self) -> Arc<SigningKey> {
         read(&self.active).clone()
+    }
+
+    /// The key to sign a token living `ttl` seconds with: the active one, with `ttl`
+    /// recorded on it first when it is longer than what the key is known to cover
+    /// (a client's own `access_token_ttl`), so no replica prunes the key before the
+    /// token expires. The key is returned rather than looked up again, so a rotation
+    /// in between cannot hand the token to a key that does not cover it.
+    pub async fn covering(&self, store: &Store, ttl: i64) -> Result<Arc<SigningKey>, StoreError> {
+        let key = self.active();
+        if ttl <= self.token_ttl {
+            return Ok(key);
+        }
+        let known = self
+            .covered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key.kid())
+            .copied();
+        if known.is_none_or(|c| c < ttl) {
+            store.cover_key_ttl(key.kid(), ttl).await?;
+            let mut covered = self
+                .covered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Only keys still published can matter; a rotation every few days keeps
+            // this map at a handful of entries.
+            covered.retain(|kid, _| read(&self.verifiers).by_kid.contains_key(kid));
+            let entry = covered.entry(key.kid().to_owned()).or_insert(ttl);
+            *entry = (*entry).max(ttl);
+        }
+        Ok(key)
     }
 
     /// Picks up a rotation made elsewhere. Cheap when nothing changed.

@@ -12,11 +12,13 @@ mod inspect;
 mod keyring;
 mod keys;
 mod metrics;
+mod quota;
 mod ratelimit;
 mod secret;
 mod store;
 pub mod tls;
 mod token;
+mod usage;
 
 /// What tests, benchmarks, examples and fuzz targets reach below the public API
 /// (the store's records, key material, the issuing path in pieces). Behind the
@@ -89,6 +91,9 @@ pub struct Config {
     /// A second, plain-HTTP listener for the operator's `GET /metrics`, with the
     /// metrics the public one leaves out (see [`metrics`]); `None`: none.
     pub metrics_listen: Option<SocketAddr>,
+    /// How often per-client usage counts are written to the store (and at shutdown).
+    /// Checked on the key poll tick, so at most that often.
+    pub usage_flush_interval: Duration,
 }
 
 /// The access token format of a deployment.
@@ -133,6 +138,7 @@ impl Default for Config {
             prune_interval: Duration::from_secs(60),
             tls: None,
             metrics_listen: None,
+            usage_flush_interval: usage::FLUSH_INTERVAL,
         }
     }
 }
@@ -149,6 +155,10 @@ pub struct AppState {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: KeyRing,
     pub(crate) limiter: FailureLimiter,
+    /// Per-client `tokens_per_minute` caps.
+    pub(crate) quotas: quota::Quotas,
+    /// Per-client usage since the last flush to the store.
+    pub(crate) usage: usage::UsageCounter,
     /// The RFC 8414 document, rendered once.
     pub(crate) metadata_json: String,
 }
@@ -187,25 +197,39 @@ impl std::fmt::Debug for Issued {
 }
 
 impl AppState {
-    /// Issues an access token in the deployment's format.
+    /// Issues an access token in the deployment's format, with the client's own
+    /// lifetime and extra claims when it has them.
     pub(crate) async fn issue(
         &self,
-        client_id: &str,
+        client: &store::ClientRecord,
         audience: &str,
         scopes: &[String],
     ) -> Result<Issued, IssueError> {
+        let ttl = client
+            .access_token_ttl
+            .unwrap_or(self.config.token_ttl_secs);
         match self.config.token_format {
-            TokenFormat::Jwt => self.issue_token(client_id, audience, scopes),
+            TokenFormat::Jwt => {
+                let key = self.keys.covering(&self.store, ttl).await?;
+                self.sign(
+                    &key,
+                    &client.id,
+                    audience,
+                    scopes,
+                    ttl,
+                    client.extra_claims.as_deref(),
+                )
+            }
             TokenFormat::Opaque => {
                 let now_nanos = self.clock.now_nanos();
                 let iat = now_nanos.div_euclid(1_000_000_000);
-                let exp = iat + self.config.token_ttl_secs;
+                let exp = iat.saturating_add(ttl);
                 let token = format!("{}{}", inspect::OPAQUE_PREFIX, secret::random_id::<32>()?);
                 self.store
                     .insert_opaque(&store::OpaqueRecord {
                         token_hash: secret::token_hash(&token),
                         jti: secret::random_id::<16>()?,
-                        client_id: client_id.to_owned(),
+                        client_id: client.id.clone(),
                         scope: scopes.join(" "),
                         audience: audience.to_owned(),
                         issued_at: iat,
@@ -220,20 +244,40 @@ impl AppState {
         }
     }
 
-    /// Signs a JWT access token for `client_id` (RFC 9068 §2.2).
-    ///
-    /// `iat` is the current second rounded down and `exp = iat + ttl`, so
-    /// `expires_in` (the time left from *now*, rounded down) is `ttl - 1` unless the
-    /// request landed exactly on a whole second: 3599 for the default hour.
+    /// Signs a JWT access token for `client_id` with the broker's default lifetime
+    /// (RFC 9068 §2.2).
+    #[cfg(feature = "testing")]
     pub(crate) fn issue_token(
         &self,
         client_id: &str,
         audience: &str,
         scopes: &[String],
     ) -> Result<Issued, IssueError> {
+        self.sign(
+            &self.keys.active(),
+            client_id,
+            audience,
+            scopes,
+            self.config.token_ttl_secs,
+            None,
+        )
+    }
+
+    /// `iat` is the current second rounded down and `exp = iat + ttl`, so
+    /// `expires_in` (the time left from *now*, rounded down) is `ttl - 1` unless the
+    /// request landed exactly on a whole second: 3599 for the default hour.
+    fn sign(
+        &self,
+        key: &keys::SigningKey,
+        client_id: &str,
+        audience: &str,
+        scopes: &[String],
+        ttl: i64,
+        extra_claims: Option<&str>,
+    ) -> Result<Issued, IssueError> {
         let now_nanos = self.clock.now_nanos();
         let iat = now_nanos.div_euclid(1_000_000_000);
-        let exp = iat + self.config.token_ttl_secs;
+        let exp = iat.saturating_add(ttl);
         let claims = token::Claims {
             iss: self.issuer.clone(),
             sub: client_id.to_owned(),
@@ -244,7 +288,7 @@ impl AppState {
             jti: secret::random_id::<16>()?,
             scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
         };
-        let token = token::sign(&self.keys.active(), &claims)?;
+        let token = token::sign(key, &claims, extra_claims)?;
         Ok(Issued {
             token,
             expires_in: expires_in(exp, now_nanos),
@@ -254,7 +298,12 @@ impl AppState {
 
 /// Whole seconds from `now_nanos` until `exp`, rounded down (RFC 6749 §5.1).
 fn expires_in(exp: i64, now_nanos: i64) -> u64 {
-    u64::try_from((exp * 1_000_000_000 - now_nanos).div_euclid(1_000_000_000)).unwrap_or(0)
+    u64::try_from(
+        exp.saturating_mul(1_000_000_000)
+            .saturating_sub(now_nanos)
+            .div_euclid(1_000_000_000),
+    )
+    .unwrap_or(0)
 }
 
 impl AppState {
@@ -272,6 +321,19 @@ impl AppState {
             .await
         {
             tracing::warn!(error = %e, "automatic key rotation failed; will retry");
+        }
+    }
+
+    /// Writes the usage counted since the last flush to the store; on failure the
+    /// counts wait for the next flush.
+    async fn flush_usage(&self) {
+        let rows = self.usage.drain();
+        if rows.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.add_usage(&rows).await {
+            tracing::warn!(error = %e, rows = rows.len(), "could not write usage counts; will retry");
+            self.usage.restore(rows);
         }
     }
 
@@ -357,6 +419,8 @@ impl Server {
                 clock,
                 keys,
                 limiter,
+                quotas: quota::Quotas::new(),
+                usage: usage::UsageCounter::new(),
                 metadata_json,
             }),
         })
@@ -404,9 +468,14 @@ impl Server {
             let mut tick = tokio::time::interval(state.config.key_poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_prune = std::time::Instant::now();
+            let mut last_flush = std::time::Instant::now();
             loop {
                 tick.tick().await;
                 metrics::upkeep();
+                if last_flush.elapsed() >= state.config.usage_flush_interval {
+                    last_flush = std::time::Instant::now();
+                    state.flush_usage().await;
+                }
                 if let Some(every) = state.config.key_rotation_interval {
                     state.rotate_if_due(every).await;
                 }
@@ -416,6 +485,7 @@ impl Server {
                 if last_prune.elapsed() >= state.config.prune_interval {
                     last_prune = std::time::Instant::now();
                     state.limiter.prune();
+                    state.quotas.prune(std::time::Instant::now());
                     state.prune().await;
                 }
             }
@@ -443,6 +513,8 @@ impl Server {
         )
         .await;
         background.abort();
+        // What was counted since the last flush (the in-flight requests are done).
+        self.state.flush_usage().await;
         let _ = stop_metrics.send(());
         if let Some(task) = metrics_task {
             let _ = task.await;

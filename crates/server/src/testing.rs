@@ -36,32 +36,31 @@ impl Raw<'_> {
     }
 
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        self.0.insert_client(c).await
+        self.0.insert_client(c, None).await
     }
 
-    pub async fn set_client_enabled(
+    /// Changes a stored client in place (read, `f`, write if unchanged; no audit
+    /// event); `false` when there is no such client.
+    pub async fn change_client(
         &self,
         id: &str,
-        enabled: bool,
-        now: Timestamp,
+        f: impl Fn(&mut ClientRecord),
     ) -> Result<bool, StoreError> {
-        self.0.set_client_enabled(id, enabled, now).await
-    }
-
-    pub async fn set_client_secret(
-        &self,
-        id: &str,
-        secret_hash: &str,
-        previous_expires_at: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.0
-            .set_client_secret(id, secret_hash, previous_expires_at, now)
-            .await
+        loop {
+            let Some(mut c) = self.0.get_client(id).await? else {
+                return Ok(false);
+            };
+            f(&mut c);
+            match self.0.update_client(&c, None).await? {
+                crate::store::Written::Done => return Ok(true),
+                crate::store::Written::Missing => return Ok(false),
+                crate::store::Written::Stale => continue,
+            }
+        }
     }
 
     pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        self.0.delete_client(id).await
+        Ok(self.0.delete_client(id, None, None).await? == crate::store::Written::Done)
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -69,7 +68,7 @@ impl Raw<'_> {
     }
 
     pub async fn rotate_key(&self, new: &KeyRecord, now: Timestamp) -> Result<(), StoreError> {
-        self.0.rotate_key(new, now).await
+        self.0.rotate_key(new, now, None).await
     }
 
     pub async fn cover_key_ttl(&self, kid: &str, ttl: i64) -> Result<bool, StoreError> {
@@ -111,20 +110,14 @@ impl Raw<'_> {
         secret: &str,
         scopes: &str,
     ) -> Result<(), StoreError> {
-        self.0
-            .insert_client(&ClientRecord {
-                id: id.into(),
-                name: format!("client {id}"),
-                secret_hash: hash_secret(&ClientSecret::new(secret)),
-                previous_secret_hash: None,
-                previous_secret_expires_at: None,
-                scopes: crate::store::split_scopes(scopes),
-                audience: None,
-                enabled: true,
-                created_at: 0,
-                updated_at: 0,
-            })
-            .await
+        let mut c = ClientRecord::new(
+            id.into(),
+            format!("client {id}"),
+            hash_secret(&ClientSecret::new(secret)),
+            0,
+        );
+        c.scopes = crate::store::split_scopes(scopes);
+        self.0.insert_client(&c, None).await
     }
 }
 
@@ -135,6 +128,11 @@ impl AppState {
     }
 
     /// Signs a JWT for a client, as the token endpoint does after authentication.
+    /// Counts, flushes: writes the usage counted so far to the store now.
+    pub async fn flush_usage_now(&self) {
+        self.flush_usage().await;
+    }
+
     pub fn sign_token(
         &self,
         client_id: &str,

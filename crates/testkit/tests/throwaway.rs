@@ -125,7 +125,15 @@ async fn child_stores_through_the_throwaway_cluster() {
             )
             .await
             .unwrap();
-        assert_eq!(admin.client(&client.client_id).await.unwrap().name, "n");
+        assert_eq!(
+            admin
+                .client(&client.client_id)
+                .await
+                .unwrap()
+                .settings
+                .client_name,
+            "n"
+        );
     }
     let pid = std::fs::read_to_string(dir.join("data/postmaster.pid")).unwrap();
     let pid = pid.lines().next().unwrap();

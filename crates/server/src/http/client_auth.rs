@@ -40,6 +40,7 @@ impl From<ApiError> for Refused {
             },
             ApiError::InvalidClient { .. } => "missing_or_unsupported_client_authentication",
             ApiError::TooManyFailures { .. } => "rate_limited",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::PayloadTooLarge { .. } => "body_too_large",
             ApiError::BodyTimeout { .. } => "body_timeout",
             ApiError::Unavailable => "store_unavailable",
@@ -232,6 +233,11 @@ async fn authenticate(
     let current = client
         .as_ref()
         .map_or(secret::DUMMY_HASH, |c| c.secret_hash.as_str());
+    // A secret past its `client_secret_expires_at` (RFC 7591 §3.2.1) is compared all
+    // the same (the same work), and then does not count.
+    let expired = client
+        .as_ref()
+        .is_some_and(|c| c.secret_expires_at != 0 && c.secret_expires_at <= now);
     let previous = client.as_ref().and_then(|c| {
         c.previous_secret_hash
             .as_deref()
@@ -239,18 +245,24 @@ async fn authenticate(
     });
     // `|` rather than `||`: both hashes are always checked, so timing does not tell
     // whether a secret matched the current or the previous one.
-    let ok = secrets.iter().any(|s| {
-        secret::verify_secret(s, current)
-            | previous.map_or_else(|| secret::verify_dummy(s), |h| secret::verify_secret(s, h))
-    });
-    let reason = match client {
+    let (mut current_ok, mut previous_ok) = (false, false);
+    for s in &secrets {
+        current_ok |= secret::verify_secret(s, current);
+        previous_ok |=
+            previous.map_or_else(|| secret::verify_dummy(s), |h| secret::verify_secret(s, h));
+    }
+    let reason = match &client {
         None => "unknown_client",
-        Some(c) => match (ok, c.enabled) {
-            (true, true) => return Ok(c),
-            (true, false) => "disabled_client",
-            (false, _) => "wrong_secret",
+        Some(c) => match (current_ok && !expired, previous_ok, c.enabled) {
+            (true, _, true) | (_, true, true) => return Ok(c.clone()),
+            (true, _, false) | (_, true, false) => "disabled_client",
+            (false, false, _) if current_ok => "secret_expired",
+            (false, false, _) => "wrong_secret",
         },
     };
+    if let Some(c) = &client {
+        app.usage.count(&c.id, now, crate::usage::Outcome::Failed);
+    }
     let claimed = ids.first().copied().unwrap_or_default();
     // The claimed id is attacker-controlled: logged escaped (`?`) and cut short, so it
     // cannot forge log lines or flood the log.

@@ -26,6 +26,12 @@ pub enum ApiError {
     InvalidClient { description: Cow<'static, str> },
     /// Too many failed authentications: `429` with `Retry-After`.
     TooManyFailures { retry_after_secs: u64 },
+    /// The client's `tokens_per_minute` is used up: `429 temporarily_unavailable`
+    /// with `Retry-After`.
+    QuotaExceeded {
+        per_minute: u32,
+        retry_after_secs: u64,
+    },
     /// `401` from a bearer-protected endpoint, RFC 6750 §3.
     InvalidToken {
         description: String,
@@ -181,6 +187,23 @@ impl IntoResponse for ApiError {
                         ErrorCode::InvalidClient,
                         format!(
                             "too many failed client authentications from this client_id or address; fix the credentials and retry after {retry_after_secs} s (requests with the right credentials are never limited)"
+                        ),
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                r
+            }
+            Self::QuotaExceeded {
+                per_minute,
+                retry_after_secs,
+            } => {
+                let mut r = no_store_json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    body(
+                        ErrorCode::TemporarilyUnavailable,
+                        format!(
+                            "this client may get {per_minute} tokens a minute and has had them; cache the token and reuse it until shortly before it expires (expires_in) instead of asking for one per call; retry after {retry_after_secs} s"
                         ),
                     ),
                 );

@@ -190,7 +190,12 @@ pub async fn revoke(
         let Some(revocable) = revocable else {
             return Ok(revoked());
         };
-        match app.admin.revoke(&caller.id, revocable).await {
+        let actor = crate::admin::Actor::client(
+            &caller.id,
+            super::request_id(&headers),
+            Some(peer.ip().to_string()),
+        );
+        match app.admin.revoke(&actor, revocable).await {
             Ok(()) => {
                 metrics::counter!("auth_broker_tokens_revoked_total").increment(1);
                 Ok(revoked())

@@ -50,6 +50,14 @@ impl MakeRequestId for Ids {
     }
 }
 
+/// The request's id (set or adopted by the request-id layer), for the audit trail.
+pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 fn only(allow: &'static str) -> impl Fn() -> std::future::Ready<ApiError> + Clone {
     move || std::future::ready(ApiError::MethodNotAllowed { allow })
 }

@@ -4,6 +4,7 @@ use super::client_auth::{self, Refused};
 use super::error::{ApiError, no_store_json};
 use crate::AppState;
 use crate::store::ClientRecord;
+use crate::usage::Outcome;
 use auth_broker_proto::token::TOKEN_TYPE_BEARER;
 use auth_broker_proto::{
     AccessToken, ErrorCode, Form, GRANT_CLIENT_CREDENTIALS, TokenResponse, scope,
@@ -85,8 +86,20 @@ async fn handle(
 
     let granted = granted_scopes(&client, form.get_nonempty("scope"))?;
     let audience = target_audience(app, &client, &form)?;
+    let now = app.clock.now_secs();
+    if let Some(per_minute) = client.tokens_per_minute
+        && let Err(wait) = app
+            .quotas
+            .take(&client.id, per_minute, std::time::Instant::now())
+    {
+        app.usage.count(&client.id, now, Outcome::Limited);
+        return Err(Refused::from(ApiError::QuotaExceeded {
+            per_minute,
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        }));
+    }
     let issued = app
-        .issue(&client.id, audience, &granted)
+        .issue(&client, audience, &granted)
         .await
         .map_err(ApiError::from)?;
     let response = TokenResponse {
@@ -106,25 +119,31 @@ async fn handle(
     // yield with nothing else ready costs one non-blocking poll.
     tokio::task::yield_now().await;
     metrics::counter!("auth_broker_tokens_issued_total").increment(1);
+    app.usage.count(&client.id, now, Outcome::Issued);
     tracing::debug!(client_id = %client.id, scope = %response.scope.as_deref().unwrap_or(""), "token issued");
     Ok(no_store_json(StatusCode::OK, json))
 }
 
-/// The token's `aud`: the client's audience (the issuer when it has none). A request
-/// may name it with `audience` or with RFC 8707 `resource` (§2: the resource it
-/// wants a token for), or both; naming anything else is `invalid_target` (RFC 8707
-/// §2), never silently ignored, so a client that asked for the wrong API learns it
-/// here rather than from that API's `401`.
+/// The token's `aud`: one of the client's audiences (the issuer when it has none),
+/// the first unless the request names another with `audience` or RFC 8707
+/// `resource` (§2: the resource it wants a token for); naming one the client does not
+/// have (or two different ones) is `invalid_target` (RFC 8707 §2), never silently
+/// ignored, so a client that asked for the wrong API learns it here rather than from
+/// that API's `401`.
 fn target_audience<'a>(
     app: &'a AppState,
     client: &'a ClientRecord,
     form: &Form,
 ) -> Result<&'a str, ApiError> {
-    let audience = client.audience.as_deref().unwrap_or(&app.issuer);
+    let allowed: &[String] = &client.audiences;
+    let issuer = std::slice::from_ref(&app.issuer);
+    let allowed = if allowed.is_empty() { issuer } else { allowed };
+    let mut chosen: Option<(&str, &'a str)> = None;
     for param in ["audience", "resource"] {
-        if let Some(asked) = form.get_nonempty(param)
-            && asked != audience
-        {
+        let Some(asked) = form.get_nonempty(param) else {
+            continue;
+        };
+        let Some(found) = allowed.iter().find(|a| *a == asked) else {
             let shown: String = asked
                 .chars()
                 .filter(|c| !c.is_control())
@@ -133,12 +152,24 @@ fn target_audience<'a>(
             return Err(ApiError::bad(
                 ErrorCode::InvalidTarget,
                 format!(
-                    "this client's tokens are for the audience '{audience}', not '{shown}' ({param}); omit '{param}' or ask for that one"
+                    "this client's tokens may be for '{}', not '{shown}' ({param}); omit '{param}' or ask for one of those",
+                    allowed.join("', '")
+                ),
+            ));
+        };
+        if let Some((other, prev)) = chosen
+            && prev != found.as_str()
+        {
+            return Err(ApiError::bad(
+                ErrorCode::InvalidTarget,
+                format!(
+                    "'{other}' and '{param}' name different audiences; a token has one, so name it once"
                 ),
             ));
         }
+        chosen = Some((param, found.as_str()));
     }
-    Ok(audience)
+    Ok(chosen.map_or(allowed[0].as_str(), |(_, a)| a))
 }
 
 fn check_grant_type(form: &Form) -> Result<(), ApiError> {

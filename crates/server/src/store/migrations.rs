@@ -1,6 +1,8 @@
 //! Versioned schema migrations, applied in order on start.
 //!
-//! A migration is never edited once released; a change is a new entry. Each backend
+//! A migration is never edited once released; a change is a new entry. Each keeps
+//! what older versions read working (a rolling upgrade runs both for a while): new
+//! columns have defaults, and none is dropped or renamed. Each backend
 //! has its own list because the SQL dialects differ, and the two lists keep the same
 //! version numbers so a schema version means the same thing on both.
 //! (A crate such as `refinery` would do the same bookkeeping; it is a few lines here
@@ -61,6 +63,48 @@ pub const SQLITE: &[Migration] = &[
         "the longest token lifetime each signing key has signed for",
         "ALTER TABLE signing_keys ADD COLUMN max_token_ttl INTEGER;",
     ),
+    (
+        4,
+        "per-client settings, versions, the audit trail and usage",
+        "ALTER TABLE clients ADD COLUMN audiences TEXT NOT NULL DEFAULT '';
+    UPDATE clients SET audiences = COALESCE(audience, '');
+    ALTER TABLE clients ADD COLUMN access_token_ttl INTEGER;
+    ALTER TABLE clients ADD COLUMN extra_claims TEXT;
+    ALTER TABLE clients ADD COLUMN tokens_per_minute INTEGER;
+    ALTER TABLE clients ADD COLUMN token_endpoint_auth_method TEXT NOT NULL DEFAULT 'client_secret_basic';
+    ALTER TABLE clients ADD COLUMN client_secret_expires_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE clients ADD COLUMN secret_issued_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE clients SET secret_issued_at = created_at;
+    ALTER TABLE clients ADD COLUMN contacts TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE clients ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE clients ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE clients ADD COLUMN tokens_revoked_before INTEGER;
+    CREATE INDEX clients_by_creation ON clients (created_at, id);
+    CREATE TABLE audit_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        changes TEXT NOT NULL,
+        request_id TEXT,
+        peer TEXT
+    );
+    CREATE INDEX audit_events_by_target ON audit_events (target, id);
+    CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+    CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+    CREATE TABLE usage (
+        client_id TEXT NOT NULL,
+        minute INTEGER NOT NULL,
+        issued INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        limited INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (client_id, minute)
+    );
+    CREATE INDEX usage_by_minute ON usage (minute);",
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -114,6 +158,48 @@ pub const POSTGRES: &[Migration] = &[
         3,
         "the longest token lifetime each signing key has signed for",
         "ALTER TABLE signing_keys ADD COLUMN max_token_ttl BIGINT;",
+    ),
+    (
+        4,
+        "per-client settings, versions, the audit trail and usage",
+        "ALTER TABLE clients ADD COLUMN audiences TEXT NOT NULL DEFAULT '';
+    UPDATE clients SET audiences = COALESCE(audience, '');
+    ALTER TABLE clients ADD COLUMN access_token_ttl BIGINT;
+    ALTER TABLE clients ADD COLUMN extra_claims TEXT;
+    ALTER TABLE clients ADD COLUMN tokens_per_minute BIGINT;
+    ALTER TABLE clients ADD COLUMN token_endpoint_auth_method TEXT NOT NULL DEFAULT 'client_secret_basic';
+    ALTER TABLE clients ADD COLUMN client_secret_expires_at BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE clients ADD COLUMN secret_issued_at BIGINT NOT NULL DEFAULT 0;
+    UPDATE clients SET secret_issued_at = created_at;
+    ALTER TABLE clients ADD COLUMN contacts TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE clients ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE clients ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+    ALTER TABLE clients ADD COLUMN tokens_revoked_before BIGINT;
+    CREATE INDEX clients_by_creation ON clients (created_at, id);
+    CREATE TABLE audit_events (
+        id BIGSERIAL PRIMARY KEY,
+        at BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        changes TEXT NOT NULL,
+        request_id TEXT,
+        peer TEXT
+    );
+    CREATE INDEX audit_events_by_target ON audit_events (target, id);
+    CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'audit events are append-only'; END $$;
+    CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_events
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+    CREATE TABLE usage (
+        client_id TEXT NOT NULL,
+        minute BIGINT NOT NULL,
+        issued BIGINT NOT NULL DEFAULT 0,
+        failed BIGINT NOT NULL DEFAULT 0,
+        limited BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (client_id, minute)
+    );
+    CREATE INDEX usage_by_minute ON usage (minute);",
     ),
 ];
 

@@ -17,9 +17,14 @@
 /// every request. Defined before the backend modules so both see it.
 macro_rules! client_columns {
     () => {
-        "id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, scopes, audience, enabled, created_at, updated_at"
+        "id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, scopes, audience, enabled, created_at, updated_at, \
+         audiences, access_token_ttl, extra_claims, tokens_per_minute, token_endpoint_auth_method, client_secret_expires_at, \
+         contacts, description, version, tokens_revoked_before, secret_issued_at"
     };
 }
+
+/// The number of [`client_columns`], for the placeholders of a full-row write.
+const CLIENT_COLUMNS: usize = 21;
 
 mod client_cache;
 mod migrations;
@@ -46,11 +51,62 @@ pub struct ClientRecord {
     pub previous_secret_expires_at: Option<Timestamp>,
     /// The scopes the client may request, in the order they were given.
     pub scopes: Vec<String>,
-    /// The `aud` of its tokens; `None` means the issuer.
-    pub audience: Option<String>,
+    /// The `aud` values its tokens may carry, the default first; empty: the issuer.
+    /// (Stored in `audiences`, with the first also in `audience`, the column older
+    /// versions read, so that a replica not yet upgraded keeps the default audience.)
+    pub audiences: Vec<String>,
     pub enabled: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Its tokens' lifetime in seconds; `None`: the broker's default.
+    pub access_token_ttl: Option<i64>,
+    /// Static claims for its JWTs: a JSON object's text, validated when set (no
+    /// registered claim names), spliced into the claims as it is.
+    pub extra_claims: Option<String>,
+    /// A cap on successful token requests per minute.
+    pub tokens_per_minute: Option<u32>,
+    /// `token_endpoint_auth_method` (RFC 7591), as its name.
+    pub auth_method: String,
+    /// When the current secret stops working; 0: never (RFC 7591 §3.2.1).
+    pub secret_expires_at: Timestamp,
+    pub contacts: Vec<String>,
+    pub description: String,
+    /// Raised by every change: the `ETag` of the admin API, and what an update
+    /// checks so that two concurrent changes never silently overwrite each other.
+    pub version: i64,
+    /// Tokens issued to it up to this second are inactive (revoke-tokens).
+    pub tokens_revoked_before: Option<Timestamp>,
+    /// When the current secret was made: with `secret_expires_at`, the lifetime a
+    /// rotation gives the next secret.
+    pub secret_issued_at: Timestamp,
+}
+
+impl ClientRecord {
+    /// A record with the settings' defaults, for a new client.
+    pub fn new(id: String, name: String, secret_hash: String, now: Timestamp) -> Self {
+        Self {
+            id,
+            name,
+            secret_hash,
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
+            scopes: Vec::new(),
+            audiences: Vec::new(),
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+            access_token_ttl: None,
+            extra_claims: None,
+            tokens_per_minute: None,
+            auth_method: "client_secret_basic".into(),
+            secret_expires_at: 0,
+            contacts: Vec::new(),
+            description: String::new(),
+            version: 1,
+            tokens_revoked_before: None,
+            secret_issued_at: now,
+        }
+    }
 }
 
 impl std::fmt::Debug for ClientRecord {
@@ -60,10 +116,103 @@ impl std::fmt::Debug for ClientRecord {
             .field("name", &self.name)
             .field("secret_hash", &"[redacted]")
             .field("scopes", &self.scopes)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .field("enabled", &self.enabled)
+            .field("version", &self.version)
             .finish_non_exhaustive()
     }
+}
+
+/// An audit event, appended in the same transaction as the change it records (a
+/// change that is not audited did not happen). Never a secret nor its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: &'static str,
+    pub target: String,
+    /// A JSON object: each changed field's `[old, new]`.
+    pub changes: String,
+    pub request_id: Option<String>,
+    pub peer: Option<String>,
+}
+
+/// An audit event as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub changes: String,
+    pub request_id: Option<String>,
+    pub peer: Option<String>,
+}
+
+/// Which audit events to read: newest first, before the event id `before`.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub target: Option<String>,
+    pub action: Option<String>,
+    pub since_ms: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// Which clients to read: oldest first, after the `(created_at, id)` cursor, so a
+/// page boundary stays where it was when clients are added meanwhile.
+#[derive(Clone, Debug, Default)]
+pub struct ClientQuery {
+    /// A case-insensitive substring of the name, id or description.
+    pub q: Option<String>,
+    pub enabled: Option<bool>,
+    pub after: Option<(Timestamp, String)>,
+    pub limit: i64,
+}
+
+/// One client's use in one minute, as counted by one replica (added up in the store).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsageRow {
+    pub client_id: String,
+    /// Unix seconds of the minute's start.
+    pub minute: Timestamp,
+    pub issued: i64,
+    pub failed: i64,
+    pub limited: i64,
+}
+
+/// What a conditional write found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    /// The row's version was not the one expected: someone changed it meanwhile.
+    Stale,
+    /// No such row.
+    Missing,
+}
+
+/// Escapes `%`, `_` and the escape character itself for a `LIKE ... ESCAPE '\'`.
+pub(crate) fn like_pattern(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+pub(crate) fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn parse_json_list(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
 }
 
 /// A signing key as stored. `private_key` is PKCS#8 DER and never leaves the process.
@@ -298,38 +447,68 @@ impl Store {
         dispatch!(self, s => s.get_client_by_name(name).await)
     }
 
+    /// Every client, oldest first.
     pub(crate) async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         dispatch!(self, s => s.list_clients().await)
     }
 
-    pub(crate) async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        dispatch!(self, s => s.insert_client(c).await)
+    /// One page of clients, oldest first (see [`ClientQuery`]).
+    pub(crate) async fn find_clients(
+        &self,
+        q: &ClientQuery,
+    ) -> Result<Vec<ClientRecord>, StoreError> {
+        dispatch!(self, s => s.find_clients(q).await)
     }
 
-    /// Enables or disables a client; `false` when there is no such client.
-    pub(crate) async fn set_client_enabled(
+    /// Registers a client, with its audit event, in one transaction.
+    pub(crate) async fn insert_client(
+        &self,
+        c: &ClientRecord,
+        event: Option<&NewEvent>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_client(c, event).await)
+    }
+
+    /// Writes `c` over the stored row if that row's version is still `c.version`,
+    /// raising it by one, and appends the audit event, in one transaction.
+    pub(crate) async fn update_client(
+        &self,
+        c: &ClientRecord,
+        event: Option<&NewEvent>,
+    ) -> Result<Written, StoreError> {
+        dispatch!(self, s => s.update_client(c, event).await)
+    }
+
+    /// Deletes a client (if its version is `version`, when given), with its audit event.
+    pub(crate) async fn delete_client(
         &self,
         id: &str,
-        enabled: bool,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.set_client_enabled(id, enabled, now).await)
+        version: Option<i64>,
+        event: Option<&NewEvent>,
+    ) -> Result<Written, StoreError> {
+        dispatch!(self, s => s.delete_client(id, version, event).await)
     }
 
-    /// Replaces a client's secret hash. With `previous_expires_at`, the old hash keeps
-    /// working until then (secret rotation with grace); otherwise it stops at once.
-    pub(crate) async fn set_client_secret(
+    /// Audit events, newest first.
+    pub(crate) async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        dispatch!(self, s => s.audit_events(q).await)
+    }
+
+    /// Adds a batch of per-minute counts (from one replica's memory) to the stored
+    /// ones, in one transaction.
+    pub(crate) async fn add_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        dispatch!(self, s => s.add_usage(rows).await)
+    }
+
+    /// One client's per-minute counts from `from` to `to` (minutes' starts, Unix
+    /// seconds, inclusive), summed over replicas.
+    pub(crate) async fn usage(
         &self,
-        id: &str,
-        secret_hash: &str,
-        previous_expires_at: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.set_client_secret(id, secret_hash, previous_expires_at, now).await)
-    }
-
-    pub(crate) async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.delete_client(id).await)
+        client_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        dispatch!(self, s => s.usage(client_id, from, to).await)
     }
 
     /// Every stored key, newest first.
@@ -347,13 +526,16 @@ impl Store {
         dispatch!(self, s => s.ensure_active_key(alg, make).await)
     }
 
-    /// Makes `new` the active key for its algorithm and retires the old one, atomically.
+    /// Makes `new` the active key for its algorithm and retires the old one, atomically,
+    /// with the audit event (its `target` and `changes` are filled in here: the new
+    /// kid, and the active kid before and after).
     pub(crate) async fn rotate_key(
         &self,
         new: &KeyRecord,
         now: Timestamp,
+        event: Option<&NewEvent>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.rotate_key(new, now).await)
+        dispatch!(self, s => s.rotate_key(new, now, event).await)
     }
 
     /// Rotates only when the active key for `alg` was created at or before
@@ -365,8 +547,9 @@ impl Store {
         created_before: Timestamp,
         now: Timestamp,
         make: impl FnOnce() -> Result<KeyRecord, crate::keys::KeyError> + Send + 'static,
+        event: Option<&NewEvent>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        dispatch!(self, s => s.rotate_key_if_older(alg, created_before, now, make).await)
+        dispatch!(self, s => s.rotate_key_if_older(alg, created_before, now, make, event).await)
     }
 
     /// Raises the key's [`KeyRecord::max_token_ttl`] to at least `ttl`; a broker calls
@@ -382,8 +565,9 @@ impl Store {
         client_id: &str,
         expires_at: Timestamp,
         now: Timestamp,
+        event: Option<&NewEvent>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.revoke(jti, client_id, expires_at, now).await)
+        dispatch!(self, s => s.revoke(jti, client_id, expires_at, now, event).await)
     }
 
     pub(crate) async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
@@ -401,9 +585,14 @@ impl Store {
         dispatch!(self, s => s.get_opaque(token_hash).await)
     }
 
-    /// Removes an opaque token (its revocation); `false` when there was none.
-    pub(crate) async fn delete_opaque(&self, token_hash: &str) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.delete_opaque(token_hash).await)
+    /// Removes an opaque token (its revocation), with the audit event; `false` when
+    /// there was none.
+    pub(crate) async fn delete_opaque(
+        &self,
+        token_hash: &str,
+        event: Option<&NewEvent>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_opaque(token_hash, event).await)
     }
 
     /// Deletes revocations and opaque tokens that have expired, and retired keys
@@ -437,6 +626,11 @@ pub fn redact_url(url: &str) -> String {
 
 pub(crate) fn join_scopes(scopes: &[String]) -> String {
     scopes.join(" ")
+}
+
+/// The old `audience` column: the default audience (see [`ClientRecord::audiences`]).
+pub(crate) fn default_audience(c: &ClientRecord) -> Option<&str> {
+    c.audiences.first().map(String::as_str)
 }
 
 pub(crate) fn split_scopes(s: &str) -> Vec<String> {

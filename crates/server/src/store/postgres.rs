@@ -1,8 +1,9 @@
 //! The PostgreSQL store, for several broker replicas sharing one database.
 
 use super::{
-    ClientRecord, KeyRecord, OpaqueRecord, Pruned, STORE_TIMEOUT, StoreError, Timestamp,
-    join_scopes, migrations, split_scopes,
+    AuditQuery, AuditRow, ClientQuery, ClientRecord, KeyRecord, NewEvent, OpaqueRecord, Pruned,
+    STORE_TIMEOUT, StoreError, Timestamp, UsageRow, Written, default_audience, join_scopes,
+    json_list, like_pattern, migrations, parse_json_list, split_scopes,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::future::Future;
@@ -77,11 +78,117 @@ fn client_from_row(r: &Row) -> Result<ClientRecord, tokio_postgres::Error> {
         previous_secret_hash: r.try_get(3)?,
         previous_secret_expires_at: r.try_get(4)?,
         scopes: split_scopes(r.try_get::<_, &str>(5)?),
-        audience: r.try_get(6)?,
+        // 6: `audience`, the default audience older versions read; `audiences` has it.
         enabled: r.try_get(7)?,
         created_at: r.try_get(8)?,
         updated_at: r.try_get(9)?,
+        audiences: split_scopes(r.try_get::<_, &str>(10)?),
+        access_token_ttl: r.try_get(11)?,
+        extra_claims: r.try_get(12)?,
+        tokens_per_minute: r
+            .try_get::<_, Option<i64>>(13)?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        auth_method: r.try_get(14)?,
+        secret_expires_at: r.try_get(15)?,
+        contacts: parse_json_list(r.try_get::<_, &str>(16)?),
+        description: r.try_get(17)?,
+        version: r.try_get(18)?,
+        tokens_revoked_before: r.try_get(19)?,
+        secret_issued_at: r.try_get(20)?,
     })
+}
+
+/// The values of every client column, in [`client_columns`] order, the secret
+/// hashes wrapped so that no log shows them.
+struct ClientValues<'a> {
+    c: &'a ClientRecord,
+    secret_hash: Sensitive<&'a String>,
+    previous_secret_hash: Sensitive<&'a Option<String>>,
+    scopes: String,
+    audience: Option<String>,
+    audiences: String,
+    tokens_per_minute: Option<i64>,
+    contacts: String,
+}
+
+impl<'a> ClientValues<'a> {
+    fn of(c: &'a ClientRecord) -> Self {
+        Self {
+            c,
+            secret_hash: Sensitive(&c.secret_hash),
+            previous_secret_hash: Sensitive(&c.previous_secret_hash),
+            scopes: join_scopes(&c.scopes),
+            audience: default_audience(c).map(str::to_owned),
+            audiences: join_scopes(&c.audiences),
+            tokens_per_minute: c.tokens_per_minute.map(i64::from),
+            contacts: json_list(&c.contacts),
+        }
+    }
+
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); super::CLIENT_COLUMNS] {
+        let c = self.c;
+        [
+            &c.id,
+            &c.name,
+            &self.secret_hash,
+            &self.previous_secret_hash,
+            &c.previous_secret_expires_at,
+            &self.scopes,
+            &self.audience,
+            &c.enabled,
+            &c.created_at,
+            &c.updated_at,
+            &self.audiences,
+            &c.access_token_ttl,
+            &c.extra_claims,
+            &self.tokens_per_minute,
+            &c.auth_method,
+            &c.secret_expires_at,
+            &self.contacts,
+            &c.description,
+            &c.version,
+            &c.tokens_revoked_before,
+            &c.secret_issued_at,
+        ]
+    }
+}
+
+async fn insert_event(
+    tx: &deadpool_postgres::Transaction<'_>,
+    e: &NewEvent,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit_events (at, actor, action, target, changes, request_id, peer) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&e.at_ms, &e.actor, &e.action, &e.target, &e.changes, &e.request_id, &e.peer],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A key rotation's audit event: the new kid, and the active kid before and after.
+async fn insert_key_event(
+    tx: &deadpool_postgres::Transaction<'_>,
+    e: &NewEvent,
+    alg: &str,
+    new_kid: &str,
+) -> Result<(), StoreError> {
+    let old: Option<String> = tx
+        .query_opt(
+            "SELECT kid FROM signing_keys WHERE alg = $1 AND retired_at IS NULL ORDER BY created_at DESC, kid LIMIT 1",
+            &[&alg],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    insert_event(
+        tx,
+        &NewEvent {
+            target: new_kid.to_owned(),
+            changes: serde_json::json!({ "active_kid": [old, new_kid] }).to_string(),
+            ..e.clone()
+        },
+    )
+    .await
 }
 
 fn key_from_row(r: &Row) -> Result<KeyRecord, tokio_postgres::Error> {
@@ -315,7 +422,8 @@ impl PgStore {
                     client_columns!(),
                     ", TRUE FROM clients WHERE id = $1 \
                      UNION ALL \
-                     SELECT $1, '', $2, NULL, NULL, '', NULL, FALSE, 0::BIGINT, 0::BIGINT, FALSE \
+                     SELECT $1, '', $2, NULL, NULL, '', NULL, FALSE, 0::BIGINT, 0::BIGINT, \
+                            '', NULL::BIGINT, NULL, NULL::BIGINT, '', 0::BIGINT, '[]', '', 0::BIGINT, NULL::BIGINT, 0::BIGINT, FALSE \
                      WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = $1)"
                 ))
                 .await?;
@@ -323,7 +431,7 @@ impl PgStore {
                 .query_one(&stmt, &[&id, &Sensitive(dummy_hash)])
                 .await?;
             let rec = client_from_row(&row)?;
-            Ok((row.try_get::<_, bool>(10)? && !unstorable).then(|| Arc::new(rec)))
+            Ok((row.try_get::<_, bool>(super::CLIENT_COLUMNS)? && !unstorable).then(|| Arc::new(rec)))
         })
         .await;
         if let Err(StoreError::Unavailable(_)) = read {
@@ -352,7 +460,7 @@ impl PgStore {
                     concat!(
                         "SELECT ",
                         client_columns!(),
-                        " FROM clients ORDER BY created_at, name"
+                        " FROM clients ORDER BY created_at, id"
                     ),
                     &[],
                 )
@@ -362,29 +470,51 @@ impl PgStore {
         .await
     }
 
-    pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        let r = bounded(async {
+    pub async fn find_clients(&self, q: &ClientQuery) -> Result<Vec<ClientRecord>, StoreError> {
+        let pattern = q.q.as_deref().map(like_pattern);
+        let (after_t, after_id) = q.after.clone().unzip();
+        bounded(async {
             let conn = self.conn().await?;
-            conn.execute(
+            let stmt = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    client_columns!(),
+                    " FROM clients WHERE ($1::TEXT IS NULL OR name ILIKE $1 OR id ILIKE $1 OR description ILIKE $1) \
+                     AND ($2::BOOLEAN IS NULL OR enabled = $2) \
+                     AND ($3::BIGINT IS NULL OR (created_at, id) > ($3, $4::TEXT)) \
+                     ORDER BY created_at, id LIMIT $5"
+                ))
+                .await?;
+            let rows = conn
+                .query(&stmt, &[&pattern, &q.enabled, &after_t, &after_id, &q.limit])
+                .await?;
+            Ok(rows.iter().map(client_from_row).collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn insert_client(
+        &self,
+        c: &ClientRecord,
+        event: Option<&NewEvent>,
+    ) -> Result<(), StoreError> {
+        let r = bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let values = ClientValues::of(c);
+            tx.execute(
                 concat!(
                     "INSERT INTO clients (",
                     client_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
                 ),
-                &[
-                    &c.id,
-                    &c.name,
-                    &Sensitive(&c.secret_hash),
-                    &Sensitive(&c.previous_secret_hash),
-                    &c.previous_secret_expires_at,
-                    &join_scopes(&c.scopes),
-                    &c.audience,
-                    &c.enabled,
-                    &c.created_at,
-                    &c.updated_at,
-                ],
+                &values.params(),
             )
             .await?;
+            if let Some(e) = event {
+                insert_event(&tx, e).await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
         .await;
@@ -392,6 +522,184 @@ impl PgStore {
             Err(StoreError::DuplicateName(_)) => Err(StoreError::DuplicateName(c.name.clone())),
             r => r,
         }
+    }
+
+    pub async fn update_client(
+        &self,
+        c: &ClientRecord,
+        event: Option<&NewEvent>,
+    ) -> Result<Written, StoreError> {
+        let r = bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let values = ClientValues::of(c);
+            // Every column but created_at (the 9th), which never changes; the version
+            // is checked ($18) and raised.
+            let params: Vec<_> = values
+                .params()
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 8)
+                .map(|(_, p)| p)
+                .collect();
+            let n = tx
+                .execute(
+                    "UPDATE clients SET name = $2, secret_hash = $3, previous_secret_hash = $4, \
+                     previous_secret_expires_at = $5, scopes = $6, audience = $7, enabled = $8, \
+                     updated_at = $9, audiences = $10, access_token_ttl = $11, extra_claims = $12, \
+                     tokens_per_minute = $13, token_endpoint_auth_method = $14, \
+                     client_secret_expires_at = $15, contacts = $16, description = $17, \
+                     version = version + 1, tokens_revoked_before = $19, secret_issued_at = $20 \
+                     WHERE id = $1 AND version = $18",
+                    &params,
+                )
+                .await?;
+            if n == 0 {
+                let exists = tx
+                    .query_opt("SELECT 1 FROM clients WHERE id = $1", &[&c.id])
+                    .await?
+                    .is_some();
+                return Ok(if exists {
+                    Written::Stale
+                } else {
+                    Written::Missing
+                });
+            }
+            if let Some(e) = event {
+                insert_event(&tx, e).await?;
+            }
+            tx.commit().await?;
+            Ok(Written::Done)
+        })
+        .await;
+        match r {
+            Err(StoreError::DuplicateName(_)) => Err(StoreError::DuplicateName(c.name.clone())),
+            r => r,
+        }
+    }
+
+    pub async fn delete_client(
+        &self,
+        id: &str,
+        version: Option<i64>,
+        event: Option<&NewEvent>,
+    ) -> Result<Written, StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let n = tx
+                .execute(
+                    "DELETE FROM clients WHERE id = $1 AND ($2::BIGINT IS NULL OR version = $2)",
+                    &[&id, &version],
+                )
+                .await?;
+            if n == 0 {
+                let exists = tx
+                    .query_opt("SELECT 1 FROM clients WHERE id = $1", &[&id])
+                    .await?
+                    .is_some();
+                return Ok(if exists {
+                    Written::Stale
+                } else {
+                    Written::Missing
+                });
+            }
+            if let Some(e) = event {
+                insert_event(&tx, e).await?;
+            }
+            tx.commit().await?;
+            Ok(Written::Done)
+        })
+        .await
+    }
+
+    pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached(
+                    "SELECT id, at, actor, action, target, changes, request_id, peer FROM audit_events \
+                     WHERE ($1::TEXT IS NULL OR target = $1) AND ($2::TEXT IS NULL OR action = $2) \
+                     AND ($3::BIGINT IS NULL OR at >= $3) AND ($4::BIGINT IS NULL OR id < $4) \
+                     ORDER BY id DESC LIMIT $5",
+                )
+                .await?;
+            let rows = conn
+                .query(
+                    &stmt,
+                    &[&q.target, &q.action, &q.since_ms, &q.before, &q.limit],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AuditRow {
+                        id: r.try_get(0)?,
+                        at_ms: r.try_get(1)?,
+                        actor: r.try_get(2)?,
+                        action: r.try_get(3)?,
+                        target: r.try_get(4)?,
+                        changes: r.try_get(5)?,
+                        request_id: r.try_get(6)?,
+                        peer: r.try_get(7)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn add_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO usage (client_id, minute, issued, failed, limited) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (client_id, minute) DO UPDATE SET issued = usage.issued + excluded.issued, \
+                     failed = usage.failed + excluded.failed, limited = usage.limited + excluded.limited",
+                )
+                .await?;
+            for r in rows {
+                tx.execute(
+                    &stmt,
+                    &[&r.client_id, &r.minute, &r.issued, &r.failed, &r.limited],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn usage(
+        &self,
+        client_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached(
+                    "SELECT client_id, minute, issued, failed, limited FROM usage \
+                     WHERE client_id = $1 AND minute >= $2 AND minute <= $3 ORDER BY minute",
+                )
+                .await?;
+            let rows = conn.query(&stmt, &[&client_id, &from, &to]).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(UsageRow {
+                        client_id: r.try_get(0)?,
+                        minute: r.try_get(1)?,
+                        issued: r.try_get(2)?,
+                        failed: r.try_get(3)?,
+                        limited: r.try_get(4)?,
+                    })
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn execute(
@@ -404,49 +712,6 @@ impl PgStore {
             Ok(conn.execute(sql, args).await?)
         })
         .await
-    }
-
-    pub async fn set_client_enabled(
-        &self,
-        id: &str,
-        enabled: bool,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .execute(
-                "UPDATE clients SET enabled = $2, updated_at = $3 WHERE id = $1",
-                &[&id, &enabled, &now],
-            )
-            .await?
-            == 1)
-    }
-
-    pub async fn set_client_secret(
-        &self,
-        id: &str,
-        secret_hash: &str,
-        previous_expires_at: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .execute(
-                "UPDATE clients SET
-                    previous_secret_hash = CASE WHEN $3::BIGINT IS NULL THEN NULL ELSE secret_hash END,
-                    previous_secret_expires_at = $3,
-                    secret_hash = $2,
-                    updated_at = $4
-                 WHERE id = $1",
-                &[&id, &Sensitive(secret_hash), &previous_expires_at, &now],
-            )
-            .await?
-            == 1)
-    }
-
-    pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .execute("DELETE FROM clients WHERE id = $1", &[&id])
-            .await?
-            == 1)
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -509,12 +774,20 @@ impl PgStore {
         .await
     }
 
-    pub async fn rotate_key(&self, new: &KeyRecord, now: Timestamp) -> Result<(), StoreError> {
+    pub async fn rotate_key(
+        &self,
+        new: &KeyRecord,
+        now: Timestamp,
+        event: Option<&NewEvent>,
+    ) -> Result<(), StoreError> {
         bounded(async {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEY_LOCK])
                 .await?;
+            if let Some(e) = event {
+                insert_key_event(&tx, e, &new.alg, &new.kid).await?;
+            }
             tx.execute(
                 "UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL",
                 &[&new.alg, &now],
@@ -532,6 +805,7 @@ impl PgStore {
         created_before: Timestamp,
         now: Timestamp,
         make: impl FnOnce() -> Result<KeyRecord, crate::keys::KeyError> + Send + 'static,
+        event: Option<&NewEvent>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         bounded(async {
             let mut conn = self.conn().await?;
@@ -550,6 +824,9 @@ impl PgStore {
             let new = tokio::task::spawn_blocking(make)
                 .await
                 .map_err(|e| StoreError::Task(e.to_string()))??;
+            if let Some(e) = event {
+                insert_key_event(&tx, e, &new.alg, &new.kid).await?;
+            }
             tx.execute(
                 "UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL",
                 &[&new.alg, &now],
@@ -568,13 +845,23 @@ impl PgStore {
         client_id: &str,
         expires_at: Timestamp,
         now: Timestamp,
+        event: Option<&NewEvent>,
     ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
-            &[&jti, &client_id, &expires_at, &now],
-        )
-        .await?;
-        Ok(())
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            tx.execute(
+                "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
+                &[&jti, &client_id, &expires_at, &now],
+            )
+            .await?;
+            if let Some(e) = event {
+                insert_event(&tx, e).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
@@ -630,14 +917,28 @@ impl PgStore {
         .await
     }
 
-    pub async fn delete_opaque(&self, token_hash: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .execute(
-                "DELETE FROM opaque_tokens WHERE token_hash = $1",
-                &[&Sensitive(token_hash)],
-            )
-            .await?
-            == 1)
+    pub async fn delete_opaque(
+        &self,
+        token_hash: &str,
+        event: Option<&NewEvent>,
+    ) -> Result<bool, StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let deleted = tx
+                .execute(
+                    "DELETE FROM opaque_tokens WHERE token_hash = $1",
+                    &[&Sensitive(token_hash)],
+                )
+                .await?
+                == 1;
+            if deleted && let Some(e) = event {
+                insert_event(&tx, e).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        })
+        .await
     }
 
     pub async fn cover_key_ttl(&self, kid: &str, ttl: i64) -> Result<bool, StoreError> {

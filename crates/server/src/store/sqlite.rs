@@ -7,8 +7,9 @@
 
 use super::client_cache::{ClientCache, Lookup};
 use super::{
-    ClientRecord, KeyRecord, OpaqueRecord, Pruned, StoreError, Timestamp, join_scopes, migrations,
-    split_scopes,
+    AuditQuery, AuditRow, ClientQuery, ClientRecord, KeyRecord, NewEvent, OpaqueRecord, Pruned,
+    StoreError, Timestamp, UsageRow, Written, default_audience, join_scopes, json_list,
+    like_pattern, migrations, parse_json_list, split_scopes,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
@@ -133,11 +134,84 @@ fn client_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
         previous_secret_hash: r.get(3)?,
         previous_secret_expires_at: r.get(4)?,
         scopes: split_scopes(&r.get::<_, String>(5)?),
-        audience: r.get(6)?,
+        // 6: `audience`, the default audience older versions read; `audiences` has it.
         enabled: r.get(7)?,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
+        audiences: split_scopes(&r.get::<_, String>(10)?),
+        access_token_ttl: r.get(11)?,
+        extra_claims: r.get(12)?,
+        tokens_per_minute: r.get(13)?,
+        auth_method: r.get(14)?,
+        secret_expires_at: r.get(15)?,
+        contacts: parse_json_list(&r.get::<_, String>(16)?),
+        description: r.get(17)?,
+        version: r.get(18)?,
+        tokens_revoked_before: r.get(19)?,
+        secret_issued_at: r.get(20)?,
     })
+}
+
+/// Every column of `c`, in [`client_columns`] order (the version as given).
+fn client_params(c: &ClientRecord) -> [Box<dyn rusqlite::ToSql>; super::CLIENT_COLUMNS] {
+    [
+        Box::new(c.id.clone()),
+        Box::new(c.name.clone()),
+        Box::new(c.secret_hash.clone()),
+        Box::new(c.previous_secret_hash.clone()),
+        Box::new(c.previous_secret_expires_at),
+        Box::new(join_scopes(&c.scopes)),
+        Box::new(default_audience(c).map(str::to_owned)),
+        Box::new(c.enabled),
+        Box::new(c.created_at),
+        Box::new(c.updated_at),
+        Box::new(join_scopes(&c.audiences)),
+        Box::new(c.access_token_ttl),
+        Box::new(c.extra_claims.clone()),
+        Box::new(c.tokens_per_minute),
+        Box::new(c.auth_method.clone()),
+        Box::new(c.secret_expires_at),
+        Box::new(json_list(&c.contacts)),
+        Box::new(c.description.clone()),
+        Box::new(c.version),
+        Box::new(c.tokens_revoked_before),
+        Box::new(c.secret_issued_at),
+    ]
+}
+
+fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_events (at, actor, action, target, changes, request_id, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        e.at_ms,
+        e.actor,
+        e.action,
+        e.target,
+        e.changes,
+        e.request_id,
+        e.peer
+    ])?;
+    Ok(())
+}
+
+/// The active kid of `alg` inside a write transaction, for a rotation's audit event.
+fn active_kid_in(conn: &Connection, alg: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT kid FROM signing_keys WHERE alg = ?1 AND retired_at IS NULL ORDER BY created_at DESC, kid LIMIT 1",
+        [alg],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// A key rotation's audit event: the new kid, and the active kid before and after.
+fn key_event(e: &NewEvent, old: Option<String>, new: &str) -> NewEvent {
+    NewEvent {
+        target: new.to_owned(),
+        changes: serde_json::json!({ "active_kid": [old, new] }).to_string(),
+        ..e.clone()
+    }
 }
 
 const KEY_COLUMNS: &str =
@@ -291,12 +365,13 @@ impl SqliteStore {
                     client_columns!(),
                     ", 1 FROM clients WHERE id = ?1 \
                      UNION ALL \
-                     SELECT ?1, '', ?2, NULL, NULL, '', NULL, 0, 0, 0, 0 \
+                     SELECT ?1, '', ?2, NULL, NULL, '', NULL, 0, 0, 0, \
+                            '', NULL, NULL, NULL, '', 0, '[]', '', 0, NULL, 0, 0 \
                      WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = ?1)"
                 ))?
                 .query_row([id, dummy_hash], |r| {
                     let rec = client_from_row(r)?;
-                    Ok(r.get::<_, bool>(10)?.then_some(rec))
+                    Ok(r.get::<_, bool>(super::CLIENT_COLUMNS)?.then_some(rec))
                 })
             })?
             .map(Arc::new);
@@ -327,89 +402,216 @@ impl SqliteStore {
             c.prepare(concat!(
                 "SELECT ",
                 client_columns!(),
-                " FROM clients ORDER BY created_at, name"
+                " FROM clients ORDER BY created_at, id"
             ))?
             .query_map([], client_from_row)?
             .collect()
         })
     }
 
-    pub async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        let c = client.clone();
+    pub async fn find_clients(&self, q: &ClientQuery) -> Result<Vec<ClientRecord>, StoreError> {
+        let pattern = q.q.as_deref().map(like_pattern);
+        let (after_t, after_id) = q.after.clone().unzip();
+        self.read(|c| {
+            c.prepare_cached(concat!(
+                "SELECT ",
+                client_columns!(),
+                " FROM clients WHERE (?1 IS NULL OR name LIKE ?1 ESCAPE '\\' OR id LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\') \
+                 AND (?2 IS NULL OR enabled = ?2) \
+                 AND (?3 IS NULL OR (created_at, id) > (?3, ?4)) \
+                 ORDER BY created_at, id LIMIT ?5"
+            ))?
+            .query_map(
+                params![pattern, q.enabled, after_t, after_id, q.limit],
+                client_from_row,
+            )?
+            .collect()
+        })
+    }
+
+    pub async fn insert_client(
+        &self,
+        client: &ClientRecord,
+        event: Option<&NewEvent>,
+    ) -> Result<(), StoreError> {
+        let (c, event) = (client.clone(), event.cloned());
         self.write(move |conn| {
-            let r = conn.execute(
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let r = tx.execute(
                 concat!(
                     "INSERT INTO clients (",
                     client_columns!(),
-                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
                 ),
-                params![
-                    c.id,
-                    c.name,
-                    c.secret_hash,
-                    c.previous_secret_hash,
-                    c.previous_secret_expires_at,
-                    join_scopes(&c.scopes),
-                    c.audience,
-                    c.enabled,
-                    c.created_at,
-                    c.updated_at
-                ],
+                rusqlite::params_from_iter(client_params(&c)),
             );
             match r {
                 Err(rusqlite::Error::SqliteFailure(f, _))
                     if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
                 {
-                    Err(StoreError::DuplicateName(c.name))
+                    return Err(StoreError::DuplicateName(c.name));
                 }
-                r => r.map(|_| ()).map_err(StoreError::from),
+                r => r?,
+            };
+            if let Some(e) = &event {
+                insert_event(&tx, e)?;
             }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
 
-    pub async fn set_client_enabled(
+    pub async fn update_client(
+        &self,
+        client: &ClientRecord,
+        event: Option<&NewEvent>,
+    ) -> Result<Written, StoreError> {
+        let (c, event) = (client.clone(), event.cloned());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Every column but id and created_at; the version is checked (?19) and
+            // raised.
+            let r = tx.execute(
+                "UPDATE clients SET name = ?2, secret_hash = ?3, previous_secret_hash = ?4, \
+                 previous_secret_expires_at = ?5, scopes = ?6, audience = ?7, enabled = ?8, \
+                 updated_at = ?10, audiences = ?11, access_token_ttl = ?12, extra_claims = ?13, \
+                 tokens_per_minute = ?14, token_endpoint_auth_method = ?15, \
+                 client_secret_expires_at = ?16, contacts = ?17, description = ?18, \
+                 version = version + 1, tokens_revoked_before = ?20, secret_issued_at = ?21 \
+                 WHERE id = ?1 AND version = ?19",
+                rusqlite::params_from_iter(client_params(&c)),
+            );
+            let n = match r {
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                {
+                    return Err(StoreError::DuplicateName(c.name));
+                }
+                r => r?,
+            };
+            if n == 0 {
+                let exists = tx
+                    .query_row("SELECT 1 FROM clients WHERE id = ?1", [&c.id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                return Ok(if exists {
+                    Written::Stale
+                } else {
+                    Written::Missing
+                });
+            }
+            if let Some(e) = &event {
+                insert_event(&tx, e)?;
+            }
+            tx.commit()?;
+            Ok(Written::Done)
+        })
+        .await
+    }
+
+    pub async fn delete_client(
         &self,
         id: &str,
-        enabled: bool,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let id = id.to_owned();
-        self.write(move |c| {
-            Ok(c.execute(
-                "UPDATE clients SET enabled = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, enabled, now],
-            )? == 1)
+        version: Option<i64>,
+        event: Option<&NewEvent>,
+    ) -> Result<Written, StoreError> {
+        let (id, event) = (id.to_owned(), event.cloned());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "DELETE FROM clients WHERE id = ?1 AND (?2 IS NULL OR version = ?2)",
+                params![id, version],
+            )?;
+            if n == 0 {
+                let exists = tx
+                    .query_row("SELECT 1 FROM clients WHERE id = ?1", [&id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                return Ok(if exists {
+                    Written::Stale
+                } else {
+                    Written::Missing
+                });
+            }
+            if let Some(e) = &event {
+                insert_event(&tx, e)?;
+            }
+            tx.commit()?;
+            Ok(Written::Done)
         })
         .await
     }
 
-    pub async fn set_client_secret(
+    pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, at, actor, action, target, changes, request_id, peer FROM audit_events \
+                 WHERE (?1 IS NULL OR target = ?1) AND (?2 IS NULL OR action = ?2) \
+                 AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR id < ?4) \
+                 ORDER BY id DESC LIMIT ?5",
+            )?
+            .query_map(
+                params![q.target, q.action, q.since_ms, q.before, q.limit],
+                |r| {
+                    Ok(AuditRow {
+                        id: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        changes: r.get(5)?,
+                        request_id: r.get(6)?,
+                        peer: r.get(7)?,
+                    })
+                },
+            )?
+            .collect()
+        })
+    }
+
+    pub async fn add_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        let rows = rows.to_vec();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO usage (client_id, minute, issued, failed, limited) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (client_id, minute) DO UPDATE SET issued = issued + excluded.issued, \
+                     failed = failed + excluded.failed, limited = limited + excluded.limited",
+                )?;
+                for r in &rows {
+                    st.execute(params![r.client_id, r.minute, r.issued, r.failed, r.limited])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn usage(
         &self,
-        id: &str,
-        secret_hash: &str,
-        previous_expires_at: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let (id, hash) = (id.to_owned(), secret_hash.to_owned());
-        self.write(move |c| {
-            Ok(c.execute(
-                "UPDATE clients SET
-                    previous_secret_hash = CASE WHEN ?3 IS NULL THEN NULL ELSE secret_hash END,
-                    previous_secret_expires_at = ?3,
-                    secret_hash = ?2,
-                    updated_at = ?4
-                 WHERE id = ?1",
-                params![id, hash, previous_expires_at, now],
-            )? == 1)
+        client_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT client_id, minute, issued, failed, limited FROM usage \
+                 WHERE client_id = ?1 AND minute >= ?2 AND minute <= ?3 ORDER BY minute",
+            )?
+            .query_map(params![client_id, from, to], |r| {
+                Ok(UsageRow {
+                    client_id: r.get(0)?,
+                    minute: r.get(1)?,
+                    issued: r.get(2)?,
+                    failed: r.get(3)?,
+                    limited: r.get(4)?,
+                })
+            })?
+            .collect()
         })
-        .await
-    }
-
-    pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        let id = id.to_owned();
-        self.write(move |c| Ok(c.execute("DELETE FROM clients WHERE id = ?1", [id])? == 1))
-            .await
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -465,10 +667,19 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn rotate_key(&self, new: &KeyRecord, now: Timestamp) -> Result<(), StoreError> {
-        let new = new.clone();
+    pub async fn rotate_key(
+        &self,
+        new: &KeyRecord,
+        now: Timestamp,
+        event: Option<&NewEvent>,
+    ) -> Result<(), StoreError> {
+        let (new, event) = (new.clone(), event.cloned());
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(e) = &event {
+                let old = active_kid_in(&tx, &new.alg)?;
+                insert_event(&tx, &key_event(e, old, &new.kid))?;
+            }
             tx.execute(
                 "UPDATE signing_keys SET retired_at = ?2 WHERE alg = ?1 AND retired_at IS NULL",
                 params![new.alg, now],
@@ -486,8 +697,9 @@ impl SqliteStore {
         created_before: Timestamp,
         now: Timestamp,
         make: impl FnOnce() -> Result<KeyRecord, crate::keys::KeyError> + Send + 'static,
+        event: Option<&NewEvent>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let alg = alg.to_owned();
+        let (alg, event) = (alg.to_owned(), event.cloned());
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let newest: Option<Timestamp> = tx.query_row(
@@ -499,6 +711,10 @@ impl SqliteStore {
                 return Ok(None);
             }
             let new = make()?;
+            if let Some(e) = &event {
+                let old = active_kid_in(&tx, &new.alg)?;
+                insert_event(&tx, &key_event(e, old, &new.kid))?;
+            }
             tx.execute(
                 "UPDATE signing_keys SET retired_at = ?2 WHERE alg = ?1 AND retired_at IS NULL",
                 params![new.alg, now],
@@ -516,13 +732,19 @@ impl SqliteStore {
         client_id: &str,
         expires_at: Timestamp,
         now: Timestamp,
+        event: Option<&NewEvent>,
     ) -> Result<(), StoreError> {
-        let (jti, client_id) = (jti.to_owned(), client_id.to_owned());
-        self.write(move |c| {
-            c.execute(
+        let (jti, client_id, event) = (jti.to_owned(), client_id.to_owned(), event.cloned());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
                 "INSERT OR IGNORE INTO revocations (jti, client_id, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4)",
                 params![jti, client_id, expires_at, now],
             )?;
+            if let Some(e) = &event {
+                insert_event(&tx, e)?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -569,10 +791,20 @@ impl SqliteStore {
         })
     }
 
-    pub async fn delete_opaque(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let h = token_hash.to_owned();
-        self.write(move |c| {
-            Ok(c.execute("DELETE FROM opaque_tokens WHERE token_hash = ?1", [h])? == 1)
+    pub async fn delete_opaque(
+        &self,
+        token_hash: &str,
+        event: Option<&NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let (h, event) = (token_hash.to_owned(), event.cloned());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let deleted = tx.execute("DELETE FROM opaque_tokens WHERE token_hash = ?1", [h])? == 1;
+            if deleted && let Some(e) = &event {
+                insert_event(&tx, e)?;
+            }
+            tx.commit()?;
+            Ok(deleted)
         })
         .await
     }

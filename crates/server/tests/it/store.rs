@@ -1,7 +1,8 @@
 //! The store interface, the same on SQLite and PostgreSQL.
 
 use crate::{expect_error, on_both_stores};
-use auth_broker_server::admin::{Actor, Admin, AdminError, KeyState, NewClient};
+use auth_broker_proto::admin::KeyState;
+use auth_broker_server::admin::{Actor, Admin, AdminError, NewClient};
 use auth_broker_server::clock::ManualClock;
 use auth_broker_server::testing::{Raw, SigningKey};
 use auth_broker_server::{Config, Server, SigningAlg, Store};
@@ -37,7 +38,7 @@ async fn clients_round_trip(backend: Backend) {
     let stored = raw.get_client(&c.client_id).await.unwrap().unwrap();
     assert!(!stored.secret_hash.contains(secret.expose_secret()));
     assert_eq!(admin.client(&c.client_id).await.unwrap(), c);
-    assert_eq!(c.scopes, ["a", "b"]);
+    assert_eq!(c.settings.scope, "a b");
     assert_eq!(c.created_at, 100);
     assert_eq!(
         admin
@@ -58,13 +59,13 @@ async fn clients_round_trip(backend: Backend) {
     };
     assert!(matches!(
         admin.create_client(&me, &bad).await,
-        Err(AdminError::Invalid { field: "scope", .. })
+        Err(AdminError::Invalid(e)) if e.len() == 1 && e[0].field == "scope"
     ));
     assert_eq!(admin.list_clients().await.unwrap().len(), 1);
     clock.advance_secs(2);
     admin.set_enabled(&me, &c.client_id, false).await.unwrap();
     let off = admin.client(&c.client_id).await.unwrap();
-    assert!(!off.enabled);
+    assert!(!off.settings.enabled);
     assert_eq!(off.updated_at, 102);
     assert!(matches!(
         admin.set_enabled(&me, "nope", false).await,
@@ -82,9 +83,9 @@ async fn clients_round_trip(backend: Backend) {
         admin.rotate_secret(&me, "nope", 0).await,
         Err(AdminError::NoSuchClient(_))
     ));
-    admin.delete_client(&me, &c.client_id).await.unwrap();
+    admin.delete_client(&me, &c.client_id, None).await.unwrap();
     assert!(matches!(
-        admin.delete_client(&me, &c.client_id).await,
+        admin.delete_client(&me, &c.client_id, None).await,
         Err(AdminError::NoSuchClient(_))
     ));
     assert!(raw.get_client(&c.client_id).await.unwrap().is_none());
@@ -149,7 +150,7 @@ const OUTAGE_BOUND: Duration = Duration::from_secs(7);
 struct BrokerBehindProxy {
     proxy: CuttableProxy,
     base: String,
-    client: auth_broker_server::admin::Client,
+    client: auth_broker_proto::admin::Client,
     secret: auth_broker_proto::ClientSecret,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -339,17 +340,10 @@ async fn sqlite_client_cache_sees_every_commit() {
         served.client_cache_stats()
     );
     let ids = ["c0", "c1", "c2", "unknown"];
-    let record = |id: &str, n: i64| ClientRecord {
-        id: id.to_owned(),
-        name: format!("{id}-{n}"),
-        secret_hash: format!("hash-{n}"),
-        previous_secret_hash: None,
-        previous_secret_expires_at: None,
-        scopes: vec!["read".into()],
-        audience: None,
-        enabled: true,
-        created_at: n,
-        updated_at: n,
+    let record = |id: &str, n: i64| {
+        let mut c = ClientRecord::new(id.to_owned(), format!("{id}-{n}"), format!("hash-{n}"), n);
+        c.scopes = vec!["read".into()];
+        c
     };
     for id in &ids[..3] {
         cli.insert_client(&record(id, 0)).await.unwrap();
@@ -359,14 +353,15 @@ async fn sqlite_client_cache_sees_every_commit() {
         let id = ids[(rng.next_u32() % 4) as usize];
         match rng.next_u32() % 6 {
             0 => {
-                let _ = cli.set_client_enabled(id, false, step).await.unwrap();
+                let _ = cli.change_client(id, |c| c.enabled = false).await.unwrap();
             }
             1 => {
-                let _ = cli.set_client_enabled(id, true, step).await.unwrap();
+                let _ = cli.change_client(id, |c| c.enabled = true).await.unwrap();
             }
             2 => {
+                let hash = format!("hash-{step}");
                 let _ = cli
-                    .set_client_secret(id, &format!("hash-{step}"), None, step)
+                    .change_client(id, |c| c.secret_hash.clone_from(&hash))
                     .await
                     .unwrap();
             }

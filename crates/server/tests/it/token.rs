@@ -220,7 +220,7 @@ async fn cli_changes_apply_to_the_next_request(backend: Backend) {
     );
     cli.set_enabled(&me, &id, true).await.unwrap();
     assert_eq!(b.request_token(&id, &secret).await.status(), 200);
-    cli.delete_client(&me, &id).await.unwrap();
+    cli.delete_client(&me, &id, None).await.unwrap();
     assert_eq!(b.request_token(&id, &secret).await.status(), 401);
 }
 

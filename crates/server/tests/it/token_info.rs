@@ -136,6 +136,6 @@ async fn expired_and_disabled(backend: Backend) {
     let me = auth_broker_server::admin::Actor::cli();
     b.admin().set_enabled(&me, &id, false).await.unwrap();
     refused(&b, Some(&format!("Bearer {t}")), "disabled since").await;
-    b.admin().delete_client(&me, &id).await.unwrap();
+    b.admin().delete_client(&me, &id, None).await.unwrap();
     refused(&b, Some(&format!("Bearer {t}")), "deleted since").await;
 }

@@ -1,0 +1,434 @@
+//! The admin API's wire types (`/admin/v1`), shared by the broker, the CLI (`--json`
+//! output, and `--admin-url` which reads them back) and the console.
+//!
+//! Setting names follow RFC 7591 (dynamic client registration) where it has one
+//! (`client_name`, `scope`, `token_endpoint_auth_method`, `client_secret_expires_at`,
+//! `contacts`, `jwks`, `jwks_uri`, ...); the others are this broker's (INTERFACE §5).
+//! Errors are RFC 9457 problem details ([`Problem`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2,
+/// `token_endpoint_auth_method`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A secret in HTTP Basic (RFC 6749 §2.3.1); `client_secret_post` is accepted too.
+    #[default]
+    ClientSecretBasic,
+    /// A secret in the form body; Basic is accepted too.
+    ClientSecretPost,
+    /// A JWT assertion signed with one of the client's keys (RFC 7523 §2.2).
+    PrivateKeyJwt,
+    /// A client certificate from a trusted CA, matched by subject (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// A self-signed client certificate registered in the client's JWKS (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 5] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+        }
+    }
+
+    /// Whether the client authenticates with a shared secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+}
+
+impl std::str::FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown token_endpoint_auth_method '{s}'; use one of: {}",
+                    Self::ALL.map(Self::as_str).join(", ")
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A client's settings: what `POST /admin/v1/clients` takes, what a JSON merge patch
+/// (RFC 7396) changes, and what every client shows (INTERFACE §5).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// Unique, human-readable; 1 to 200 characters without control characters.
+    pub client_name: String,
+    /// The scopes the client may request, space separated (RFC 6749 §3.3).
+    #[serde(default)]
+    pub scope: String,
+    /// The `aud` values its tokens may carry; the first is the default, a token
+    /// request picks another with `audience=` or `resource=` (RFC 8707). Empty: the
+    /// broker's issuer.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// Its tokens' lifetime in seconds; `null`: the broker's `--token-ttl`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 2678400))]
+    pub access_token_ttl: Option<u64>,
+    /// Static claims added to its JWTs. Registered names (`iss sub aud exp nbf iat
+    /// jti client_id scope cnf`) are refused.
+    #[serde(default)]
+    pub extra_claims: Map<String, Value>,
+    /// A cap on successful token requests per minute (`429` above it); `null`: none.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub tokens_per_minute: Option<u32>,
+    #[serde(default)]
+    pub token_endpoint_auth_method: AuthMethod,
+    /// Unix time after which the secret stops working; 0: never (RFC 7591 §3.2.1).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
+    pub client_secret_expires_at: i64,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Who to ask about this client (e-mail addresses, free text).
+    #[serde(default)]
+    pub contacts: Vec<String>,
+    /// Free text for operators.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A registered client, as every interface shows it: its settings, never its secret
+/// nor the secret's hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Client {
+    pub client_id: String,
+    #[serde(flatten)]
+    pub settings: ClientSettings,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// While the previous secret still works (a rotation with grace), until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<i64>,
+    /// Every token issued to it up to this Unix second is inactive (revoke-tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_revoked_before: Option<i64>,
+    /// Changes with every change of the client; its `ETag` is `"<version>"`.
+    pub version: i64,
+}
+
+/// `POST /admin/v1/clients`: the new client, with its secret shown this once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    pub client: Client,
+    /// Shown only here; only a hash is stored.
+    pub client_secret: String,
+}
+
+/// `POST /admin/v1/clients/{client_id}/secret`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the old secret keeps working, in seconds; 0: it stops at once.
+    #[serde(default)]
+    pub grace_seconds: u64,
+}
+
+/// The answer to a secret rotation: the new secret, shown this once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RotatedSecret {
+    pub client_id: String,
+    pub client_secret: String,
+    /// When the new secret stops working (the client's setting); 0: never.
+    pub client_secret_expires_at: i64,
+    /// Until when the old secret keeps working; absent: it stopped at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<i64>,
+}
+
+/// `GET /admin/v1/clients`: one page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClientPage {
+    pub clients: Vec<Client>,
+    /// The cursor of the next page (`after=`); `null` on the last one.
+    pub next: Option<String>,
+}
+
+/// Whether a key signs new tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Signs new tokens (one per algorithm).
+    Active,
+    /// Rotated out: still published while tokens it signed may be valid.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// A signing key's public facts (its private half never leaves the store).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Key {
+    pub kid: String,
+    pub alg: String,
+    pub state: KeyState,
+    /// Unix seconds.
+    pub created_at: i64,
+    #[serde(default)]
+    pub retired_at: Option<i64>,
+    /// For a retired key, until when it is published (its last token's expiry plus
+    /// leeway), then deleted.
+    #[serde(default)]
+    pub published_until: Option<i64>,
+}
+
+/// `GET /admin/v1/keys`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyList {
+    pub keys: Vec<Key>,
+}
+
+/// One change, as the audit trail keeps it. Never a secret nor a secret's hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEvent {
+    pub id: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `client:ID`, `cli:USER@HOST` or `broker`.
+    pub actor: String,
+    /// `client.create`, `client.update`, `client.delete`, `client.secret.rotate`,
+    /// `client.tokens.revoke`, `token.revoke`, `key.rotate`.
+    pub action: String,
+    /// What changed: a client id, a key id.
+    pub target: String,
+    /// Each changed field: `[old, new]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub changes: Map<String, Value>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub peer: Option<String>,
+}
+
+/// `GET /admin/v1/audit`: one page, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    pub next: Option<String>,
+}
+
+/// One minute of a client's use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UsagePoint {
+    /// The minute's start, RFC 3339 UTC.
+    pub t: String,
+    /// Tokens issued.
+    pub issued: u64,
+    /// Failed authentications with this client's id.
+    pub failed: u64,
+    /// Token requests refused by the client's `tokens_per_minute`.
+    pub limited: u64,
+}
+
+/// `GET /admin/v1/clients/{client_id}/usage`: per minute, summed over replicas; minutes
+/// without any use are left out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Usage {
+    pub client_id: String,
+    pub from: String,
+    pub to: String,
+    pub minutes: Vec<UsagePoint>,
+}
+
+/// One bad field of a request (in [`Problem::errors`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldError {
+    /// The field, as the request named it (`client_name`, `audience[1]`, ...).
+    pub field: String,
+    pub message: String,
+}
+
+/// An RFC 9457 problem detail (`application/problem+json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// A URI naming the kind of problem (`about:blank` or this broker's).
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// For bad input, each field at fault.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// The media type of [`Problem`] (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Claim names a client's `extra_claims` may not use: RFC 7519 §4.1's registered
+/// claims, RFC 9068's `client_id` and `scope`, RFC 7800's `cnf`.
+pub const REGISTERED_CLAIMS: [&str; 10] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "client_id",
+    "scope",
+    "cnf",
+];
+
+/// RFC 7396 JSON merge patch: `patch` applied to `target`. A `null` member removes
+/// the member (the setting falls back to its default); an object is merged member by
+/// member; anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in patch {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// RFC 7396 Appendix A, every example.
+    #[test]
+    fn merge_patch_follows_rfc_7396_appendix_a() {
+        let cases = [
+            (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
+            (json!({"a":"b"}), json!({"a":null}), json!({})),
+            (
+                json!({"a":"b","b":"c"}),
+                json!({"a":null}),
+                json!({"b":"c"}),
+            ),
+            (json!({"a":["b"]}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"c"}), json!({"a":["b"]}), json!({"a":["b"]})),
+            (
+                json!({"a":{"b":"c"}}),
+                json!({"a":{"b":"d","c":null}}),
+                json!({"a":{"b":"d"}}),
+            ),
+            (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
+            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
+            (json!({"a":"b"}), json!(["c"]), json!(["c"])),
+            (json!({"a":"foo"}), json!(null), json!(null)),
+            (json!({"a":"foo"}), json!("bar"), json!("bar")),
+            (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
+            (json!([1, 2]), json!({"a":"b","c":null}), json!({"a":"b"})),
+            (
+                json!({}),
+                json!({"a":{"bb":{"ccc":null}}}),
+                json!({"a":{"bb":{}}}),
+            ),
+        ];
+        for (target, patch, want) in cases {
+            let mut t = target.clone();
+            merge_patch(&mut t, &patch);
+            assert_eq!(t, want, "{target} + {patch}");
+        }
+    }
+
+    #[test]
+    fn a_client_serializes_flat_with_rfc_7591_names() {
+        let c = Client {
+            client_id: "c1".into(),
+            settings: ClientSettings {
+                client_name: "billing".into(),
+                audience: vec!["https://api".into()],
+                enabled: true,
+                ..Default::default()
+            },
+            created_at: 1,
+            updated_at: 2,
+            previous_secret_expires_at: None,
+            tokens_revoked_before: None,
+            version: 3,
+        };
+        let v = serde_json::to_value(&c).unwrap_or_default();
+        assert_eq!(v["client_name"], "billing");
+        assert_eq!(v["token_endpoint_auth_method"], "client_secret_basic");
+        assert_eq!(v["client_secret_expires_at"], 0);
+        assert!(v.get("previous_secret_expires_at").is_none());
+        let back: Client = serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn settings_refuse_unknown_fields_and_default_the_rest() {
+        let s: ClientSettings =
+            serde_json::from_value(json!({"client_name": "x"})).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.enabled);
+        assert_eq!(s.token_endpoint_auth_method, AuthMethod::ClientSecretBasic);
+        let e = serde_json::from_value::<ClientSettings>(json!({"client_name": "x", "nmae": 1}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("nmae"), "{e}");
+    }
+}
