@@ -55,6 +55,27 @@ pub enum TokenError {
         #[source]
         source: Arc<reqwest::Error>,
     },
+    /// The token endpoint answered with a redirect (`3xx`). Token requests never follow
+    /// one: the client credentials would go to whatever address the `Location` names.
+    #[error(
+        "the token endpoint answered {status} redirecting to {}; a token request does not follow redirects, so the client credentials never go to another address: use the final URL as the token URL",
+        location.as_deref().unwrap_or("(no Location header)")
+    )]
+    Redirect {
+        /// HTTP status.
+        status: u16,
+        /// The `Location` header, when there was one.
+        location: Option<String>,
+    },
+    /// [`crate::TokenManager::token_within`]: no token within the wait; the token request
+    /// goes on in the background.
+    #[error("no token yet after waiting {waited:?}; the token request goes on{}", last.as_ref().map(|e| format!(" (last attempt: {e})")).unwrap_or_default())]
+    NotYet {
+        /// How long the caller waited.
+        waited: Duration,
+        /// Why the last attempt failed, when one did.
+        last: Option<Box<TokenError>>,
+    },
     /// The configuration cannot work (e.g. a token URL that does not parse).
     #[error("{0}")]
     Config(String),
@@ -70,8 +91,8 @@ impl TokenError {
                 status_is_transient(*status) || error.error.is_transient()
             }
             Self::UnexpectedResponse { status, .. } => status_is_transient(*status),
-            Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Config(_) => false,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::NotYet { .. } => true,
+            Self::Config(_) | Self::Redirect { .. } => false,
         }
     }
 
@@ -88,7 +109,9 @@ impl TokenError {
     /// The HTTP status, when there was an answer.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Server { status, .. } | Self::UnexpectedResponse { status, .. } => Some(*status),
+            Self::Server { status, .. }
+            | Self::UnexpectedResponse { status, .. }
+            | Self::Redirect { status, .. } => Some(*status),
             _ => None,
         }
     }

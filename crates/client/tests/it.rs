@@ -71,6 +71,24 @@ impl Endpoint {
     fn set(&self, m: Mode) {
         *self.s.mode.lock().unwrap() = m;
     }
+    /// An endpoint answering tokens of `expires_in` seconds.
+    async fn ok(expires_in: u64) -> Self {
+        Self::start(ok(expires_in), false).await
+    }
+    /// The same, each token request held until the test adds a permit to the gate.
+    async fn gated(expires_in: u64) -> Self {
+        Self::start(ok(expires_in), true).await
+    }
+    fn release(&self, n: usize) {
+        self.s.gate.as_ref().unwrap().add_permits(n);
+    }
+}
+
+/// Tokens of `expires_in` seconds.
+fn ok(expires_in: u64) -> Mode {
+    Mode::Ok {
+        expires_in: Some(expires_in),
+    }
 }
 
 async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
@@ -792,4 +810,230 @@ async fn garbage_from_the_token_endpoint_is_a_clear_error_and_the_cache_is_kept(
         let (r, _) = token_driving_the_clock(&m, &clock).await;
         assert!(r.is_ok(), "{what}: recovers: {r:?}");
     }
+}
+
+// ---- Issue 13: what an integrator found ----
+
+/// Issue 13.1: any `expires_in` a server may send, however absurd, goes through the
+/// whole token-manager path (answer read, schedule, cache, hand-out, the clock moving
+/// on, the next hand-out) without a panic; lifetimes past the cap are cut to it.
+#[test]
+fn any_expires_in_goes_through_the_whole_manager_path() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ep = rt.block_on(Endpoint::start(fail(200, "", None), false));
+    let expires_in = prop_oneof![
+        any::<u64>().prop_map(|n| n.to_string()),
+        (u64::MAX - 1000..=u64::MAX).prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| format!("\"{n}\"")),
+        (0.0f64..1e300).prop_map(|f| format!("{f:e}")),
+        (0.0f64..1e6).prop_map(|f| format!("{f}")),
+        any::<i64>().prop_map(|n| n.to_string()),
+        Just("18446744073709551616".to_owned()),
+        Just("\"1e30\"".to_owned()),
+    ];
+    let advance = prop_oneof![0u64..10_000, any::<u32>().prop_map(u64::from)];
+    let mut runner = TestRunner::new(Config {
+        cases: 200,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&(expires_in, advance), |(expires_in, advance)| {
+            ep.set(fail(
+                200,
+                &format!(
+                    r#"{{"access_token":"tok","token_type":"bearer","expires_in":{expires_in}}}"#
+                ),
+                None,
+            ));
+            rt.block_on(async {
+                let clock = ManualClock::new();
+                let m = manager(&ep.url(), &clock);
+                let t = m
+                    .token()
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("{expires_in}: {e}")))?;
+                let lifetime = t.expires_at() - t.received();
+                prop_assert!(lifetime <= RefreshPolicy::default().max_lifetime);
+                prop_assert!(t.refresh_at() <= t.usable_until());
+                prop_assert!(t.usable_until() <= t.expires_at());
+                clock.advance(secs(advance));
+                let again = m
+                    .token()
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("{expires_in}: {e}")))?;
+                prop_assert_eq!(tok(&again), "tok");
+                Ok(())
+            })
+        })
+        .unwrap();
+}
+
+/// Issue 13.2: the token request never follows a redirect, so neither the Basic header
+/// nor a `client_secret_post` body reaches another origin; the error names the status
+/// and the `Location`.
+#[tokio::test]
+async fn a_redirect_from_the_token_url_is_an_error_and_the_secret_stays_home() {
+    let elsewhere = Endpoint::ok(3599).await;
+    let target = elsewhere.url();
+    let app = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [("location", target)]).into_response() }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    for auth in [ClientAuth::Basic, ClientAuth::Post] {
+        let cfg = TokenConfig::new(&url, "client", ClientSecret::new("s3cret")).auth(auth);
+        let e = TokenManager::new(cfg).unwrap().token().await.unwrap_err();
+        assert!(
+            matches!(&e, TokenError::Redirect { status: 307, location: Some(l) } if *l == elsewhere.url()),
+            "{auth:?}: {e:?}"
+        );
+        assert!(!e.is_transient());
+        let text = e.to_string();
+        assert!(
+            text.contains("307") && text.contains(&elsewhere.url()),
+            "{text}"
+        );
+    }
+    // Managers shared by key use the same client.
+    let e = TokenManagers::new()
+        .get(TokenConfig::new(
+            &url,
+            "client",
+            ClientSecret::new("s3cret"),
+        ))
+        .unwrap()
+        .token()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, TokenError::Redirect { .. }), "{e:?}");
+    assert_eq!(elsewhere.calls(), 0, "nothing reached the other origin");
+}
+
+/// Issue 13.5: callers waiting at the same moment share one token request whatever the
+/// lifetime, `expires_in: 0` included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_at_the_same_moment_share_one_fetch_even_of_a_zero_lifetime() {
+    let ep = Endpoint::gated(0).await;
+    let m = manager(&ep.url(), &ManualClock::new());
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.token().await.map(|t| tok(&t).to_owned()) })
+        })
+        .collect();
+    eventually("the token request", || ep.calls() == 1).await;
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    ep.release(100);
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), "tok-1");
+    }
+    assert_eq!(ep.calls(), 1, "one request for 50 callers");
+    // A caller that comes later asks again: the token is not usable any more.
+    assert_eq!(tok(&m.token().await.unwrap()), "tok-2");
+}
+
+/// A service that records the `Authorization` it got and refuses `tok-1` with `401`.
+fn refuse_first<B>(
+    seen: Arc<Mutex<Vec<String>>>,
+) -> impl FnMut(
+    http::Request<B>,
+) -> std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>
++ Clone {
+    move |req: http::Request<B>| {
+        let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
+        seen.lock().unwrap().push(auth.clone());
+        let status = if auth == "Bearer tok-1" { 401 } else { 200 };
+        std::future::ready(Ok(http::Response::builder()
+            .status(status)
+            .body(())
+            .unwrap()))
+    }
+}
+
+/// Issue 13.3: a request without a body is replayed after a `401` by the tower layer
+/// too, with the usual body types of hyper and reqwest clients.
+#[tokio::test]
+async fn the_tower_layer_replays_bodyless_requests_of_streaming_body_types() {
+    use http_body_util::BodyExt;
+    use tower::{Layer, ServiceExt};
+    type Boxed = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+    let ep = Endpoint::ok(3599).await;
+    let m = manager(&ep.url(), &ManualClock::new());
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let svc = BearerLayer::new(m.clone()).layer(tower::service_fn(refuse_first(seen.clone())));
+    let empty: Boxed = http_body_util::Empty::new().boxed();
+    let r = svc.oneshot(http::Request::new(empty)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(*seen.lock().unwrap(), ["Bearer tok-1", "Bearer tok-2"]);
+
+    // reqwest's own body, empty and in memory.
+    ep.s.calls.store(0, Ordering::SeqCst);
+    let m = manager(&ep.url(), &ManualClock::new());
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let svc = BearerLayer::new(m).layer(tower::service_fn(refuse_first(seen.clone())));
+    let r = svc
+        .oneshot(http::Request::new(reqwest::Body::default()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(*seen.lock().unwrap(), ["Bearer tok-1", "Bearer tok-2"]);
+}
+
+/// Issue 13.3: the reqwest middleware replays a bodyless request after a `401`.
+#[tokio::test]
+async fn the_middleware_replays_bodyless_requests() {
+    let ep = Endpoint::ok(3599).await;
+    let m = manager(&ep.url(), &ManualClock::new());
+    let http = reqwest_middleware::ClientBuilder::new(default_http_client().unwrap())
+        .with(BearerMiddleware::new(m))
+        .build();
+    let api = format!("{}/api", ep.base);
+    ep.s.api_min_token.store(2, Ordering::SeqCst);
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+        reqwest::Method::OPTIONS,
+    ] {
+        let r = http.request(method.clone(), &api).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{method}");
+    }
+    assert_eq!(ep.calls(), 2, "one refresh");
+}
+
+/// Issue 13.6: a caller that may wait only so long gets a prompt, transient error
+/// while the token request goes on; the next caller gets its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_within_answers_promptly_and_the_fetch_goes_on() {
+    let ep = Endpoint::gated(3599).await;
+    let clock = ManualClock::new();
+    let m = manager(&ep.url(), &clock);
+    let task = tokio::spawn({
+        let m = m.clone();
+        async move { m.token_within(secs(2)).await }
+    });
+    eventually("the token request", || ep.calls() == 1).await;
+    clock.wait_for_sleeps(1).await;
+    clock.advance(secs(2));
+    let e = task.await.unwrap().unwrap_err();
+    assert!(matches!(e, TokenError::NotYet { .. }), "{e:?}");
+    assert!(e.is_transient());
+    ep.release(1);
+    eventually("the token request to finish", || m.cached().is_some()).await;
+    assert_eq!(tok(&m.token_within(secs(2)).await.unwrap()), "tok-1");
+    assert_eq!(
+        ep.calls(),
+        1,
+        "the abandoned wait did not cancel the request"
+    );
 }
