@@ -42,6 +42,16 @@ pub struct Global {
     /// Default: auth-broker.toml in the working directory, when present.
     #[arg(long, global = true, env = "AUTH_BROKER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log lines as text (coloured on a terminal unless NO_COLOR is set) or json (one
+    /// object per line). [default: text; file: log_format]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_BROKER_LOG_FORMAT",
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    pub log_format: Option<crate::settings::LogFormat>,
 }
 
 /// `Debug` with the database password (if the URL has one) redacted.
@@ -56,6 +66,7 @@ impl std::fmt::Debug for Global {
                     .map(auth_broker_server::store::redact_url),
             )
             .field("config", &self.config)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -229,34 +240,44 @@ pub enum KeysCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = crate::settings::FileSettings::load(cli.global.config.as_deref())?;
     let database = crate::settings::database_url(cli.global.database.as_deref(), &file);
+    let format = cli
+        .global
+        .log_format
+        .or(file.log_format)
+        .unwrap_or_default();
+    let logs = |default: &str| crate::settings::init_logging(default, format);
     match cli.command {
-        Command::Serve(args) => crate::serve_cmd::run(args, &database, &file).await,
+        Command::Serve(args) => {
+            logs("info");
+            crate::serve_cmd::run(args, &database, &file).await
+        }
         Command::Client(cmd) => {
-            crate::settings::init_logging("warn");
+            logs("warn");
             crate::client_cmd::run(cmd, &database).await
         }
         Command::Keys(cmd) => {
-            crate::settings::init_logging("warn");
+            logs("warn");
             crate::keys_cmd::run(cmd, &database, &file).await
         }
         Command::Token(mut args) => {
             args.client.apply_file(&file)?;
-            crate::settings::init_logging("error");
+            logs("warn");
             crate::client_side::token::run(args).await
         }
         Command::Call(mut args) => {
             args.client.apply_file(&file)?;
-            crate::settings::init_logging("warn");
+            // `call` prints the 401 hint itself, once; the middleware's line would repeat it.
+            logs("warn,auth_broker_client::middleware=error");
             crate::client_side::call::run(args).await
         }
         Command::Proxy(mut args) => {
             args.client.apply_file(&file)?;
-            crate::settings::init_logging("info");
+            logs("info");
             crate::client_side::proxy::run(args).await
         }
         Command::Doctor(mut args) => {
             args.client.apply_file(&file)?;
-            crate::settings::init_logging("error");
+            logs("error");
             crate::client_side::doctor::run(args).await
         }
     }

@@ -77,7 +77,6 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
 }
 
 pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow::Result<()> {
-    crate::settings::init_logging("info");
     let config = config(&args, file)?;
     let store = Store::open(database)
         .await

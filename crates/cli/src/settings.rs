@@ -13,6 +13,7 @@ const DEFAULT_FILE: &str = "auth-broker.toml";
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     pub database: Option<String>,
+    pub log_format: Option<LogFormat>,
     pub listen: Option<String>,
     pub issuer: Option<String>,
     pub token_ttl: Option<i64>,
@@ -45,6 +46,7 @@ impl std::fmt::Debug for FileSettings {
                     .as_deref()
                     .map(auth_broker_server::store::redact_url),
             )
+            .field("log_format", &self.log_format)
             .field("listen", &self.listen)
             .field("issuer", &self.issuer)
             .field("token_ttl", &self.token_ttl)
@@ -96,15 +98,46 @@ pub fn database_url(flag: Option<&str>, file: &FileSettings) -> String {
         .unwrap_or_else(|| DEFAULT_DATABASE.to_owned())
 }
 
+/// How log lines are written (`--log-format`, `AUTH_BROKER_LOG_FORMAT`, `log_format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message`, the event's
+    /// fields, and `span` with the request's fields (`id` is the request id) when
+    /// there is one.
+    Json,
+}
+
 /// Logs go to stderr; the level comes from `AUTH_BROKER_LOG`, then `RUST_LOG`.
-pub fn init_logging(default: &str) {
+///
+/// Colour only when stderr is a terminal and `NO_COLOR` is unset or empty
+/// (no-color.org): escape codes in a file or a log collector are noise. Secrets stay
+/// out either way: the `Authorization` values are marked sensitive and never logged as
+/// fields.
+pub fn init_logging(default: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = std::env::var("AUTH_BROKER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.to_owned());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).try_init()
+        }
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Completes on Ctrl-C or SIGTERM (never, if neither can be listened for).

@@ -96,12 +96,14 @@ impl TokenError {
         }
     }
 
-    /// The server's `Retry-After`, when it sent one.
+    /// The server's `Retry-After`, when it sent one (for [`TokenError::NotYet`], the one
+    /// of the last attempt).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Server { retry_after, .. } | Self::UnexpectedResponse { retry_after, .. } => {
                 *retry_after
             }
+            Self::NotYet { last: Some(e), .. } => e.retry_after(),
             _ => None,
         }
     }

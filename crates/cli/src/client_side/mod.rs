@@ -172,8 +172,11 @@ impl ClientArgs {
         c
     }
 
+    /// A manager whose token requests follow no redirect (the credentials never go to
+    /// another address; see `TokenError::Redirect`).
     pub fn manager(&self) -> anyhow::Result<TokenManager> {
-        let http = self.http_client(reqwest::Client::builder())?;
+        let http = self
+            .http_client(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))?;
         Ok(TokenManager::with_parts(
             self.config(),
             http,
