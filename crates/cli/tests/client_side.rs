@@ -1103,7 +1103,15 @@ async fn doctor_names_the_right_cause_every_time() {
     let token = |extra: &str| {
         format!(r#"{{"access_token":"opaque-tok","token_type":"bearer","expires_in":3599{extra}}}"#)
     };
-    let cases: Vec<(&str, Behaviour, Vec<&str>, Vec<&str>, i32)> = vec![
+    // (what, the endpoint, said, never said, exit code)
+    type Case = (
+        &'static str,
+        Behaviour,
+        Vec<&'static str>,
+        Vec<&'static str>,
+        i32,
+    );
+    let cases: Vec<Case> = vec![
         (
             "hung",
             Behaviour::Blackhole,
