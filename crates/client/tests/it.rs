@@ -71,6 +71,10 @@ impl Endpoint {
     fn set(&self, m: Mode) {
         *self.s.mode.lock().unwrap() = m;
     }
+    /// An endpoint answering every token request with this failure.
+    async fn failing(mode: Mode) -> Self {
+        Self::start(mode, false).await
+    }
     /// An endpoint answering tokens of `expires_in` seconds.
     async fn ok(expires_in: u64) -> Self {
         Self::start(ok(expires_in), false).await
@@ -183,13 +187,7 @@ fn fail(status: u16, body: &str, retry_after: Option<u64>) -> Mode {
 
 #[tokio::test]
 async fn cached_then_refreshed_ahead_in_the_background() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     let t1 = m.token().await.unwrap();
@@ -220,13 +218,7 @@ async fn cached_then_refreshed_ahead_in_the_background() {
 
 #[tokio::test]
 async fn a_short_token_is_never_handed_out_in_its_last_margin() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(4),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(4).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     let t1 = m.token().await.unwrap();
@@ -251,16 +243,10 @@ async fn missing_expires_in_gets_the_documented_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_callers_at_expiry_make_one_request() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(60),
-        },
-        true,
-    )
-    .await;
+    let ep = Endpoint::gated(60).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
-    ep.s.gate.as_ref().unwrap().add_permits(1);
+    ep.release(1);
     m.token().await.unwrap();
     clock.advance(secs(60)); // expired
     let tasks: Vec<_> = (0..10_000)
@@ -273,7 +259,7 @@ async fn ten_thousand_callers_at_expiry_make_one_request() {
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
-    ep.s.gate.as_ref().unwrap().add_permits(1);
+    ep.release(1);
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), "tok-2");
     }
@@ -283,13 +269,7 @@ async fn ten_thousand_callers_at_expiry_make_one_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_callers_at_the_refresh_point_get_the_cached_token_and_one_refresh() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(100),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(100).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     m.token().await.unwrap();
@@ -313,13 +293,7 @@ async fn ten_thousand_callers_at_the_refresh_point_get_the_cached_token_and_one_
 
 #[tokio::test]
 async fn an_outage_is_served_from_cache_with_backoff_then_recovers() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     m.token().await.unwrap();
@@ -341,9 +315,7 @@ async fn an_outage_is_served_from_cache_with_backoff_then_recovers() {
         assert_eq!(ep.calls(), 2 + i);
         clock.advance(retry.ceiling(i as u32));
     }
-    ep.set(Mode::Ok {
-        expires_in: Some(3599),
-    });
+    ep.set(ok(3599));
     clock.advance(secs(60));
     eventually("recovery", || {
         m.cached().is_some_and(|t| tok(&t) != "tok-1")
@@ -354,7 +326,7 @@ async fn an_outage_is_served_from_cache_with_backoff_then_recovers() {
 
 #[tokio::test]
 async fn outage_past_the_usable_window_surfaces_the_error_after_bounded_retries() {
-    let ep = Endpoint::start(fail(503, "<html>Service Unavailable</html>", None), false).await;
+    let ep = Endpoint::failing(fail(503, "<html>Service Unavailable</html>", None)).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     let c2 = clock.clone();
@@ -375,7 +347,7 @@ async fn outage_past_the_usable_window_surfaces_the_error_after_bounded_retries(
 #[tokio::test]
 async fn retry_after_is_honoured_on_429_and_503() {
     for status in [429, 503] {
-        let ep = Endpoint::start(fail(status, r#"{"error":"slow_down"}"#, Some(7)), false).await;
+        let ep = Endpoint::failing(fail(status, r#"{"error":"slow_down"}"#, Some(7))).await;
         let clock = ManualClock::new();
         let m = manager(&ep.url(), &clock);
         let c2 = clock.clone();
@@ -386,9 +358,7 @@ async fn retry_after_is_honoured_on_429_and_503() {
             "{:?}",
             c2.requested_sleeps()
         );
-        ep.set(Mode::Ok {
-            expires_in: Some(60),
-        });
+        ep.set(ok(60));
         c2.advance(Duration::from_millis(6999));
         tokio::task::yield_now().await;
         assert_eq!(ep.calls(), 1, "no retry before Retry-After");
@@ -400,7 +370,7 @@ async fn retry_after_is_honoured_on_429_and_503() {
 #[tokio::test]
 async fn invalid_client_is_not_retried_and_surfaces_the_server_error() {
     let body = r#"{"error":"invalid_client","error_description":"client authentication failed"}"#;
-    let ep = Endpoint::start(fail(401, body, None), false).await;
+    let ep = Endpoint::failing(fail(401, body, None)).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     for _ in 0..3 {
@@ -423,7 +393,7 @@ async fn invalid_client_is_not_retried_and_surfaces_the_server_error() {
 
 #[tokio::test]
 async fn garbage_200_is_an_error_with_the_body() {
-    let ep = Endpoint::start(fail(200, "this is not json", None), false).await;
+    let ep = Endpoint::failing(fail(200, "this is not json", None)).await;
     let e = manager(&ep.url(), &ManualClock::new())
         .token()
         .await
@@ -434,13 +404,7 @@ async fn garbage_200_is_an_error_with_the_body() {
 #[tokio::test]
 async fn client_authentication_methods_send_what_they_say() {
     use base64::Engine;
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(60),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(60).await;
     let secret = "a/b+c=d:e%f";
     let clock = ManualClock::new();
     let cfg = || {
@@ -485,13 +449,7 @@ async fn client_authentication_methods_send_what_they_say() {
 
 #[tokio::test]
 async fn the_middleware_refreshes_once_and_replays_on_401() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let m = manager(&ep.url(), &ManualClock::new());
     let http = reqwest_middleware::ClientBuilder::new(default_http_client().unwrap())
         .with(BearerMiddleware::new(m.clone()))
@@ -524,13 +482,7 @@ async fn the_middleware_refreshes_once_and_replays_on_401() {
 #[tokio::test]
 async fn the_tower_layer_refreshes_once_and_replays_on_401() {
     use tower::{Layer, ServiceExt};
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let m = manager(&ep.url(), &ManualClock::new());
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let s2 = seen.clone();
@@ -558,13 +510,7 @@ async fn the_tower_layer_refreshes_once_and_replays_on_401() {
 
 #[tokio::test]
 async fn managers_share_one_token_per_key() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let set = TokenManagers::new();
     let cfg = TokenConfig::new(ep.url(), "client", ClientSecret::new("s"));
     let a = set.get(cfg.clone()).unwrap();
@@ -639,12 +585,26 @@ async fn token_driving_the_clock(
 
 const GOOD: Behaviour = Behaviour::Token { expires_in: 3599 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_endpoint_that_is_down_is_ridden_out_then_recovers() {
+/// A well-behaved flaky endpoint and a short-timeout manager that already holds its
+/// first token, `tok-1`.
+async fn flaky_with_a_token() -> (FlakyEndpoint, ManualClock, TokenManager) {
     let ep = FlakyEndpoint::start(GOOD).await;
     let clock = ManualClock::new();
     let m = short_timeout_manager(&ep.url(), &clock);
     assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+    (ep, clock, m)
+}
+
+/// The endpoint is good again: the manager recovers by itself.
+async fn recovers(what: &str, ep: &FlakyEndpoint, m: &TokenManager, clock: &ManualClock) {
+    ep.set(GOOD).await;
+    let (r, _) = token_driving_the_clock(m, clock).await;
+    assert!(r.is_ok(), "{what}: recovers: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_that_is_down_is_ridden_out_then_recovers() {
+    let (ep, clock, m) = flaky_with_a_token().await;
 
     // Down (connection refused) past the refresh point: the cached token keeps coming.
     ep.set(Behaviour::Down).await;
@@ -696,10 +656,7 @@ async fn a_token_endpoint_slower_than_the_timeout_costs_bounded_time() {
         ),
         ("stalls in the middle of the body", Behaviour::StallMidBody),
     ] {
-        let ep = FlakyEndpoint::start(GOOD).await;
-        let clock = ManualClock::new();
-        let m = short_timeout_manager(&ep.url(), &clock);
-        assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+        let (ep, clock, m) = flaky_with_a_token().await;
         ep.set(slow).await;
 
         // Past the refresh point: callers get the cached token at once while the
@@ -728,9 +685,7 @@ async fn a_token_endpoint_slower_than_the_timeout_costs_bounded_time() {
         );
         assert!(took < secs(6), "{what}: bounded, took {took:?}");
 
-        ep.set(GOOD).await;
-        let (r, _) = token_driving_the_clock(&m, &clock).await;
-        assert!(r.is_ok(), "{what}: recovers: {r:?}");
+        recovers(what, &ep, &m, &clock).await;
     }
 }
 
@@ -775,10 +730,7 @@ async fn garbage_from_the_token_endpoint_is_a_clear_error_and_the_cache_is_kept(
         ),
     ];
     for (what, garbage, says) in cases {
-        let ep = FlakyEndpoint::start(GOOD).await;
-        let clock = ManualClock::new();
-        let m = short_timeout_manager(&ep.url(), &clock);
-        assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+        let (ep, clock, m) = flaky_with_a_token().await;
         ep.set(garbage).await;
         clock.advance(secs(2200));
         assert_eq!(tok(&m.token().await.unwrap()), "tok-1", "{what}");
@@ -806,9 +758,7 @@ async fn garbage_from_the_token_endpoint_is_a_clear_error_and_the_cache_is_kept(
         );
         assert!(took < secs(5), "{what}: {took:?}");
 
-        ep.set(GOOD).await;
-        let (r, _) = token_driving_the_clock(&m, &clock).await;
-        assert!(r.is_ok(), "{what}: recovers: {r:?}");
+        recovers(what, &ep, &m, &clock).await;
     }
 }
 
@@ -826,7 +776,7 @@ fn any_expires_in_goes_through_the_whole_manager_path() {
         .enable_all()
         .build()
         .unwrap();
-    let ep = rt.block_on(Endpoint::start(fail(200, "", None), false));
+    let ep = rt.block_on(Endpoint::failing(fail(200, "", None)));
     let expires_in = prop_oneof![
         any::<u64>().prop_map(|n| n.to_string()),
         (u64::MAX - 1000..=u64::MAX).prop_map(|n| n.to_string()),
