@@ -5,7 +5,6 @@
 use auth_broker_testkit::flaky::{Behaviour, FlakyEndpoint};
 use auth_broker_testkit::{Backend, TestBroker};
 use axum::http::HeaderMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -221,10 +220,6 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(env: Vec<(&'static str, String)>, upstream: &str) -> Self {
-        Self::start_within(env, upstream, Duration::from_secs(60))
-    }
-
     /// Starts the proxy; panics when it has not said where it listens within `limit`.
     fn start_within(env: Vec<(&'static str, String)>, upstream: &str, limit: Duration) -> Self {
         let mut cmd = Command::new(BIN);
@@ -234,14 +229,9 @@ impl Proxy {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let line = BufReader::new(stdout).lines().next();
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(limit) {
-            Ok(Some(Ok(line))) => line,
+        let lines = common::line_channel(child.stdout.take().unwrap());
+        let line = match lines.recv_timeout(limit) {
+            Ok(line) => line,
             other => {
                 let _ = child.kill();
                 panic!("the proxy did not start listening within {limit:?}: {other:?}");
@@ -253,6 +243,20 @@ impl Proxy {
             .unwrap()
             .to_owned();
         Self { child, base }
+    }
+
+    /// [`Proxy::start_within`] off the async runtime's threads.
+    async fn launch(env: Vec<(&'static str, String)>, upstream: String, limit: Duration) -> Self {
+        tokio::task::spawn_blocking(move || Self::start_within(env, &upstream, limit))
+            .await
+            .unwrap()
+    }
+
+    /// [`Proxy::stop`] off the async runtime's threads.
+    async fn shut(self) -> i32 {
+        tokio::task::spawn_blocking(move || self.stop())
+            .await
+            .unwrap()
     }
 
     fn stop(mut self) -> i32 {
@@ -268,12 +272,7 @@ async fn proxy_forwards_everything_signed_and_shuts_down_gracefully() {
     let (id, secret) = b.create_client("proxied", "", None).await;
     let api = echo_api().await;
     let env = creds(&b, &id, secret.expose_secret());
-    let p = tokio::task::spawn_blocking({
-        let api = api.clone();
-        move || Proxy::start(env, &format!("{api}/base"))
-    })
-    .await
-    .unwrap();
+    let p = Proxy::launch(env, format!("{api}/base"), Duration::from_secs(60)).await;
     let http = reqwest::Client::new();
     let r = http
         .patch(format!("{}/a/b?q=1&r=two", p.base))
@@ -307,7 +306,7 @@ async fn proxy_forwards_everything_signed_and_shuts_down_gracefully() {
         200,
         "served from the cached token during a token endpoint outage"
     );
-    let code = tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    let code = p.shut().await;
     assert_eq!(code, 0, "graceful shutdown on SIGTERM");
 }
 
@@ -416,12 +415,7 @@ async fn proxy_rides_out_a_token_endpoint_that_is_down_slow_or_broken() {
         ("AUTH_BROKER_CLIENT_SECRET", "s3cret".to_owned()),
         ("AUTH_BROKER_TOKEN_TIMEOUT", "300ms".to_owned()),
     ];
-    let p = tokio::task::spawn_blocking({
-        let api = api.clone();
-        move || Proxy::start(env, &api)
-    })
-    .await
-    .unwrap();
+    let p = Proxy::launch(env, api.clone(), Duration::from_secs(60)).await;
     // The client's own timeout is long: the proxy must answer well before it.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -514,7 +508,7 @@ async fn proxy_rides_out_a_token_endpoint_that_is_down_slow_or_broken() {
         ep.set(fault).await;
         expect(what, 200, "auth=Bearer tok-").await;
     }
-    let code = tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    let code = p.shut().await;
     assert_eq!(code, 0);
 
     // Refused credentials are not an outage: the proxy does not start.
@@ -615,6 +609,20 @@ async fn recording_api(refuse: &'static str) -> (String, SeenLog) {
     (base, seen)
 }
 
+/// A proxy to [`recording_api`] (at `path` under it) with tokens from a good flaky
+/// endpoint.
+async fn proxied(refuse: &'static str, path: &str) -> (FlakyEndpoint, Proxy, SeenLog) {
+    let ep = FlakyEndpoint::start(GOOD).await;
+    let (api, seen) = recording_api(refuse).await;
+    let p = Proxy::launch(
+        flaky_env(&ep),
+        format!("{api}{path}"),
+        Duration::from_secs(60),
+    )
+    .await;
+    (ep, p, seen)
+}
+
 /// Issue 13.1: `expires_in` of 2^63 and more is cut to the longest lifetime believed,
 /// with a warning; `token` prints the token and `proxy` starts and signs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -645,18 +653,14 @@ async fn an_absurd_expires_in_is_capped_with_a_warning_not_a_panic() {
     .await;
     let (api, seen) = recording_api("none").await;
     let env = flaky_env(&ep);
-    let p = tokio::task::spawn_blocking(move || {
-        Proxy::start_within(env, &api, Duration::from_secs(20))
-    })
-    .await
-    .unwrap();
+    let p = Proxy::launch(env, api, Duration::from_secs(20)).await;
     let r = reqwest::get(format!("{}/x", p.base)).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         seen.lock().unwrap()[0].headers["authorization"],
         "Bearer tok-huge"
     );
-    tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    p.shut().await;
 }
 
 /// Issue 13.9: `token --json` prints every member of the response as sent; a BOM and a
@@ -714,13 +718,8 @@ async fn the_token_request_follows_no_redirect() {
 /// answers with their `Content-Length`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_replays_bodyless_requests_after_a_401_and_keeps_the_framing() {
-    let ep = FlakyEndpoint::start(GOOD).await;
     // The API refuses the first token, as when it was revoked or expired in flight.
-    let (api, seen) = recording_api("Bearer tok-1").await;
-    let env = flaky_env(&ep);
-    let p = tokio::task::spawn_blocking(move || Proxy::start(env, &api))
-        .await
-        .unwrap();
+    let (_ep, p, seen) = proxied("Bearer tok-1", "").await;
     let http = reqwest::Client::new();
     let r = http.get(format!("{}/a", p.base)).send().await.unwrap();
     assert_eq!(r.status(), 200, "replayed with a fresh token");
@@ -771,19 +770,13 @@ async fn proxy_replays_bodyless_requests_after_a_401_and_keeps_the_framing() {
         (last.uri.as_str(), last.body.as_str()),
         ("/chunked", "hello")
     );
-    tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    p.shut().await;
 }
 
 /// Issue 13.4: `..` (also as `%2e%2e`) cannot leave `--upstream`'s path prefix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_refuses_paths_that_leave_the_upstream_prefix() {
-    let ep = FlakyEndpoint::start(GOOD).await;
-    let (api, seen) = recording_api("none").await;
-    let env = flaky_env(&ep);
-    let upstream = format!("{api}/v1");
-    let p = tokio::task::spawn_blocking(move || Proxy::start(env, &upstream))
-        .await
-        .unwrap();
+    let (_ep, p, seen) = proxied("none", "/v1").await;
     for path in [
         "/../../admin/secret",
         "/%2e%2e/%2E%2E/admin/secret",
@@ -806,7 +799,7 @@ async fn proxy_refuses_paths_that_leave_the_upstream_prefix() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(seen.lock().unwrap()[0].uri, "/v1/b");
-    tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    p.shut().await;
 }
 
 /// Issue 13.6: without a usable token the proxy starts listening at once and answers
@@ -830,12 +823,7 @@ async fn proxy_answers_503_promptly_and_starts_at_once_without_a_token() {
         let ep = FlakyEndpoint::start(behaviour).await;
         let env = flaky_env(&ep);
         let started = Instant::now();
-        let p = tokio::task::spawn_blocking({
-            let api = api.clone();
-            move || Proxy::start_within(env, &api, Duration::from_secs(10))
-        })
-        .await
-        .unwrap();
+        let p = Proxy::launch(env, api.clone(), Duration::from_secs(10)).await;
         eprintln!("{what}: listening after {:?}", started.elapsed());
         for _ in 0..2 {
             let started = Instant::now();
@@ -846,7 +834,7 @@ async fn proxy_answers_503_promptly_and_starts_at_once_without_a_token() {
             assert!(took < Duration::from_secs(10), "{what}: took {took:?}");
             eprintln!("{what}: 503 after {took:?}");
         }
-        tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+        p.shut().await;
     }
     assert!(seen.lock().unwrap().is_empty());
 }
@@ -855,12 +843,7 @@ async fn proxy_answers_503_promptly_and_starts_at_once_without_a_token() {
 /// not forwarded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_drops_headers_named_in_connection() {
-    let ep = FlakyEndpoint::start(GOOD).await;
-    let (api, seen) = recording_api("none").await;
-    let env = flaky_env(&ep);
-    let p = tokio::task::spawn_blocking(move || Proxy::start(env, &api))
-        .await
-        .unwrap();
+    let (_ep, p, seen) = proxied("none", "").await;
     let answer = raw_request(
         &p.base,
         "GET /c HTTP/1.1\r\nHost: x\r\nConnection: close, X-Hop-A\r\nConnection: x-hop-b\r\nX-Hop-A: 1\r\nX-Hop-B: 2\r\nX-Kept: 3\r\n\r\n",
@@ -874,7 +857,7 @@ async fn proxy_drops_headers_named_in_connection() {
         s.headers
     );
     assert_eq!(s.headers["x-kept"], "3");
-    tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    p.shut().await;
 }
 
 /// Issue 13.10: `--log-format json` (or `AUTH_BROKER_LOG_FORMAT=json`) writes one JSON
@@ -1050,15 +1033,7 @@ async fn call_streams_and_says_each_failure_once() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = common::line_channel(child.stdout.take().unwrap());
     let first = tokio::task::spawn_blocking(move || {
         let got = rx.recv_timeout(Duration::from_secs(20));
         (got, rx)
@@ -1090,6 +1065,12 @@ async fn call_streams_and_says_each_failure_once() {
         !err.contains("error sending request: error sending request"),
         "{err}"
     );
+    // The token endpoint refuses connections: its cause, once.
+    let down = FlakyEndpoint::start(Behaviour::Down).await;
+    let (code, _, err) = run(flaky_env(&down), args(&["call", &format!("{api}/refuse")])).await;
+    assert_eq!(code, 1);
+    let error = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert_eq!(error.matches("Connection refused").count(), 1, "{err}");
     // A 401 after the replay: the hint, once.
     let (code, _, err) = run(flaky_env(&ep), args(&["call", &format!("{api}/refuse")])).await;
     assert_eq!(code, 1);
@@ -1207,4 +1188,83 @@ async fn doctor_names_the_right_cause_every_time() {
         "{out}"
     );
     assert!(out.contains("wrong credentials"), "{out}");
+}
+
+/// Issue 13.10: `serve` too writes one JSON object per line with `--log-format json`,
+/// the request's span (its `id` the request id) included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_json_lines_with_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_remove("AUTH_BROKER_DATABASE_URL")
+        .env("AUTH_BROKER_LOG", "debug")
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = common::line_channel(child.stdout.take().unwrap());
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut { stderr }, &mut s).unwrap();
+        s
+    });
+    let base = tokio::task::spawn_blocking(move || {
+        let first = lines.recv_timeout(Duration::from_secs(30)).unwrap();
+        // The banner ends with the token endpoint, once serving.
+        while !lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap()
+            .contains("token endpoint:")
+        {}
+        first
+            .strip_prefix("auth-broker listening on ")
+            .unwrap()
+            .to_owned()
+    })
+    .await
+    .unwrap();
+    let r = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let logs = logs.join().unwrap();
+    let mut with_id = 0;
+    for line in logs.lines().filter(|l| !l.is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for k in ["timestamp", "level", "target", "message"] {
+            assert!(v.get(k).is_some(), "{k} in {line}");
+        }
+        if v["span"]["id"] == id.as_str() {
+            with_id += 1;
+        }
+    }
+    assert!(with_id > 0, "a line with the request id {id}:\n{logs}");
+}
+
+/// Issue 13.3: `call` replays a bodyless request after a `401` with a fresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_replays_a_bodyless_request_after_a_401() {
+    let ep = FlakyEndpoint::start(GOOD).await;
+    let (api, seen) = recording_api("Bearer tok-1").await;
+    for method in ["GET", "DELETE", "HEAD"] {
+        let (code, _, err) = run(
+            flaky_env(&ep),
+            args(&["call", "-X", method, &format!("{api}/r")]),
+        )
+        .await;
+        assert_eq!(code, 0, "{method}: {err}");
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].headers["authorization"], "Bearer tok-1");
+    assert_eq!(seen[1].headers["authorization"], "Bearer tok-2");
 }

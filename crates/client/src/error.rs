@@ -46,14 +46,16 @@ pub enum TokenError {
         /// The timeout that ran out.
         after: Duration,
     },
-    /// The request did not get an answer: DNS, connect, TLS, a broken connection.
-    #[error("cannot reach the token endpoint {url}: {source}")]
+    /// The request did not get an answer: DNS, connect, TLS, a broken connection. The
+    /// message names every cause once, down to the one that helps ("Connection
+    /// refused"); reqwest's own message alone says only "error sending request".
+    #[error("cannot reach the token endpoint {url}: {}", causes(cause.as_ref()))]
     Transport {
         /// The token URL.
         url: String,
-        /// The cause.
-        #[source]
-        source: Arc<reqwest::Error>,
+        /// The cause (not `source()`: the message holds its chain already, and printing
+        /// both would say everything twice; [`crate::certificate_problem`] looks inside).
+        cause: Arc<reqwest::Error>,
     },
     /// The token endpoint answered with a redirect (`3xx`). Token requests never follow
     /// one: the client credentials would go to whatever address the `Location` names.
@@ -129,4 +131,19 @@ impl TokenError {
 
 fn status_is_transient(status: u16) -> bool {
     status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// An error's message and its causes, each once: reqwest and hyper repeat the same
+/// words at several levels, while the cause that helps is at the bottom.
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let msg = err.to_string();
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }

@@ -99,7 +99,7 @@ pub(crate) async fn fetch(
         } else {
             TokenError::Transport {
                 url: config.token_url.clone(),
-                source: Arc::new(e.without_url()),
+                cause: Arc::new(e.without_url()),
             }
         }
     };

@@ -181,21 +181,7 @@ fn body(data: &[String], binary: &[String]) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(Some(parts.join(&b'&')))
 }
 
-/// An error's message and its causes, each once: reqwest and its middleware repeat the
-/// same words at several levels ("error sending request: error sending request"),
-/// while the cause that helps ("Connection refused") is at the bottom.
-pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        let msg = err.to_string();
-        if !parts.iter().any(|p| p.contains(&msg)) {
-            parts.push(msg);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
-}
+pub use auth_broker_client::error::causes as cause_chain;
 
 /// The command failed and has said so already, or was asked to say nothing (`-s`):
 /// exit 1 without a message.
