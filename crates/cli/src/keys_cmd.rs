@@ -1,7 +1,6 @@
 //! `auth-broker keys ...`.
 
 use crate::cli::KeysCommand;
-use crate::settings::FileSettings;
 use anyhow::Context;
 use auth_broker_server::admin;
 use auth_broker_server::clock::{Clock, SystemClock};
@@ -17,7 +16,8 @@ fn state(k: &KeyRecord) -> &'static str {
     }
 }
 
-pub async fn run(cmd: KeysCommand, database: &str, file: &FileSettings) -> anyhow::Result<()> {
+/// `file_alg`: the settings file's `signing_alg`, under `--signing-alg` and its variable.
+pub async fn run(cmd: KeysCommand, database: &str, file_alg: Option<String>) -> anyhow::Result<()> {
     let store = Store::open(database)
         .await
         .with_context(|| format!("cannot open the store {}", redact_url(database)))?;
@@ -48,7 +48,7 @@ pub async fn run(cmd: KeysCommand, database: &str, file: &FileSettings) -> anyho
         KeysCommand::Rotate { signing_alg, json } => {
             let alg: SigningAlg = signing_alg
                 .as_ref()
-                .or(file.signing_alg.as_ref())
+                .or(file_alg.as_ref())
                 .map(|a| a.parse())
                 .transpose()
                 .map_err(anyhow::Error::msg)?

@@ -161,6 +161,12 @@ async fn client_commands_read_the_settings_file_after_flags_and_environment() {
         "{err}"
     );
 
+    // A key no setting has is bad usage too, named (a typo must not pass silently).
+    write("right-secret", "scopes = \"read\"\n");
+    let (code, _, err) = run(vec![], with_config(&["token"])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown key 'scopes'"), "{err}");
+
     // Nothing anywhere: each missing setting and its three sources are named.
     std::fs::write(&file, "").unwrap();
     let (code, _, err) = run(vec![], with_config(&["doctor"])).await;
@@ -860,6 +866,22 @@ async fn proxy_drops_headers_named_in_connection() {
     p.shut().await;
 }
 
+/// Every line of `logs` as the JSON object it must be, each with the members every
+/// line has.
+fn json_log_lines(logs: &str) -> Vec<serde_json::Value> {
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    for v in &lines {
+        for k in ["timestamp", "level", "target", "message"] {
+            assert!(v.get(k).is_some(), "{k} in {v}");
+        }
+    }
+    lines
+}
+
 /// Issue 13.10: `--log-format json` (or `AUTH_BROKER_LOG_FORMAT=json`) writes one JSON
 /// object per line; text logs have no colour when stderr is not a terminal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -882,15 +904,7 @@ async fn logs_are_json_lines_on_request_and_colourless_off_a_terminal() {
         }
         let (code, _, err) = run(env, how.0).await;
         assert_eq!(code, 0, "{err}");
-        let mut n = 0;
-        for line in err.lines().filter(|l| !l.is_empty()) {
-            let v: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            for k in ["timestamp", "level", "target", "message"] {
-                assert!(v.get(k).is_some(), "{k} in {line}");
-            }
-            n += 1;
-        }
+        let n = json_log_lines(&err).len();
         assert!(n > 0 && err.contains("fetched a new access token"), "{err}");
         assert!(!err.contains("s3cret-value"), "{err}");
     }
@@ -1237,17 +1251,10 @@ async fn serve_logs_json_lines_with_the_request_id() {
         .await
         .unwrap();
     let logs = logs.join().unwrap();
-    let mut with_id = 0;
-    for line in logs.lines().filter(|l| !l.is_empty()) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        for k in ["timestamp", "level", "target", "message"] {
-            assert!(v.get(k).is_some(), "{k} in {line}");
-        }
-        if v["span"]["id"] == id.as_str() {
-            with_id += 1;
-        }
-    }
+    let with_id = json_log_lines(&logs)
+        .iter()
+        .filter(|v| v["span"]["id"] == id.as_str())
+        .count();
     assert!(with_id > 0, "a line with the request id {id}:\n{logs}");
 }
 

@@ -34,7 +34,8 @@ impl std::fmt::Display for CertificateProblem {
 /// The certificate problem behind `err`, if a refused server certificate is what
 /// made it fail. Walks the `source()` chain, into `io::Error`s by `get_ref` (hyper
 /// and tokio-rustls wrap the rustls error in one or two of them, whose `source()`
-/// skips it) and into a [`crate::TokenError::Transport`]'s cause.
+/// skips it), into a [`crate::TokenError::Transport`]'s cause and into the error a
+/// `reqwest-middleware` middleware returned.
 pub fn certificate_problem(err: &(dyn Error + 'static)) -> Option<CertificateProblem> {
     let mut cur = Some(err);
     while let Some(e) = cur {
@@ -46,6 +47,11 @@ pub fn certificate_problem(err: &(dyn Error + 'static)) -> Option<CertificatePro
         {
             // Its cause is in its message, not its `source()`.
             Some(cause.as_ref() as &(dyn Error + 'static))
+        } else if let Some(reqwest_middleware::Error::Middleware(m)) =
+            e.downcast_ref::<reqwest_middleware::Error>()
+        {
+            // The middleware's own error (a `TokenError`), whose `source()` skips it.
+            Some(m.as_ref() as &(dyn Error + 'static))
         } else {
             match e
                 .downcast_ref::<std::io::Error>()
