@@ -272,6 +272,14 @@ impl Proxy {
     }
 }
 
+/// A test that fails before `stop` leaves no proxy running.
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_forwards_everything_signed_and_shuts_down_gracefully() {
     let b = TestBroker::start(Backend::Sqlite).await;
@@ -1274,4 +1282,72 @@ async fn call_replays_a_bodyless_request_after_a_401() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].headers["authorization"], "Bearer tok-1");
     assert_eq!(seen[1].headers["authorization"], "Bearer tok-2");
+}
+
+/// Issue 13.3, under load: 4-second tokens that the API stops taking a little early
+/// (its clock ahead, or the token revoked) come back `401` in flight now and then; the
+/// proxy replays each of those once with a fresh token, so every caller gets `200`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_replays_under_load_when_tokens_expire_in_flight() {
+    let ep = FlakyEndpoint::start(Behaviour::Token { expires_in: 4 }).await;
+    let first_seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        Instant,
+    >::new()));
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().fallback({
+        let (first_seen, refused) = (first_seen.clone(), refused.clone());
+        move |headers: HeaderMap| {
+            let (first_seen, refused) = (first_seen.clone(), refused.clone());
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let since = *first_seen
+                    .lock()
+                    .unwrap()
+                    .entry(auth)
+                    .or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(1500) {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    axum::http::StatusCode::UNAUTHORIZED
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let p = Proxy::launch(flaky_env(&ep), api, Duration::from_secs(60)).await;
+    let until = Instant::now() + Duration::from_secs(5);
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let url = format!("{}/load", p.base);
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut statuses = Vec::new();
+                while Instant::now() < until {
+                    statuses.push(http.get(&url).send().await.unwrap().status().as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for w in workers {
+        let statuses = w.await.unwrap();
+        total += statuses.len();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+    let refused = refused.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!(
+        "{total} requests, {refused} refused in flight and replayed, {} token requests",
+        ep.requests()
+    );
+    assert!(refused > 0, "the API refused some tokens in flight");
+    assert!(ep.requests() >= 2);
+    p.shut().await;
 }
