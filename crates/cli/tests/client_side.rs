@@ -902,6 +902,27 @@ async fn logs_are_json_lines_on_request_and_colourless_off_a_terminal() {
     assert!(err.contains("fetched a new access token"), "{err}");
     assert!(!err.contains('\x1b'), "no colour into a pipe: {err:?}");
 
+    // On a terminal (script(1) gives the command one): colour, unless NO_COLOR is set.
+    for (no_color, coloured) in [(None, true), (Some("1"), false)] {
+        let mut cmd = Command::new("script");
+        cmd.args(["-q", "-e", "-c", &format!("{BIN} token"), "/dev/null"])
+            .envs(env.clone());
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let tty = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{tty}");
+        assert!(tty.contains("fetched a new access token"), "{tty}");
+        assert_eq!(
+            tty.contains("\x1b["),
+            coloured,
+            "NO_COLOR={no_color:?}: {tty:?}"
+        );
+    }
+
     for how in [
         (args(&["--log-format", "json", "token"]), None),
         (args(&["token"]), Some("json")),
