@@ -271,8 +271,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Call(mut args) => {
             args.client = client(args.client)?;
-            // `call` prints the 401 hint itself, once; the middleware's line would repeat it.
-            logs("warn,auth_broker_client::middleware=error");
+            // `call` prints the 401 hint itself, once; the middleware's line would repeat
+            // it. `-s`: nothing at all on stderr, unless AUTH_BROKER_LOG asks.
+            logs(if args.silent {
+                "off"
+            } else {
+                "warn,auth_broker_client::middleware=error"
+            });
             crate::client_side::call::run(args).await
         }
         Command::Proxy(mut args) => {

@@ -1021,9 +1021,13 @@ async fn call_takes_data_include_output_and_silent_as_curl_does() {
             .unwrap()
             .starts_with("GET /d ")
     );
-    // -s: an HTTP error exits 1 without a word on stderr.
+    // -s: an HTTP error, or no token, exits 1 without a word on stderr.
     let missing = FlakyEndpoint::start(Behaviour::raw(404, "text/plain", "no such thing")).await;
     let (code, _, err) = run(env.clone(), args(&["call", "-s", &missing.url()])).await;
+    assert_eq!(code, 1);
+    assert!(err.is_empty(), "{err}");
+    let down = FlakyEndpoint::start(Behaviour::Down).await;
+    let (code, _, err) = run(flaky_env(&down), args(&["call", "-s", &url])).await;
     assert_eq!(code, 1);
     assert!(err.is_empty(), "{err}");
     let (code, _, err) = run(env, args(&["call", &missing.url()])).await;
