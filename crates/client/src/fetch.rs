@@ -71,9 +71,10 @@ pub fn request_parts(config: &TokenConfig) -> Result<TokenRequestParts, TokenErr
 /// Sends one token request and reads the answer.
 ///
 /// A `3xx` answer is an error ([`TokenError::Redirect`]), never followed: RFC 6749
-/// §3.2 leaves redirects of the token endpoint undefined, and following one would send
-/// the client credentials (the Basic header, or a `client_secret_post` body kept
-/// across a `307`/`308`) to whatever origin the `Location` names. The client given to
+/// §3.2 defines no redirect of the token endpoint, and following one would send the
+/// client credentials (the Basic header, or a `client_secret_post` body, which RFC 9110
+/// §15.4.8 has a `307` repeat; the hazard of RFC 9700 §4.12) to whatever origin the
+/// `Location` names. The client given to
 /// the manager is built not to follow them ([`crate::token_http_client`]); should a
 /// caller's client follow one all the same, the answer is refused too.
 pub(crate) async fn fetch(
