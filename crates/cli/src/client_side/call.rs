@@ -31,7 +31,7 @@ pub struct CallArgs {
     /// Request body, as curl's -d: repeated values are joined with '&'; @FILE reads a
     /// file and @- standard input, without their carriage returns and newlines.
     /// Content-Type defaults to application/x-www-form-urlencoded.
-    #[arg(short = 'd', long = "data", value_name = "DATA")]
+    #[arg(short = 'd', long = "data", value_name = "BODY")]
     pub data: Vec<String>,
     /// Request body sent exactly as given, as curl's --data-binary (@FILE and @- read
     /// the bytes as they are). Joined with '&' after any -d values.
