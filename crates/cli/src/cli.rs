@@ -27,7 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args)]
+#[derive(Args, Default, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
 pub struct Global {
     /// The store: sqlite://FILE (default sqlite://auth-broker.db, created when missing)
     /// or postgres://USER@HOST/DB for several replicas sharing one store.
@@ -41,7 +42,18 @@ pub struct Global {
     /// A TOML file of settings (keys as the long flags, e.g. listen = "0.0.0.0:8080").
     /// Default: auth-broker.toml in the working directory, when present.
     #[arg(long, global = true, env = "AUTH_BROKER_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Log lines as text (coloured on a terminal unless NO_COLOR is set) or json (one
+    /// object per line). [default: text; file: log_format]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_BROKER_LOG_FORMAT",
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    pub log_format: Option<crate::settings::LogFormat>,
 }
 
 /// `Debug` with the database password (if the URL has one) redacted.
@@ -53,6 +65,7 @@ impl std::fmt::Debug for Global {
                 &self.database.as_deref().map(auth_broker_server::redact_url),
             )
             .field("config", &self.config)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -80,7 +93,8 @@ pub enum Command {
     Doctor(crate::client_side::doctor::DoctorArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
 #[command(after_help = "\
 Examples:
   auth-broker serve --listen 0.0.0.0:8080 --issuer https://auth.example.com
@@ -149,6 +163,7 @@ pub struct ServeArgs {
     /// Make sure a client named `demo` exists, give it a fresh secret and print
     /// ready-to-paste curl commands. For trying the broker out, not for production.
     #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub demo: bool,
 }
 
@@ -172,42 +187,58 @@ pub enum KeysCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = crate::settings::FileSettings::load(cli.global.config.as_deref())?;
-    let database = crate::settings::database_url(cli.global.database.as_deref(), &file);
+    let global = crate::settings::layered(cli.global, file.global)?;
+    let database = crate::settings::database_url(&global);
+    let format = global.log_format.unwrap_or_default();
+    let logs = |default: &str| crate::settings::init_logging(default, format);
+    let client = |args: crate::client_side::ClientArgs| {
+        crate::settings::layered(args, file.client.clone())?.required()
+    };
     match cli.command {
-        Command::Serve(args) => crate::serve_cmd::run(args, &database, &file).await,
+        Command::Serve(args) => {
+            logs("info");
+            let args = crate::settings::layered(args, file.serve)?;
+            crate::serve_cmd::run(args, &database).await
+        }
         Command::Client(cmd) => {
-            crate::settings::init_logging("warn");
+            logs("warn");
             let backend = crate::admin_backend::Backend::local(&database).await?;
             crate::client_cmd::run(cmd, &backend).await
         }
         Command::Keys(cmd) => {
-            crate::settings::init_logging("warn");
+            logs("warn");
             let backend = crate::admin_backend::Backend::local(&database).await?;
-            crate::keys_cmd::run(cmd, &backend, &file).await
+            crate::keys_cmd::run(cmd, &backend, file.serve.signing_alg).await
         }
         Command::Audit(args) => {
-            crate::settings::init_logging("warn");
+            logs("warn");
             let backend = crate::admin_backend::Backend::local(&database).await?;
             crate::client_cmd::audit(args, &backend).await
         }
         Command::Token(mut args) => {
-            args.client.apply_file(&file)?;
-            crate::settings::init_logging("error");
+            args.client = client(args.client)?;
+            logs("warn");
             crate::client_side::token::run(args).await
         }
         Command::Call(mut args) => {
-            args.client.apply_file(&file)?;
-            crate::settings::init_logging("warn");
+            args.client = client(args.client)?;
+            // `call` prints the 401 hint itself, once; the middleware's line would repeat
+            // it. `-s`: nothing at all on stderr, unless AUTH_BROKER_LOG asks.
+            logs(if args.silent {
+                "off"
+            } else {
+                "warn,auth_broker_client::middleware=error"
+            });
             crate::client_side::call::run(args).await
         }
         Command::Proxy(mut args) => {
-            args.client.apply_file(&file)?;
-            crate::settings::init_logging("info");
+            args.client = client(args.client)?;
+            logs("info");
             crate::client_side::proxy::run(args).await
         }
         Command::Doctor(mut args) => {
-            args.client.apply_file(&file)?;
-            crate::settings::init_logging("error");
+            args.client = client(args.client)?;
+            logs("error");
             crate::client_side::doctor::run(args).await
         }
     }
@@ -265,10 +296,10 @@ mod tests {
             }
         }
         let file: crate::settings::FileSettings = toml::from_str(&format!(
-            "database = \"{db}\"\nclient_id = \"app\"\nclient_secret = \"{secret}\""
+            "database = \"{db}\"\nclient_id = \"app\"\nclient_secret = \"{secret}\"\nclient_secrett = \"{secret}\""
         ))
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(file.database.is_some() && file.client_secret.is_some());
+        assert!(file.global.database.is_some() && file.client.client_secret.is_some());
         let d = format!("{file:?}");
         assert!(d.contains("app"), "{d}");
         for s in [secret, &secret[4..], password] {

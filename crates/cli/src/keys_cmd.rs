@@ -2,7 +2,6 @@
 
 use crate::admin_backend::Backend;
 use crate::cli::KeysCommand;
-use crate::settings::FileSettings;
 use auth_broker_proto::admin::Key;
 use auth_broker_server::SigningAlg;
 
@@ -10,7 +9,12 @@ fn state(k: &Key) -> &'static str {
     k.state.as_str()
 }
 
-pub async fn run(cmd: KeysCommand, backend: &Backend, file: &FileSettings) -> anyhow::Result<()> {
+/// `file_alg`: the settings file's `signing_alg`, under `--signing-alg` and its variable.
+pub async fn run(
+    cmd: KeysCommand,
+    backend: &Backend,
+    file_alg: Option<String>,
+) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List { json } => {
             let keys = backend.keys().await?;
@@ -34,7 +38,7 @@ pub async fn run(cmd: KeysCommand, backend: &Backend, file: &FileSettings) -> an
         KeysCommand::Rotate { signing_alg, json } => {
             let alg: SigningAlg = signing_alg
                 .as_ref()
-                .or(file.signing_alg.as_ref())
+                .or(file_alg.as_ref())
                 .map(|a| a.parse())
                 .transpose()
                 .map_err(anyhow::Error::msg)?

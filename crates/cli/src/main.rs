@@ -58,6 +58,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<client_side::call::Quiet>().is_some() => ExitCode::FAILURE,
         Err(e) if e.downcast_ref::<client_side::call::UsageError>().is_some() => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

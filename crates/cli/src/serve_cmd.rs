@@ -1,21 +1,21 @@
 //! `auth-broker serve`.
 
 use crate::cli::ServeArgs;
-use crate::settings::FileSettings;
 use anyhow::{Context, bail};
 use auth_broker_server::admin::{Actor, Admin, NewClient};
 use auth_broker_server::tls::{TlsFiles, TlsHandle};
 use auth_broker_server::{Config, Server, Store, redact_url};
 use std::net::SocketAddr;
 
-fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
+/// The server's configuration from the layered settings (flags, environment, file).
+fn config(args: &ServeArgs) -> anyhow::Result<Config> {
     let mut c = Config::default();
-    if let Some(listen) = args.listen.as_ref().or(file.listen.as_ref()) {
+    if let Some(listen) = args.listen.as_ref() {
         c.listen = listen.parse::<SocketAddr>().with_context(|| {
             format!("--listen '{listen}' is not an address; use IP:PORT such as 127.0.0.1:8080 or 0.0.0.0:8080")
         })?;
     }
-    if let Some(issuer) = args.issuer.as_ref().or(file.issuer.as_ref()) {
+    if let Some(issuer) = args.issuer.as_ref() {
         let uri: http::Uri = issuer
             .parse()
             .with_context(|| format!("--issuer '{issuer}' is not a URL"))?;
@@ -27,7 +27,7 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
         }
         c.issuer = Some(issuer.clone());
     }
-    if let Some(ttl) = args.token_ttl.or(file.token_ttl) {
+    if let Some(ttl) = args.token_ttl {
         if !(1..=auth_broker_server::MAX_TOKEN_TTL_SECS).contains(&ttl) {
             bail!(
                 "--token-ttl must be between 1 and {} seconds (31 days); got {ttl}",
@@ -36,17 +36,13 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
         }
         c.token_ttl_secs = ttl;
     }
-    if let Some(alg) = args.signing_alg.as_ref().or(file.signing_alg.as_ref()) {
+    if let Some(alg) = args.signing_alg.as_ref() {
         c.signing_alg = alg.parse().map_err(anyhow::Error::msg)?;
     }
-    if let Some(format) = args.token_format.as_ref().or(file.token_format.as_ref()) {
+    if let Some(format) = args.token_format.as_ref() {
         c.token_format = format.parse().map_err(anyhow::Error::msg)?;
     }
-    if let Some(every) = args
-        .key_rotation_interval
-        .as_ref()
-        .or(file.key_rotation_interval.as_ref())
-    {
+    if let Some(every) = args.key_rotation_interval.as_ref() {
         let d = humantime::parse_duration(every).with_context(|| {
             format!("--key-rotation-interval '{every}' is not a duration; use e.g. 30d, 12h or 90m")
         })?;
@@ -55,8 +51,8 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
         }
         c.key_rotation_interval = Some(d);
     }
-    let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());
-    let key = args.tls_key.as_ref().or(file.tls_key.as_ref());
+    let cert = args.tls_cert.as_ref();
+    let key = args.tls_key.as_ref();
     c.tls = match (cert, key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
@@ -67,18 +63,11 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
             "--tls-cert and --tls-key go together: give both (the certificate chain and its private key) or neither"
         ),
     };
-    if let Some(n) = args
-        .auth_failures_per_minute
-        .or(file.auth_failures_per_minute)
-    {
+    if let Some(n) = args.auth_failures_per_minute {
         c.auth_failures_per_minute = std::num::NonZeroU32::new(n)
             .context("--auth-failures-per-minute must be at least 1")?;
     }
-    if let Some(at) = args
-        .metrics_listen
-        .as_ref()
-        .or(file.metrics_listen.as_ref())
-    {
+    if let Some(at) = args.metrics_listen.as_ref() {
         c.metrics_listen = Some(at.parse::<SocketAddr>().with_context(|| {
             format!("--metrics-listen '{at}' is not an address; use IP:PORT such as 127.0.0.1:9090")
         })?);
@@ -86,9 +75,8 @@ fn config(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Config> {
     Ok(c)
 }
 
-pub async fn run(args: ServeArgs, database: &str, file: &FileSettings) -> anyhow::Result<()> {
-    crate::settings::init_logging("info");
-    let config = config(&args, file)?;
+pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
+    let config = config(&args)?;
     let store = Store::open(database)
         .await
         .with_context(|| format!("cannot open the store {}", redact_url(database)))?;

@@ -1,75 +1,51 @@
 //! Resolving settings: flags, then `AUTH_BROKER_*` environment (both through clap),
-//! then the TOML file, then defaults.
+//! then the TOML file, then defaults. One struct per group of settings serves the
+//! flags and the file alike.
 
+use crate::client_side::ClientArgs;
+use crate::client_side::call::usage;
 use anyhow::Context;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const DEFAULT_DATABASE: &str = "sqlite://auth-broker.db";
 const DEFAULT_FILE: &str = "auth-broker.toml";
 
-/// The settings file. Keys are the long flag names with `_` for `-`.
+/// The settings file: the same structs as the flags ([`crate::cli::Global`],
+/// [`crate::cli::ServeArgs`], [`ClientArgs`]), so each setting is declared once with
+/// its flag, its `AUTH_BROKER_*` variable and its file key (the long flag name with
+/// `_` for `-`; `client_auth` for `--auth`). [`layered`] puts flags and environment
+/// over the file (INTERFACE §3).
 #[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileSettings {
-    pub database: Option<String>,
-    pub listen: Option<String>,
-    pub issuer: Option<String>,
-    pub token_ttl: Option<i64>,
-    pub signing_alg: Option<String>,
-    pub token_format: Option<String>,
-    pub key_rotation_interval: Option<String>,
-    pub tls_cert: Option<std::path::PathBuf>,
-    pub tls_key: Option<std::path::PathBuf>,
-    pub auth_failures_per_minute: Option<u32>,
-    pub metrics_listen: Option<String>,
-    // The client commands (`token`, `call`, `proxy`, `doctor`).
-    pub token_url: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub scope: Option<String>,
-    pub audience: Option<String>,
-    pub client_auth: Option<crate::client_side::AuthMethod>,
-    pub ca_file: Option<std::path::PathBuf>,
-    pub token_timeout: Option<String>,
+    #[serde(flatten)]
+    pub global: crate::cli::Global,
+    #[serde(flatten)]
+    pub serve: crate::cli::ServeArgs,
+    #[serde(flatten)]
+    pub client: ClientArgs,
+    /// Keys none of the above took: refused, so a typo does not pass silently.
+    #[serde(flatten)]
+    unknown: std::collections::BTreeMap<String, toml::Value>,
 }
 
-/// `Debug` with the database password (if the URL has one) and the client secret
-/// redacted.
+/// `Debug` through the groups' own (redacting) `Debug`; unknown keys by name only, as
+/// one of them may be a misspelled secret.
 impl std::fmt::Debug for FileSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileSettings")
-            .field(
-                "database",
-                &self.database.as_deref().map(auth_broker_server::redact_url),
-            )
-            .field("listen", &self.listen)
-            .field("issuer", &self.issuer)
-            .field("token_ttl", &self.token_ttl)
-            .field("signing_alg", &self.signing_alg)
-            .field("token_format", &self.token_format)
-            .field("key_rotation_interval", &self.key_rotation_interval)
-            .field("auth_failures_per_minute", &self.auth_failures_per_minute)
-            .field("metrics_listen", &self.metrics_listen)
-            .field("tls_cert", &self.tls_cert)
-            .field("tls_key", &self.tls_key)
-            .field("token_url", &self.token_url)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .field("scope", &self.scope)
-            .field("audience", &self.audience)
-            .field("client_auth", &self.client_auth)
-            .field("ca_file", &self.ca_file)
-            .field("token_timeout", &self.token_timeout)
+            .field("global", &self.global)
+            .field("serve", &self.serve)
+            .field("client", &self.client)
+            .field("unknown", &self.unknown.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl FileSettings {
-    /// Reads `path`, or `./auth-broker.toml` when no path is given and it exists.
+    /// Reads `path`, or `./auth-broker.toml` when no path is given and it exists. A file
+    /// that does not parse, or has a key no setting has, is bad usage (exit 2).
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let (path, required) = match path {
             Some(p) => (p, true),
@@ -85,25 +61,108 @@ impl FileSettings {
                     .with_context(|| format!("cannot read the settings file {}", path.display()));
             }
         };
-        toml::from_str(&text).with_context(|| format!("invalid settings file {}", path.display()))
+        let file: Self = toml::from_str(&text).map_err(|e| {
+            usage(format!(
+                "invalid settings file {}: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        if let Some(key) = file.unknown.keys().next() {
+            return Err(usage(format!(
+                "unknown key '{key}' in the settings file {}: the keys are the long flag names with _ for -, e.g. token_url",
+                path.display()
+            )));
+        }
+        Ok(file)
     }
 }
 
-pub fn database_url(flag: Option<&str>, file: &FileSettings) -> String {
-    flag.map(str::to_owned)
-        .or_else(|| file.database.clone())
+/// `flags` (flags and environment, as clap read them) over `file`: every setting the
+/// flags leave unset comes from the file. One generic step for every settings struct,
+/// through their serde forms, instead of a line per setting.
+pub fn layered<T: Serialize + DeserializeOwned>(flags: T, file: T) -> anyhow::Result<T> {
+    let mut merged = serde_json::to_value(file)?;
+    if let (Some(m), serde_json::Value::Object(f)) =
+        (merged.as_object_mut(), serde_json::to_value(flags)?)
+    {
+        m.extend(f.into_iter().filter(|(_, v)| !v.is_null()));
+    }
+    Ok(serde_json::from_value(merged)?)
+}
+
+/// A duration setting, written as in the flags (`10s`, `500ms`, humantime) in the file
+/// too. For `Option<Duration>` fields with `#[serde(with = "duration_setting")]`.
+pub mod duration_setting {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => crate::client_side::parse_timeout(&text)
+                .map(Some)
+                .map_err(|e| serde::de::Error::custom(format!("token_timeout '{text}': {e}"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The store URL: `--database` / `AUTH_BROKER_DATABASE_URL` / `database`, else SQLite
+/// in the working directory.
+pub fn database_url(global: &crate::cli::Global) -> String {
+    global
+        .database
+        .clone()
         .unwrap_or_else(|| DEFAULT_DATABASE.to_owned())
 }
 
+/// How log lines are written (`--log-format`, `AUTH_BROKER_LOG_FORMAT`, `log_format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message`, the event's
+    /// fields, and `span` with the request's fields (`id` is the request id) when
+    /// there is one.
+    Json,
+}
+
 /// Logs go to stderr; the level comes from `AUTH_BROKER_LOG`, then `RUST_LOG`.
-pub fn init_logging(default: &str) {
+///
+/// Colour only when stderr is a terminal and `NO_COLOR` is unset or empty
+/// (no-color.org): escape codes in a file or a log collector are noise. Secrets stay
+/// out either way: the `Authorization` values are marked sensitive and never logged as
+/// fields.
+pub fn init_logging(default: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = std::env::var("AUTH_BROKER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.to_owned());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).try_init()
+        }
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Completes on Ctrl-C or SIGTERM (never, if neither can be listened for).

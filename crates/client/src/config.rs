@@ -68,7 +68,13 @@ pub struct RefreshPolicy {
     pub margin_fraction: f64,
     /// The lifetime assumed when the response has no `expires_in`. Default 300 s.
     pub default_lifetime: Duration,
+    /// The longest lifetime believed. Default [`MAX_LIFETIME`].
+    pub max_lifetime: Duration,
 }
+
+/// The longest token lifetime believed: one year. Longer ones are cut to it with a
+/// warning; the token is then refreshed after half a year like any other.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The lifetime assumed for a token whose response has no `expires_in`.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
@@ -81,6 +87,7 @@ impl Default for RefreshPolicy {
             max_margin: Duration::from_secs(60),
             margin_fraction: 0.1,
             default_lifetime: DEFAULT_LIFETIME,
+            max_lifetime: MAX_LIFETIME,
         }
     }
 }
@@ -94,13 +101,21 @@ pub struct Schedule {
     pub refresh_after: Duration,
     /// After this the token is no longer handed out.
     pub usable_for: Duration,
+    /// The stated lifetime was longer than [`RefreshPolicy::max_lifetime`] and was cut.
+    pub capped: bool,
 }
 
 impl RefreshPolicy {
     /// The schedule for a token of `expires_in` seconds; `jitter` in `[0, 1)` picks the
     /// point in the jitter window.
+    ///
+    /// A lifetime past `max_lifetime` is cut to it (`capped` says so): an `expires_in` of
+    /// 2^63 seconds is no promise anyone can keep, and instants that far ahead do not
+    /// exist on a monotonic clock.
     pub fn schedule(&self, expires_in: Option<u64>, jitter: f64) -> Schedule {
-        let lifetime = expires_in.map_or(self.default_lifetime, Duration::from_secs);
+        let stated = expires_in.map_or(self.default_lifetime, Duration::from_secs);
+        let capped = stated > self.max_lifetime;
+        let lifetime = stated.min(self.max_lifetime);
         let margin = self
             .max_margin
             .min(lifetime.mul_f64(self.margin_fraction.clamp(0.0, 1.0)));
@@ -115,6 +130,7 @@ impl RefreshPolicy {
             lifetime,
             refresh_after,
             usable_for,
+            capped,
         }
     }
 }
@@ -277,6 +293,10 @@ mod tests {
         assert_eq!(s.lifetime, DEFAULT_LIFETIME);
         // A zero lifetime is never usable.
         assert_eq!(p.schedule(Some(0), 0.5).usable_for, Duration::ZERO);
+        // An absurd one is cut to a year.
+        let s = p.schedule(Some(u64::MAX), 0.999);
+        assert!(s.capped && s.lifetime == MAX_LIFETIME, "{s:?}");
+        assert!(!p.schedule(Some(3599), 0.0).capped);
     }
 
     #[test]

@@ -46,14 +46,37 @@ pub enum TokenError {
         /// The timeout that ran out.
         after: Duration,
     },
-    /// The request did not get an answer: DNS, connect, TLS, a broken connection.
-    #[error("cannot reach the token endpoint {url}: {source}")]
+    /// The request did not get an answer: DNS, connect, TLS, a broken connection. The
+    /// message names every cause once, down to the one that helps ("Connection
+    /// refused"); reqwest's own message alone says only "error sending request".
+    #[error("cannot reach the token endpoint {url}: {}", causes(cause.as_ref()))]
     Transport {
         /// The token URL.
         url: String,
-        /// The cause.
-        #[source]
-        source: Arc<reqwest::Error>,
+        /// The cause (not `source()`: the message holds its chain already, and printing
+        /// both would say everything twice; [`crate::certificate_problem`] looks inside).
+        cause: Arc<reqwest::Error>,
+    },
+    /// The token endpoint answered with a redirect (`3xx`). Token requests never follow
+    /// one: the client credentials would go to whatever address the `Location` names.
+    #[error(
+        "the token endpoint answered {status} redirecting to {}; a token request does not follow redirects, so the client credentials never go to another address: use the final URL as the token URL",
+        location.as_deref().unwrap_or("(no Location header)")
+    )]
+    Redirect {
+        /// HTTP status.
+        status: u16,
+        /// The `Location` header, when there was one.
+        location: Option<String>,
+    },
+    /// [`crate::TokenManager::token_within`]: no token within the wait; the token request
+    /// goes on in the background.
+    #[error("no token yet after waiting {waited:?}; the token request goes on{}", last.as_ref().map(|e| format!(" (last attempt: {e})")).unwrap_or_default())]
+    NotYet {
+        /// How long the caller waited.
+        waited: Duration,
+        /// Why the last attempt failed, when one did.
+        last: Option<Box<TokenError>>,
     },
     /// The configuration cannot work (e.g. a token URL that does not parse).
     #[error("{0}")]
@@ -70,17 +93,19 @@ impl TokenError {
                 status_is_transient(*status) || error.error.is_transient()
             }
             Self::UnexpectedResponse { status, .. } => status_is_transient(*status),
-            Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Config(_) => false,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::NotYet { .. } => true,
+            Self::Config(_) | Self::Redirect { .. } => false,
         }
     }
 
-    /// The server's `Retry-After`, when it sent one.
+    /// The server's `Retry-After`, when it sent one (for [`TokenError::NotYet`], the one
+    /// of the last attempt).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Server { retry_after, .. } | Self::UnexpectedResponse { retry_after, .. } => {
                 *retry_after
             }
+            Self::NotYet { last: Some(e), .. } => e.retry_after(),
             _ => None,
         }
     }
@@ -88,7 +113,9 @@ impl TokenError {
     /// The HTTP status, when there was an answer.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Server { status, .. } | Self::UnexpectedResponse { status, .. } => Some(*status),
+            Self::Server { status, .. }
+            | Self::UnexpectedResponse { status, .. }
+            | Self::Redirect { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -104,4 +131,19 @@ impl TokenError {
 
 fn status_is_transient(status: u16) -> bool {
     status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// An error's message and its causes, each once: reqwest and hyper repeat the same
+/// words at several levels, while the cause that helps is at the bottom.
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let msg = err.to_string();
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }

@@ -3,7 +3,8 @@
 use crate::config::{ClientAuth, TokenConfig};
 use crate::error::{MAX_KEPT_BODY, TokenError};
 use auth_broker_proto::{
-    ErrorResponse, FORM_CONTENT_TYPE, GRANT_CLIENT_CREDENTIALS, TokenResponse, basic, form,
+    AccessToken, ErrorResponse, FORM_CONTENT_TYPE, GRANT_CLIENT_CREDENTIALS, TokenResponse, basic,
+    form,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,10 +69,18 @@ pub fn request_parts(config: &TokenConfig) -> Result<TokenRequestParts, TokenErr
 }
 
 /// Sends one token request and reads the answer.
+///
+/// A `3xx` answer is an error ([`TokenError::Redirect`]), never followed: RFC 6749
+/// §3.2 defines no redirect of the token endpoint, and following one would send the
+/// client credentials (the Basic header, or a `client_secret_post` body, which RFC 9110
+/// §15.4.8 has a `307` repeat; the hazard of RFC 9700 §4.12) to whatever origin the
+/// `Location` names. The client given to
+/// the manager is built not to follow them ([`crate::token_http_client`]); should a
+/// caller's client follow one all the same, the answer is refused too.
 pub(crate) async fn fetch(
     http: &reqwest::Client,
     config: &TokenConfig,
-) -> Result<TokenResponse, TokenError> {
+) -> Result<TokenAnswer, TokenError> {
     let parts = request_parts(config)?;
     let mut req = http
         .post(&config.token_url)
@@ -91,19 +100,36 @@ pub(crate) async fn fetch(
         } else {
             TokenError::Transport {
                 url: config.token_url.clone(),
-                source: Arc::new(e.without_url()),
+                cause: Arc::new(e.without_url()),
             }
         }
     };
     let resp = req.send().await.map_err(transport)?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    if resp.status().is_redirection() {
+        return Err(TokenError::Redirect {
+            status,
+            location: header_text(resp.headers(), http::header::LOCATION),
+        });
+    }
+    if reqwest::Url::parse(&config.token_url).is_ok_and(|u| u != *resp.url()) {
+        return Err(TokenError::Redirect {
+            status,
+            location: Some(resp.url().to_string()),
+        });
+    }
+    let retry_after = header_text(resp.headers(), http::header::RETRY_AFTER)
+        .and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
     let body = resp.bytes().await.map_err(transport)?;
-    parse_response(status, &body, retry_after)
+    parse_token_answer(status, &body, retry_after)
+}
+
+/// A header's value as text, when it is there and visible ASCII.
+pub fn header_text(headers: &http::HeaderMap, name: http::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date (a date in the past
@@ -117,40 +143,202 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Reads a token endpoint's answer.
-pub fn parse_response(
+/// How a `200` token response departed from RFC 6749 §5.1 and was read all the same,
+/// as golang.org/x/oauth2 and the Python libraries read it. `doctor` names each one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Leniency {
+    /// The body began with a UTF-8 byte order mark: RFC 8259 §8.1 forbids sending one
+    /// and lets a parser ignore it.
+    ByteOrderMark,
+    /// `expires_in` was a JSON string holding a number (the value as sent).
+    ExpiresInString(String),
+    /// `expires_in` had a fraction or an exponent; whole seconds were kept, rounded
+    /// down (the value as sent).
+    ExpiresInFraction(String),
+    /// `expires_in` was negative: read as 0, a token already expired.
+    ExpiresInNegative(String),
+    /// `scope` was a JSON array of strings rather than one space-separated string.
+    ScopeArray,
+}
+
+impl std::fmt::Display for Leniency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ByteOrderMark => f.write_str(
+                "the body starts with a UTF-8 byte order mark, which RFC 8259 §8.1 forbids",
+            ),
+            Self::ExpiresInString(v) => write!(
+                f,
+                "expires_in is a string ({v}), not a number as RFC 6749 §5.1 says"
+            ),
+            Self::ExpiresInFraction(v) => write!(
+                f,
+                "expires_in is not a whole number of seconds ({v}); rounded down"
+            ),
+            Self::ExpiresInNegative(v) => {
+                write!(
+                    f,
+                    "expires_in is negative ({v}): the token is already expired"
+                )
+            }
+            Self::ScopeArray => f.write_str(
+                "scope is a JSON array, not a space-separated string as RFC 6749 §3.3 says",
+            ),
+        }
+    }
+}
+
+/// A `200` token response as read: the RFC 6749 §5.1 members, every member as sent
+/// (`refresh_token`, `id_token`, vendor extensions), and what was read leniently.
+#[derive(Clone)]
+pub struct TokenAnswer {
+    /// The standard members.
+    pub response: TokenResponse,
+    /// Every member of the JSON object, as sent (`access_token` included).
+    pub members: serde_json::Map<String, serde_json::Value>,
+    /// Departures from RFC 6749 §5.1 that were read all the same.
+    pub leniencies: Vec<Leniency>,
+}
+
+/// `Debug` without the members' values: they hold the access token and maybe a refresh
+/// token.
+impl std::fmt::Debug for TokenAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenAnswer")
+            .field("response", &self.response)
+            .field("members", &self.members.keys().collect::<Vec<_>>())
+            .field("leniencies", &self.leniencies)
+            .finish()
+    }
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads a token endpoint's answer: a token from a `200` (RFC 6749 §5.1), otherwise the
+/// RFC 6749 §5.2 error or the raw body.
+pub fn parse_token_answer(
     status: u16,
     body: &[u8],
     retry_after: Option<Duration>,
-) -> Result<TokenResponse, TokenError> {
+) -> Result<TokenAnswer, TokenError> {
     let unexpected = |reason: Option<String>| TokenError::UnexpectedResponse {
         status,
         reason,
         body: kept_body(status, body),
         retry_after,
     };
-    if status == 200 {
-        let t: TokenResponse = serde_json::from_slice(body)
-            .map_err(|e| unexpected(Some(format!("not an RFC 6749 token response: {e}"))))?;
-        if !t.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(unexpected(Some(format!(
-                "token_type is '{}', only bearer tokens are supported",
-                t.token_type
-            ))));
+    let mut leniencies = Vec::new();
+    let json = match body.strip_prefix(BOM) {
+        Some(rest) => {
+            leniencies.push(Leniency::ByteOrderMark);
+            rest
         }
-        if t.access_token.expose_secret().is_empty() {
-            return Err(unexpected(Some("access_token is empty".into())));
+        None => body,
+    };
+    if status != 200 {
+        return match serde_json::from_slice::<ErrorResponse>(json) {
+            Ok(error) => Err(TokenError::Server {
+                status,
+                error,
+                retry_after,
+            }),
+            Err(_) => Err(unexpected(None)),
+        };
+    }
+    let not_token =
+        |why: String| unexpected(Some(format!("not an RFC 6749 token response: {why}")));
+    let members = match serde_json::from_slice::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(m)) => m,
+        Ok(_) => return Err(not_token("not a JSON object".into())),
+        Err(e) => return Err(not_token(e.to_string())),
+    };
+    let string = |name: &str| match members.get(name) {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        None | Some(serde_json::Value::Null) => Err(not_token(format!("missing field `{name}`"))),
+        Some(other) => Err(not_token(format!("`{name}` is not a string but {other}"))),
+    };
+    let access_token = string("access_token")?;
+    let token_type = string("token_type")?;
+    let expires_in = match members.get("expires_in") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            read_expires_in(v, &mut leniencies)
+                .ok_or_else(|| not_token(format!("expires_in is not a number of seconds: {v}")))?,
+        ),
+    };
+    let scope = match members.get("scope") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Array(items)) => {
+            let words: Option<Vec<&str>> = items.iter().map(serde_json::Value::as_str).collect();
+            leniencies.push(Leniency::ScopeArray);
+            Some(
+                words
+                    .ok_or_else(|| {
+                        not_token("scope is an array of other things than strings".into())
+                    })?
+                    .join(" "),
+            )
         }
-        return Ok(t);
+        Some(other) => return Err(not_token(format!("`scope` is not a string but {other}"))),
+    };
+    if !token_type.eq_ignore_ascii_case("bearer") {
+        return Err(unexpected(Some(format!(
+            "token_type is '{token_type}', only bearer tokens are supported (RFC 6750)"
+        ))));
     }
-    match serde_json::from_slice::<ErrorResponse>(body) {
-        Ok(error) => Err(TokenError::Server {
-            status,
-            error,
-            retry_after,
-        }),
-        Err(_) => Err(unexpected(None)),
+    if access_token.is_empty() {
+        return Err(unexpected(Some("access_token is empty".into())));
     }
+    Ok(TokenAnswer {
+        response: TokenResponse {
+            access_token: AccessToken::new(access_token),
+            expires_in,
+            scope,
+            token_type,
+        },
+        members,
+        leniencies,
+    })
+}
+
+/// `expires_in` as whole seconds: a number (a fraction rounded down, a negative one
+/// read as 0, one past `u64` as `u64::MAX`) or a string holding one. `None` when it is
+/// neither.
+fn read_expires_in(v: &serde_json::Value, leniencies: &mut Vec<Leniency>) -> Option<u64> {
+    let (number, text) = match v {
+        serde_json::Value::Number(n) => (n.clone(), None),
+        serde_json::Value::String(s) => {
+            let n = serde_json::from_str::<serde_json::Number>(s.trim()).ok()?;
+            leniencies.push(Leniency::ExpiresInString(v.to_string()));
+            (n, Some(s))
+        }
+        _ => return None,
+    };
+    if let Some(n) = number.as_u64() {
+        return Some(n);
+    }
+    let shown = text.map_or_else(|| number.to_string(), |s| s.trim().to_owned());
+    // `as` from f64 saturates: past u64::MAX is u64::MAX, negatives are 0.
+    let f = number.as_f64()?;
+    if f < 0.0 {
+        leniencies.push(Leniency::ExpiresInNegative(shown));
+        return Some(0);
+    }
+    if f.fract() != 0.0 {
+        leniencies.push(Leniency::ExpiresInFraction(shown));
+    }
+    Some(f.floor() as u64)
+}
+
+/// Reads a token endpoint's answer: [`parse_token_answer`] without the extra members.
+pub fn parse_response(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> Result<TokenResponse, TokenError> {
+    parse_token_answer(status, body, retry_after).map(|a| a.response)
 }
 
 /// The body as kept in an error, cut to [`MAX_KEPT_BODY`]. A `200` that is not a
@@ -299,6 +487,79 @@ mod tests {
         // Other statuses keep the body as sent (no token there to protect).
         let e = parse_response(500, br#"{"access_token":"x"}"#, None).err();
         assert!(e.is_some_and(|e| e.to_string().contains(r#""x""#)));
+    }
+
+    /// Issue 13.9: read as tolerantly as common libraries do (golang.org/x/oauth2 takes
+    /// `expires_in` as a number or a numeric string; a UTF-8 BOM is ignored, as RFC
+    /// 8259 §8.1 allows), and every member is kept.
+    #[test]
+    fn a_bom_a_string_or_a_float_expires_in_are_read() {
+        for (body, expires_in) in [
+            (
+                "\u{feff}{\"access_token\":\"t\",\"token_type\":\"bearer\",\"expires_in\":60}",
+                Some(60),
+            ),
+            (
+                r#"{"access_token":"t","token_type":"bearer","expires_in":"3599"}"#,
+                Some(3599),
+            ),
+            (
+                r#"{"access_token":"t","token_type":"bearer","expires_in":" 3599 "}"#,
+                Some(3599),
+            ),
+            (
+                r#"{"access_token":"t","token_type":"bearer","expires_in":3599.9}"#,
+                Some(3599),
+            ),
+            (
+                r#"{"access_token":"t","token_type":"bearer","expires_in":3.6e3}"#,
+                Some(3600),
+            ),
+            (
+                r#"{"access_token":"t","token_type":"bearer","expires_in":-5}"#,
+                Some(0),
+            ),
+            (
+                r#"{"access_token":"t","token_type":"bearer","expires_in":1e300}"#,
+                Some(u64::MAX),
+            ),
+            (
+                r#"{"access_token":"t","token_type":"bearer","expires_in":null}"#,
+                None,
+            ),
+        ] {
+            let t = parse_response(200, body.as_bytes(), None)
+                .unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(t.expires_in, expires_in, "{body}");
+        }
+        let e = parse_response(
+            200,
+            br#"{"access_token":"t","token_type":"bearer","expires_in":"soon"}"#,
+            None,
+        )
+        .err();
+        assert!(e.is_some_and(|e| e.to_string().contains("expires_in")));
+
+        let a = parse_token_answer(
+            200,
+            "\u{feff}{\"access_token\":\"t\",\"token_type\":\"Bearer\",\"expires_in\":\"60\",\"refresh_token\":\"r\",\"ext\":{\"a\":1}}".as_bytes(),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            a.members.len(),
+            5,
+            "every member is kept: {:?}",
+            a.members.keys()
+        );
+        assert_eq!(a.members["ext"], serde_json::json!({"a": 1}));
+        assert_eq!(
+            a.leniencies,
+            [
+                Leniency::ByteOrderMark,
+                Leniency::ExpiresInString("\"60\"".into())
+            ]
+        );
     }
 
     #[test]

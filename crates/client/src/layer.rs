@@ -14,9 +14,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request body that may be copied to replay the request after a `401`.
 ///
-/// Implemented for the common in-memory bodies; implement it for your own body type,
-/// returning `None` for bodies that cannot be copied (streams), which are then sent
-/// once and not replayed.
+/// Implemented for the common in-memory bodies, reqwest's body when it is in memory,
+/// and boxed bodies when they are empty (a request without a body); implement it for
+/// your own body type, returning `None` for bodies that cannot be copied (streams),
+/// which are then sent once and not replayed.
 pub trait ReplayBody: Sized {
     /// A copy of the body, when it can be made.
     fn try_clone_body(&self) -> Option<Self>;
@@ -135,4 +136,33 @@ fn copy_request<B: ReplayBody>(req: &Request<B>) -> Option<Request<B>> {
     *copy.version_mut() = req.version();
     *copy.headers_mut() = req.headers().clone();
     Some(copy)
+}
+/// Boxed bodies are streams and cannot be copied, but one that is already at its end
+/// (a request without a body, `GET`, `HEAD`, `DELETE`, ...) is replayed with an empty
+/// body of the same type.
+impl<D, E> ReplayBody for http_body_util::combinators::BoxBody<D, E>
+where
+    D: bytes::Buf + 'static,
+{
+    fn try_clone_body(&self) -> Option<Self> {
+        http_body::Body::is_end_stream(self).then(Self::default)
+    }
+}
+
+/// As for [`http_body_util::combinators::BoxBody`].
+impl<D, E> ReplayBody for http_body_util::combinators::UnsyncBoxBody<D, E>
+where
+    D: bytes::Buf + 'static,
+{
+    fn try_clone_body(&self) -> Option<Self> {
+        http_body::Body::is_end_stream(self).then(Self::default)
+    }
+}
+
+/// reqwest's body: copied when it is in memory (or absent), not when it is a stream.
+impl ReplayBody for reqwest::Body {
+    fn try_clone_body(&self) -> Option<Self> {
+        self.as_bytes()
+            .map(|b| reqwest::Body::from(Bytes::copy_from_slice(b)))
+    }
 }

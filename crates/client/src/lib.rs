@@ -35,7 +35,9 @@ pub mod middleware;
 pub mod tls;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{CacheKey, ClientAuth, DEFAULT_LIFETIME, RefreshPolicy, RetryPolicy, TokenConfig};
+pub use config::{
+    CacheKey, ClientAuth, DEFAULT_LIFETIME, MAX_LIFETIME, RefreshPolicy, RetryPolicy, TokenConfig,
+};
 pub use error::TokenError;
 pub use layer::{BearerLayer, BearerService, ReplayBody};
 pub use manager::{Token, TokenManager, TokenManagers};
@@ -62,6 +64,13 @@ pub fn install_crypto_provider_then(
     builder
         .build()
         .map_err(|e| TokenError::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+/// `builder` set up for token requests: no redirects followed (see
+/// [`TokenError::Redirect`]), then built like [`install_crypto_provider_then`]. Give
+/// [`TokenManager::with_parts`] a client built here.
+pub fn token_http_client(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, TokenError> {
+    install_crypto_provider_then(builder.redirect(reqwest::redirect::Policy::none()))
 }
 
 /// A `reqwest::Client` with rustls (aws-lc-rs) trusting the system's root

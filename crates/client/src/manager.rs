@@ -17,6 +17,8 @@ pub struct Token(Arc<Cached>);
 
 struct Cached {
     response: TokenResponse,
+    /// Every member of the response, as sent.
+    members: serde_json::Map<String, serde_json::Value>,
     authorization: http::HeaderValue,
     received: Instant,
     refresh_at: Instant,
@@ -50,9 +52,15 @@ impl Token {
         &self.0.authorization
     }
 
-    /// The whole token response, as received.
+    /// The RFC 6749 §5.1 members of the token response.
     pub fn response(&self) -> &TokenResponse {
         &self.0.response
+    }
+
+    /// Every member of the token response as sent (`refresh_token`, `id_token` and
+    /// extensions too). Holds the access token: do not log it.
+    pub fn members(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.0.members
     }
 
     /// When the token request was sent (the start of the token's life, on the local
@@ -103,6 +111,9 @@ pub struct TokenManager {
     inner: Arc<Inner>,
 }
 
+/// What one caller-driven token fetch came to.
+type Outcome = Result<Arc<Cached>, TokenError>;
+
 struct Inner {
     config: TokenConfig,
     http: reqwest::Client,
@@ -112,7 +123,12 @@ struct Inner {
     refresh_lock: tokio::sync::Mutex<()>,
     /// Bumped when a caller-driven token fetch finishes (token or final error).
     generation: AtomicU64,
-    last_error: Mutex<Option<(u64, TokenError)>>,
+    /// The outcome of the caller-driven fetch of that generation: the callers that
+    /// waited for it take it, usable or not (a token of `expires_in: 0` included).
+    last: Mutex<Option<(u64, Outcome)>>,
+    /// Why the latest token request failed, until one succeeds; for
+    /// [`TokenError::NotYet`].
+    latest_failure: Mutex<Option<TokenError>>,
     background: AtomicBool,
     requests: AtomicU64,
 }
@@ -129,16 +145,20 @@ impl fmt::Debug for TokenManager {
 }
 
 impl TokenManager {
-    /// A manager with the default HTTP client (rustls on aws-lc-rs) and the system clock.
+    /// A manager with the system clock and an HTTP client (rustls on aws-lc-rs, the
+    /// system's roots) that follows no redirect ([`crate::token_http_client`]).
     pub fn new(config: TokenConfig) -> Result<Self, TokenError> {
         Ok(Self::with_parts(
             config,
-            crate::default_http_client()?,
+            crate::token_http_client(reqwest::Client::builder())?,
             Arc::new(SystemClock),
         ))
     }
 
-    /// A manager with a given HTTP client and clock.
+    /// A manager with a given HTTP client and clock. The client is for token requests
+    /// only: build it with [`crate::token_http_client`], so it follows no redirect (a
+    /// redirect it follows anyway makes the answer a [`TokenError::Redirect`], but the
+    /// credentials have gone to the other address by then).
     pub fn with_parts(config: TokenConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -148,7 +168,8 @@ impl TokenManager {
                 cache: RwLock::new(None),
                 refresh_lock: tokio::sync::Mutex::new(()),
                 generation: AtomicU64::new(0),
-                last_error: Mutex::new(None),
+                last: Mutex::new(None),
+                latest_failure: Mutex::new(None),
                 background: AtomicBool::new(false),
                 requests: AtomicU64::new(0),
             }),
@@ -182,6 +203,35 @@ impl TokenManager {
             }
         }
         self.inner.clone().fetch_for_caller().await
+    }
+
+    /// A usable token if one can be had within `wait` (on the manager's clock);
+    /// otherwise [`TokenError::NotYet`] at once, while the token request goes on in the
+    /// background for the next caller. For callers that must answer promptly, such as
+    /// a proxy that answers `503` + `Retry-After` rather than hold a request (RFC 9110
+    /// §15.6.4). Needs a tokio runtime.
+    pub async fn token_within(&self, wait: Duration) -> Result<Token, TokenError> {
+        if let Some(t) = self.inner.cached()
+            && self.inner.clock.now() < t.usable_until
+        {
+            return self.token().await;
+        }
+        let manager = self.clone();
+        let fetch = tokio::spawn(async move { manager.token().await });
+        let timeout = self.inner.clock.sleep(wait);
+        tokio::select! {
+            joined = fetch => joined.unwrap_or_else(|e| Err(TokenError::Config(format!("the token request task failed: {e}")))),
+            () = timeout => Err(TokenError::NotYet {
+                waited: wait,
+                last: self
+                    .inner
+                    .latest_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+                    .map(Box::new),
+            }),
+        }
     }
 
     /// Drops `token` from the cache if it is still the cached one (an API answered
@@ -243,13 +293,35 @@ impl Inner {
 
     /// One token request; stores the token on success.
     async fn fetch_and_store(&self) -> Result<Arc<Cached>, TokenError> {
+        let result = self.fetch_once().await;
+        *self
+            .latest_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = result.as_ref().err().cloned();
+        result
+    }
+
+    async fn fetch_once(&self) -> Result<Arc<Cached>, TokenError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let sent = self.clock.now();
-        let response = fetch::fetch(&self.http, &self.config).await?;
+        let answer = fetch::fetch(&self.http, &self.config).await?;
+        for l in &answer.leniencies {
+            tracing::debug!(token_url = %self.config.token_url, "token response read leniently: {l}");
+        }
+        let response = answer.response;
         let schedule = self
             .config
             .refresh
             .schedule(response.expires_in, fastrand::f64());
+        if schedule.capped {
+            tracing::warn!(
+                token_url = %self.config.token_url,
+                expires_in = response.expires_in,
+                cap_s = schedule.lifetime.as_secs(),
+                "the token endpoint gave a lifetime longer than the longest believed; the token is treated as living {} s",
+                schedule.lifetime.as_secs()
+            );
+        }
         let mut authorization = http::HeaderValue::try_from(format!(
             "Bearer {}",
             response.access_token.expose_secret()
@@ -263,13 +335,16 @@ impl Inner {
             retry_after: None,
         })?;
         authorization.set_sensitive(true);
+        // `checked_add`: a policy may allow lifetimes past what an `Instant` can hold.
+        let at = |d: Duration| sent.checked_add(d).unwrap_or(sent);
         let cached = Arc::new(Cached {
             response,
+            members: answer.members,
             authorization,
             received: sent,
-            refresh_at: sent + schedule.refresh_after,
-            usable_until: sent + schedule.usable_for,
-            expires_at: sent + schedule.lifetime,
+            refresh_at: at(schedule.refresh_after),
+            usable_until: at(schedule.usable_for),
+            expires_at: at(schedule.lifetime),
             background_gave_up: AtomicBool::new(false),
         });
         *self.cache.write().unwrap_or_else(PoisonError::into_inner) = Some(cached.clone());
@@ -283,6 +358,11 @@ impl Inner {
     }
 
     /// A caller without a usable token: join or make the one token request.
+    ///
+    /// Callers that were waiting while a request was in flight take its outcome,
+    /// token or error, even a token that is not usable any more (`expires_in: 0`):
+    /// otherwise each of them would make its own request in turn, and a short-lived
+    /// token would undo the single flight.
     async fn fetch_for_caller(self: Arc<Self>) -> Result<Token, TokenError> {
         let seen = self.generation.load(Ordering::Acquire);
         let _guard = self.refresh_lock.lock().await;
@@ -291,20 +371,17 @@ impl Inner {
         }
         let current = self.generation.load(Ordering::Acquire);
         if current != seen {
-            let last = self
-                .last_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some((g, e)) = last.as_ref()
+            let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((g, outcome)) = last.as_ref()
                 && *g == current
             {
-                return Err(e.clone());
+                return outcome.clone().map(Token);
             }
         }
         let mut attempt = 0;
         let result = loop {
             match self.fetch_and_store().await {
-                Ok(t) => break Ok(Token(t)),
+                Ok(t) => break Ok(t),
                 Err(e) => {
                     attempt += 1;
                     if !e.is_transient() || attempt >= self.config.retry.max_attempts {
@@ -327,13 +404,8 @@ impl Inner {
             }
         };
         let g = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        if let Err(e) = &result {
-            *self
-                .last_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some((g, e.clone()));
-        }
-        result
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((g, result.clone()));
+        result.map(Token)
     }
 
     /// Refreshes ahead of expiry; retries transient failures while the cached token
@@ -403,9 +475,10 @@ impl TokenManagers {
         map.entry(key).or_insert_with(|| make(config)).clone()
     }
 
-    /// The manager for `config`'s key, with the default HTTP client and clock.
+    /// The manager for `config`'s key, with the system clock and a client that follows
+    /// no redirect ([`crate::token_http_client`]).
     pub fn get(&self, config: TokenConfig) -> Result<TokenManager, TokenError> {
-        let http = crate::default_http_client()?;
+        let http = crate::token_http_client(reqwest::Client::builder())?;
         Ok(self.get_or_insert_with(config, |c| {
             TokenManager::with_parts(c, http, Arc::new(SystemClock))
         }))

@@ -5,6 +5,7 @@ use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
+use std::time::Duration;
 
 /// Set in a response's extensions when an API answered `401` and a refresh did not
 /// help (or the request could not be replayed).
@@ -25,12 +26,32 @@ pub struct Unauthorized {
 #[derive(Clone, Debug)]
 pub struct BearerMiddleware {
     manager: TokenManager,
+    max_wait: Option<Duration>,
 }
 
 impl BearerMiddleware {
-    /// Signs with tokens from `manager`.
+    /// Signs with tokens from `manager`, waiting for a token as long as it takes.
     pub fn new(manager: TokenManager) -> Self {
-        Self { manager }
+        Self {
+            manager,
+            max_wait: None,
+        }
+    }
+
+    /// Waits at most `wait` for a token ([`TokenManager::token_within`]): past it the
+    /// request fails with [`crate::TokenError::NotYet`] and is not sent, while the token
+    /// request goes on. For callers that must answer promptly (a proxy answering `503`).
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.max_wait = Some(wait);
+        self
+    }
+
+    async fn token(&self) -> reqwest_middleware::Result<crate::Token> {
+        let token = match self.max_wait {
+            Some(wait) => self.manager.token_within(wait).await,
+            None => self.manager.token().await,
+        };
+        token.map_err(reqwest_middleware::Error::middleware)
     }
 }
 
@@ -42,11 +63,7 @@ impl Middleware for BearerMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let token = self
-            .manager
-            .token()
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let token = self.token().await?;
         let replay = req.try_clone();
         req.headers_mut()
             .insert(AUTHORIZATION, token.authorization().clone());
@@ -63,11 +80,7 @@ impl Middleware for BearerMiddleware {
             });
             return Ok(resp);
         };
-        let fresh = self
-            .manager
-            .token()
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let fresh = self.token().await?;
         replay
             .headers_mut()
             .insert(AUTHORIZATION, fresh.authorization().clone());

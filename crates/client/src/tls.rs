@@ -32,21 +32,34 @@ impl std::fmt::Display for CertificateProblem {
 }
 
 /// The certificate problem behind `err`, if a refused server certificate is what
-/// made it fail. Walks the `source()` chain, and into `io::Error`s by `get_ref`:
-/// hyper and tokio-rustls wrap the rustls error in one or two of them, whose
-/// `source()` skips it.
+/// made it fail. Walks the `source()` chain, into `io::Error`s by `get_ref` (hyper
+/// and tokio-rustls wrap the rustls error in one or two of them, whose `source()`
+/// skips it), into a [`crate::TokenError::Transport`]'s cause and into the error a
+/// `reqwest-middleware` middleware returned.
 pub fn certificate_problem(err: &(dyn Error + 'static)) -> Option<CertificateProblem> {
     let mut cur = Some(err);
     while let Some(e) = cur {
         if let Some(rustls::Error::InvalidCertificate(c)) = e.downcast_ref::<rustls::Error>() {
             return Some(classify(c));
         }
-        cur = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
+        cur = if let Some(crate::TokenError::Transport { cause, .. }) =
+            e.downcast_ref::<crate::TokenError>()
         {
-            Some(inner) => Some(inner as &(dyn Error + 'static)),
-            None => e.source(),
+            // Its cause is in its message, not its `source()`.
+            Some(cause.as_ref() as &(dyn Error + 'static))
+        } else if let Some(reqwest_middleware::Error::Middleware(m)) =
+            e.downcast_ref::<reqwest_middleware::Error>()
+        {
+            // The middleware's own error (a `TokenError`), whose `source()` skips it.
+            Some(m.as_ref() as &(dyn Error + 'static))
+        } else {
+            match e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => Some(inner as &(dyn Error + 'static)),
+                None => e.source(),
+            }
         };
     }
     None

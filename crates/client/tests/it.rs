@@ -71,6 +71,28 @@ impl Endpoint {
     fn set(&self, m: Mode) {
         *self.s.mode.lock().unwrap() = m;
     }
+    /// An endpoint answering every token request with this failure.
+    async fn failing(mode: Mode) -> Self {
+        Self::start(mode, false).await
+    }
+    /// An endpoint answering tokens of `expires_in` seconds.
+    async fn ok(expires_in: u64) -> Self {
+        Self::start(ok(expires_in), false).await
+    }
+    /// The same, each token request held until the test adds a permit to the gate.
+    async fn gated(expires_in: u64) -> Self {
+        Self::start(ok(expires_in), true).await
+    }
+    fn release(&self, n: usize) {
+        self.s.gate.as_ref().unwrap().add_permits(n);
+    }
+}
+
+/// Tokens of `expires_in` seconds.
+fn ok(expires_in: u64) -> Mode {
+    Mode::Ok {
+        expires_in: Some(expires_in),
+    }
 }
 
 async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
@@ -136,6 +158,28 @@ fn manager_with(config: TokenConfig, clock: &ManualClock) -> TokenManager {
     )
 }
 
+/// `n` callers ask `m` for a token while the gated endpoint holds the one request they
+/// cause; once all of them wait, the request is let through. Their tokens.
+async fn callers_while_a_request_is_held(ep: &Endpoint, m: &TokenManager, n: usize) -> Vec<String> {
+    let before = ep.calls();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.token().await.map(|t| tok(&t).to_owned()) })
+        })
+        .collect();
+    eventually("the token request", || ep.calls() == before + 1).await;
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    ep.release(n);
+    let mut tokens = Vec::with_capacity(n);
+    for t in tasks {
+        tokens.push(t.await.unwrap().unwrap());
+    }
+    tokens
+}
+
 fn tok(t: &Token) -> &str {
     t.access_token().expose_secret()
 }
@@ -165,13 +209,7 @@ fn fail(status: u16, body: &str, retry_after: Option<u64>) -> Mode {
 
 #[tokio::test]
 async fn cached_then_refreshed_ahead_in_the_background() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     let t1 = m.token().await.unwrap();
@@ -202,13 +240,7 @@ async fn cached_then_refreshed_ahead_in_the_background() {
 
 #[tokio::test]
 async fn a_short_token_is_never_handed_out_in_its_last_margin() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(4),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(4).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     let t1 = m.token().await.unwrap();
@@ -233,31 +265,14 @@ async fn missing_expires_in_gets_the_documented_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_callers_at_expiry_make_one_request() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(60),
-        },
-        true,
-    )
-    .await;
+    let ep = Endpoint::gated(60).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
-    ep.s.gate.as_ref().unwrap().add_permits(1);
+    ep.release(1);
     m.token().await.unwrap();
     clock.advance(secs(60)); // expired
-    let tasks: Vec<_> = (0..10_000)
-        .map(|_| {
-            let m = m.clone();
-            tokio::spawn(async move { m.token().await.map(|t| tok(&t).to_owned()) })
-        })
-        .collect();
-    eventually("the token request", || ep.calls() == 2).await;
-    for _ in 0..50 {
-        tokio::task::yield_now().await;
-    }
-    ep.s.gate.as_ref().unwrap().add_permits(1);
-    for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), "tok-2");
+    for t in callers_while_a_request_is_held(&ep, &m, 10_000).await {
+        assert_eq!(t, "tok-2");
     }
     assert_eq!(ep.calls(), 2, "one request for 10,000 callers");
     assert_eq!(m.requests_sent(), 2);
@@ -265,13 +280,7 @@ async fn ten_thousand_callers_at_expiry_make_one_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_callers_at_the_refresh_point_get_the_cached_token_and_one_refresh() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(100),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(100).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     m.token().await.unwrap();
@@ -295,13 +304,7 @@ async fn ten_thousand_callers_at_the_refresh_point_get_the_cached_token_and_one_
 
 #[tokio::test]
 async fn an_outage_is_served_from_cache_with_backoff_then_recovers() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     m.token().await.unwrap();
@@ -323,9 +326,7 @@ async fn an_outage_is_served_from_cache_with_backoff_then_recovers() {
         assert_eq!(ep.calls(), 2 + i);
         clock.advance(retry.ceiling(i as u32));
     }
-    ep.set(Mode::Ok {
-        expires_in: Some(3599),
-    });
+    ep.set(ok(3599));
     clock.advance(secs(60));
     eventually("recovery", || {
         m.cached().is_some_and(|t| tok(&t) != "tok-1")
@@ -336,7 +337,7 @@ async fn an_outage_is_served_from_cache_with_backoff_then_recovers() {
 
 #[tokio::test]
 async fn outage_past_the_usable_window_surfaces_the_error_after_bounded_retries() {
-    let ep = Endpoint::start(fail(503, "<html>Service Unavailable</html>", None), false).await;
+    let ep = Endpoint::failing(fail(503, "<html>Service Unavailable</html>", None)).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     let c2 = clock.clone();
@@ -357,7 +358,7 @@ async fn outage_past_the_usable_window_surfaces_the_error_after_bounded_retries(
 #[tokio::test]
 async fn retry_after_is_honoured_on_429_and_503() {
     for status in [429, 503] {
-        let ep = Endpoint::start(fail(status, r#"{"error":"slow_down"}"#, Some(7)), false).await;
+        let ep = Endpoint::failing(fail(status, r#"{"error":"slow_down"}"#, Some(7))).await;
         let clock = ManualClock::new();
         let m = manager(&ep.url(), &clock);
         let c2 = clock.clone();
@@ -368,9 +369,7 @@ async fn retry_after_is_honoured_on_429_and_503() {
             "{:?}",
             c2.requested_sleeps()
         );
-        ep.set(Mode::Ok {
-            expires_in: Some(60),
-        });
+        ep.set(ok(60));
         c2.advance(Duration::from_millis(6999));
         tokio::task::yield_now().await;
         assert_eq!(ep.calls(), 1, "no retry before Retry-After");
@@ -382,7 +381,7 @@ async fn retry_after_is_honoured_on_429_and_503() {
 #[tokio::test]
 async fn invalid_client_is_not_retried_and_surfaces_the_server_error() {
     let body = r#"{"error":"invalid_client","error_description":"client authentication failed"}"#;
-    let ep = Endpoint::start(fail(401, body, None), false).await;
+    let ep = Endpoint::failing(fail(401, body, None)).await;
     let clock = ManualClock::new();
     let m = manager(&ep.url(), &clock);
     for _ in 0..3 {
@@ -405,7 +404,7 @@ async fn invalid_client_is_not_retried_and_surfaces_the_server_error() {
 
 #[tokio::test]
 async fn garbage_200_is_an_error_with_the_body() {
-    let ep = Endpoint::start(fail(200, "this is not json", None), false).await;
+    let ep = Endpoint::failing(fail(200, "this is not json", None)).await;
     let e = manager(&ep.url(), &ManualClock::new())
         .token()
         .await
@@ -416,13 +415,7 @@ async fn garbage_200_is_an_error_with_the_body() {
 #[tokio::test]
 async fn client_authentication_methods_send_what_they_say() {
     use base64::Engine;
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(60),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(60).await;
     let secret = "a/b+c=d:e%f";
     let clock = ManualClock::new();
     let cfg = || {
@@ -467,13 +460,7 @@ async fn client_authentication_methods_send_what_they_say() {
 
 #[tokio::test]
 async fn the_middleware_refreshes_once_and_replays_on_401() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let m = manager(&ep.url(), &ManualClock::new());
     let http = reqwest_middleware::ClientBuilder::new(default_http_client().unwrap())
         .with(BearerMiddleware::new(m.clone()))
@@ -506,13 +493,7 @@ async fn the_middleware_refreshes_once_and_replays_on_401() {
 #[tokio::test]
 async fn the_tower_layer_refreshes_once_and_replays_on_401() {
     use tower::{Layer, ServiceExt};
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let m = manager(&ep.url(), &ManualClock::new());
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let s2 = seen.clone();
@@ -540,13 +521,7 @@ async fn the_tower_layer_refreshes_once_and_replays_on_401() {
 
 #[tokio::test]
 async fn managers_share_one_token_per_key() {
-    let ep = Endpoint::start(
-        Mode::Ok {
-            expires_in: Some(3599),
-        },
-        false,
-    )
-    .await;
+    let ep = Endpoint::ok(3599).await;
     let set = TokenManagers::new();
     let cfg = TokenConfig::new(ep.url(), "client", ClientSecret::new("s"));
     let a = set.get(cfg.clone()).unwrap();
@@ -621,12 +596,26 @@ async fn token_driving_the_clock(
 
 const GOOD: Behaviour = Behaviour::Token { expires_in: 3599 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_endpoint_that_is_down_is_ridden_out_then_recovers() {
+/// A well-behaved flaky endpoint and a short-timeout manager that already holds its
+/// first token, `tok-1`.
+async fn flaky_with_a_token() -> (FlakyEndpoint, ManualClock, TokenManager) {
     let ep = FlakyEndpoint::start(GOOD).await;
     let clock = ManualClock::new();
     let m = short_timeout_manager(&ep.url(), &clock);
     assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+    (ep, clock, m)
+}
+
+/// The endpoint is good again: the manager recovers by itself.
+async fn recovers(what: &str, ep: &FlakyEndpoint, m: &TokenManager, clock: &ManualClock) {
+    ep.set(GOOD).await;
+    let (r, _) = token_driving_the_clock(m, clock).await;
+    assert!(r.is_ok(), "{what}: recovers: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_that_is_down_is_ridden_out_then_recovers() {
+    let (ep, clock, m) = flaky_with_a_token().await;
 
     // Down (connection refused) past the refresh point: the cached token keeps coming.
     ep.set(Behaviour::Down).await;
@@ -647,7 +636,9 @@ async fn a_token_endpoint_that_is_down_is_ridden_out_then_recovers() {
     );
     let text = e.to_string();
     assert!(
-        text.contains("cannot reach the token endpoint") && text.contains(&ep.url()),
+        text.contains("cannot reach the token endpoint")
+            && text.contains(&ep.url())
+            && text.matches("Connection refused").count() == 1,
         "{text}"
     );
     assert!(e.is_transient());
@@ -678,10 +669,7 @@ async fn a_token_endpoint_slower_than_the_timeout_costs_bounded_time() {
         ),
         ("stalls in the middle of the body", Behaviour::StallMidBody),
     ] {
-        let ep = FlakyEndpoint::start(GOOD).await;
-        let clock = ManualClock::new();
-        let m = short_timeout_manager(&ep.url(), &clock);
-        assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+        let (ep, clock, m) = flaky_with_a_token().await;
         ep.set(slow).await;
 
         // Past the refresh point: callers get the cached token at once while the
@@ -710,9 +698,7 @@ async fn a_token_endpoint_slower_than_the_timeout_costs_bounded_time() {
         );
         assert!(took < secs(6), "{what}: bounded, took {took:?}");
 
-        ep.set(GOOD).await;
-        let (r, _) = token_driving_the_clock(&m, &clock).await;
-        assert!(r.is_ok(), "{what}: recovers: {r:?}");
+        recovers(what, &ep, &m, &clock).await;
     }
 }
 
@@ -757,10 +743,7 @@ async fn garbage_from_the_token_endpoint_is_a_clear_error_and_the_cache_is_kept(
         ),
     ];
     for (what, garbage, says) in cases {
-        let ep = FlakyEndpoint::start(GOOD).await;
-        let clock = ManualClock::new();
-        let m = short_timeout_manager(&ep.url(), &clock);
-        assert_eq!(tok(&m.token().await.unwrap()), "tok-1");
+        let (ep, clock, m) = flaky_with_a_token().await;
         ep.set(garbage).await;
         clock.advance(secs(2200));
         assert_eq!(tok(&m.token().await.unwrap()), "tok-1", "{what}");
@@ -788,8 +771,221 @@ async fn garbage_from_the_token_endpoint_is_a_clear_error_and_the_cache_is_kept(
         );
         assert!(took < secs(5), "{what}: {took:?}");
 
-        ep.set(GOOD).await;
-        let (r, _) = token_driving_the_clock(&m, &clock).await;
-        assert!(r.is_ok(), "{what}: recovers: {r:?}");
+        recovers(what, &ep, &m, &clock).await;
     }
+}
+
+// ---- Issue 13: what an integrator found ----
+
+/// Issue 13.1: any `expires_in` a server may send, however absurd, goes through the
+/// whole token-manager path (answer read, schedule, cache, hand-out, the clock moving
+/// on, the next hand-out) without a panic; lifetimes past the cap are cut to it.
+#[test]
+fn any_expires_in_goes_through_the_whole_manager_path() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ep = rt.block_on(Endpoint::failing(fail(200, "", None)));
+    let expires_in = prop_oneof![
+        any::<u64>().prop_map(|n| n.to_string()),
+        (u64::MAX - 1000..=u64::MAX).prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| format!("\"{n}\"")),
+        (0.0f64..1e300).prop_map(|f| format!("{f:e}")),
+        (0.0f64..1e6).prop_map(|f| format!("{f}")),
+        any::<i64>().prop_map(|n| n.to_string()),
+        Just("18446744073709551616".to_owned()),
+        Just("\"1e30\"".to_owned()),
+    ];
+    let advance = prop_oneof![0u64..10_000, any::<u32>().prop_map(u64::from)];
+    let mut runner = TestRunner::new(Config {
+        cases: 200,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&(expires_in, advance), |(expires_in, advance)| {
+            ep.set(fail(
+                200,
+                &format!(
+                    r#"{{"access_token":"tok","token_type":"bearer","expires_in":{expires_in}}}"#
+                ),
+                None,
+            ));
+            rt.block_on(async {
+                let clock = ManualClock::new();
+                let m = manager(&ep.url(), &clock);
+                let t = m
+                    .token()
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("{expires_in}: {e}")))?;
+                let lifetime = t.expires_at() - t.received();
+                prop_assert!(lifetime <= RefreshPolicy::default().max_lifetime);
+                prop_assert!(t.refresh_at() <= t.usable_until());
+                prop_assert!(t.usable_until() <= t.expires_at());
+                clock.advance(secs(advance));
+                let again = m
+                    .token()
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("{expires_in}: {e}")))?;
+                prop_assert_eq!(tok(&again), "tok");
+                Ok(())
+            })
+        })
+        .unwrap();
+}
+
+/// Issue 13.2: the token request never follows a redirect, so neither the Basic header
+/// nor a `client_secret_post` body reaches another origin; the error names the status
+/// and the `Location`.
+#[tokio::test]
+async fn a_redirect_from_the_token_url_is_an_error_and_the_secret_stays_home() {
+    let elsewhere = Endpoint::ok(3599).await;
+    let target = elsewhere.url();
+    let app = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [("location", target)]).into_response() }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    for auth in [ClientAuth::Basic, ClientAuth::Post] {
+        let cfg = TokenConfig::new(&url, "client", ClientSecret::new("s3cret")).auth(auth);
+        let e = TokenManager::new(cfg).unwrap().token().await.unwrap_err();
+        assert!(
+            matches!(&e, TokenError::Redirect { status: 307, location: Some(l) } if *l == elsewhere.url()),
+            "{auth:?}: {e:?}"
+        );
+        assert!(!e.is_transient());
+        let text = e.to_string();
+        assert!(
+            text.contains("307") && text.contains(&elsewhere.url()),
+            "{text}"
+        );
+    }
+    // Managers shared by key use the same client.
+    let e = TokenManagers::new()
+        .get(TokenConfig::new(
+            &url,
+            "client",
+            ClientSecret::new("s3cret"),
+        ))
+        .unwrap()
+        .token()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, TokenError::Redirect { .. }), "{e:?}");
+    assert_eq!(elsewhere.calls(), 0, "nothing reached the other origin");
+}
+
+/// Issue 13.5: callers waiting at the same moment share one token request whatever the
+/// lifetime, `expires_in: 0` included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_at_the_same_moment_share_one_fetch_even_of_a_zero_lifetime() {
+    let ep = Endpoint::gated(0).await;
+    let m = manager(&ep.url(), &ManualClock::new());
+    for t in callers_while_a_request_is_held(&ep, &m, 50).await {
+        assert_eq!(t, "tok-1");
+    }
+    assert_eq!(ep.calls(), 1, "one request for 50 callers");
+    // A caller that comes later asks again: the token is not usable any more.
+    assert_eq!(tok(&m.token().await.unwrap()), "tok-2");
+}
+
+/// A service that records the `Authorization` it got and refuses `tok-1` with `401`.
+fn refuse_first<B>(
+    seen: Arc<Mutex<Vec<String>>>,
+) -> impl FnMut(
+    http::Request<B>,
+) -> std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>
++ Clone {
+    move |req: http::Request<B>| {
+        let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
+        seen.lock().unwrap().push(auth.clone());
+        let status = if auth == "Bearer tok-1" { 401 } else { 200 };
+        std::future::ready(Ok(http::Response::builder()
+            .status(status)
+            .body(())
+            .unwrap()))
+    }
+}
+
+/// Issue 13.3: a request without a body is replayed after a `401` by the tower layer
+/// too, with the usual body types of hyper and reqwest clients.
+#[tokio::test]
+async fn the_tower_layer_replays_bodyless_requests_of_streaming_body_types() {
+    use http_body_util::BodyExt;
+    use tower::{Layer, ServiceExt};
+    type Boxed = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+    let ep = Endpoint::ok(3599).await;
+    let m = manager(&ep.url(), &ManualClock::new());
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let svc = BearerLayer::new(m.clone()).layer(tower::service_fn(refuse_first(seen.clone())));
+    let empty: Boxed = http_body_util::Empty::new().boxed();
+    let r = svc.oneshot(http::Request::new(empty)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(*seen.lock().unwrap(), ["Bearer tok-1", "Bearer tok-2"]);
+
+    // reqwest's own body, empty and in memory.
+    ep.s.calls.store(0, Ordering::SeqCst);
+    let m = manager(&ep.url(), &ManualClock::new());
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let svc = BearerLayer::new(m).layer(tower::service_fn(refuse_first(seen.clone())));
+    let r = svc
+        .oneshot(http::Request::new(reqwest::Body::default()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(*seen.lock().unwrap(), ["Bearer tok-1", "Bearer tok-2"]);
+}
+
+/// Issue 13.3: the reqwest middleware replays a bodyless request after a `401`.
+#[tokio::test]
+async fn the_middleware_replays_bodyless_requests() {
+    let ep = Endpoint::ok(3599).await;
+    let m = manager(&ep.url(), &ManualClock::new());
+    let http = reqwest_middleware::ClientBuilder::new(default_http_client().unwrap())
+        .with(BearerMiddleware::new(m))
+        .build();
+    let api = format!("{}/api", ep.base);
+    ep.s.api_min_token.store(2, Ordering::SeqCst);
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+        reqwest::Method::OPTIONS,
+    ] {
+        let r = http.request(method.clone(), &api).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{method}");
+    }
+    assert_eq!(ep.calls(), 2, "one refresh");
+}
+
+/// Issue 13.6: a caller that may wait only so long gets a prompt, transient error
+/// while the token request goes on; the next caller gets its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_within_answers_promptly_and_the_fetch_goes_on() {
+    let ep = Endpoint::gated(3599).await;
+    let clock = ManualClock::new();
+    let m = manager(&ep.url(), &clock);
+    let task = tokio::spawn({
+        let m = m.clone();
+        async move { m.token_within(secs(2)).await }
+    });
+    eventually("the token request", || ep.calls() == 1).await;
+    clock.wait_for_sleeps(1).await;
+    clock.advance(secs(2));
+    let e = task.await.unwrap().unwrap_err();
+    assert!(matches!(e, TokenError::NotYet { .. }), "{e:?}");
+    assert!(e.is_transient());
+    ep.release(1);
+    eventually("the token request to finish", || m.cached().is_some()).await;
+    assert_eq!(tok(&m.token_within(secs(2)).await.unwrap()), "tok-1");
+    assert_eq!(
+        ep.calls(),
+        1,
+        "the abandoned wait did not cancel the request"
+    );
 }

@@ -28,10 +28,12 @@ pub enum Behaviour {
     },
     /// Sends a `200` status line and headers announcing a body, then nothing more.
     StallMidBody,
-    /// Sends exactly this status, content type and body (a lying body included).
+    /// Sends exactly this status, content type, extra headers and body (a lying body
+    /// included).
     Raw {
         status: u16,
         content_type: &'static str,
+        headers: Vec<(String, String)>,
         body: Vec<u8>,
     },
 }
@@ -42,8 +44,17 @@ impl Behaviour {
         Self::Raw {
             status,
             content_type,
+            headers: Vec::new(),
             body: body.into(),
         }
+    }
+
+    /// A raw answer with this header too (`Location`, `Retry-After`, ...).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        if let Self::Raw { headers, .. } = &mut self {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+        self
     }
 }
 
@@ -209,7 +220,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
                     let body = format!(
                         r#"{{"access_token":"tok-{n}","token_type":"bearer","expires_in":{expires_in}}}"#
                     );
-                    if respond(&mut stream, 200, "application/json", body.as_bytes())
+                    if respond(&mut stream, 200, "application/json", &[], body.as_bytes())
                         .await
                         .is_err()
                     {
@@ -220,9 +231,10 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
                 Behaviour::Raw {
                     status,
                     content_type,
+                    ref headers,
                     ref body,
                 } => {
-                    if respond(&mut stream, status, content_type, body)
+                    if respond(&mut stream, status, content_type, headers, body)
                         .await
                         .is_err()
                     {
@@ -239,10 +251,15 @@ async fn respond(
     stream: &mut TcpStream,
     status: u16,
     content_type: &str,
+    headers: &[(String, String)],
     body: &[u8],
 ) -> std::io::Result<()> {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\n\r\n",
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\n{extra}\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;

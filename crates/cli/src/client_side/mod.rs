@@ -16,9 +16,10 @@ use std::path::PathBuf;
 /// `AUTH_BROKER_*` environment variable (so the secret can stay out of shell history),
 /// else the settings file (`auth-broker.toml` or `--config FILE`; keys are the flag
 /// names with `_`: `token_url`, `client_id`, `client_secret`, `scope`, `audience`,
-/// `client_auth`, `ca_file`, `token_timeout`). [`ClientArgs::apply_file`] fills in the
-/// file's values; it runs before any command uses these.
-#[derive(Args)]
+/// `client_auth`, `ca_file`, `token_timeout`): the same struct is read from both and
+/// layered (`crate::settings::layered`), then [`ClientArgs::required`] checks it.
+#[derive(Args, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
 pub struct ClientArgs {
     /// The token endpoint, e.g. https://auth.example.com/auth-broker/request-token.
     /// [file: token_url]
@@ -47,6 +48,7 @@ pub struct ClientArgs {
     /// servers that skip §2.3.1) or `post` (client_secret_post). [default: basic;
     /// file: client_auth]
     #[arg(long, value_enum, env = "AUTH_BROKER_CLIENT_AUTH")]
+    #[serde(rename = "client_auth")]
     pub auth: Option<AuthMethod>,
     /// Also trust the CA certificate(s) in this PEM file, for servers whose
     /// certificate comes from a private CA. [default: the system's roots only]
@@ -56,13 +58,15 @@ pub struct ClientArgs {
     /// accepts the connection but does not answer in time counts as down.
     /// [default: 10s]
     #[arg(long, env = "AUTH_BROKER_TOKEN_TIMEOUT", value_name = "DURATION", value_parser = parse_timeout)]
+    #[serde(with = "crate::settings::duration_setting")]
     pub token_timeout: Option<std::time::Duration>,
 }
 
 /// The token request timeout when neither a flag, the environment nor the file sets it.
 const DEFAULT_TOKEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+/// A positive duration such as `10s` or `500ms`.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be more than zero".into()),
@@ -84,7 +88,7 @@ impl std::fmt::Debug for ClientArgs {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthMethod {
     Basic,
@@ -103,28 +107,9 @@ impl From<AuthMethod> for ClientAuth {
 }
 
 impl ClientArgs {
-    /// Fills what neither a flag nor the environment set from the settings file, then
-    /// checks that the endpoint and the credentials are known.
-    pub fn apply_file(&mut self, file: &crate::settings::FileSettings) -> anyhow::Result<()> {
-        fn fill<T: Clone>(v: &mut Option<T>, from: Option<&T>) {
-            if v.is_none() {
-                *v = from.cloned();
-            }
-        }
-        fill(&mut self.token_url, file.token_url.as_ref());
-        fill(&mut self.client_id, file.client_id.as_ref());
-        fill(&mut self.client_secret, file.client_secret.as_ref());
-        fill(&mut self.scope, file.scope.as_ref());
-        fill(&mut self.audience, file.audience.as_ref());
-        fill(&mut self.auth, file.client_auth.as_ref());
-        fill(&mut self.ca_file, file.ca_file.as_ref());
-        if self.token_timeout.is_none()
-            && let Some(t) = &file.token_timeout
-        {
-            self.token_timeout = Some(parse_timeout(t).map_err(|e| {
-                call::usage(format!("token_timeout '{t}' in the settings file: {e}"))
-            })?);
-        }
+    /// Checks that the endpoint and the credentials are known, once flags, environment
+    /// and file are layered; what is missing is bad usage, named with its three sources.
+    pub fn required(self) -> anyhow::Result<Self> {
         let missing: Vec<&str> = [
             ("token_url", self.token_url.is_none()),
             ("client_id", self.client_id.is_none()),
@@ -150,10 +135,10 @@ impl ClientArgs {
                 how.join("; ")
             )));
         }
-        Ok(())
+        Ok(self)
     }
 
-    /// The token manager's settings ([`Self::apply_file`] has run: the required
+    /// The token manager's settings ([`Self::required`] has passed: the required
     /// values are there).
     pub fn config(&self) -> TokenConfig {
         let mut c = TokenConfig::new(
@@ -172,8 +157,11 @@ impl ClientArgs {
         c
     }
 
+    /// A manager whose token requests follow no redirect (the credentials never go to
+    /// another address; see `TokenError::Redirect`).
     pub fn manager(&self) -> anyhow::Result<TokenManager> {
-        let http = self.http_client(reqwest::Client::builder())?;
+        let http = self
+            .http_client(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))?;
         Ok(TokenManager::with_parts(
             self.config(),
             http,

@@ -14,7 +14,8 @@ Examples:
 pub struct TokenArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// Print the whole token response as JSON instead of the bare token.
+    /// Print the whole token response as JSON, every member as the server sent it,
+    /// instead of the bare token.
     #[arg(long)]
     pub json: bool,
 }
@@ -27,11 +28,8 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| super::with_tls_hint(e.into()))?;
     if args.json {
-        let mut v = serde_json::to_value(token.response())?;
-        if let Some(o) = v.as_object_mut() {
-            o.retain(|_, v| !v.is_null());
-        }
-        out!("{}", serde_json::to_string_pretty(&v)?);
+        // Every member as the server sent it (refresh_token, id_token, extensions).
+        out!("{}", serde_json::to_string_pretty(token.members())?);
     } else {
         out!("{}", token.access_token().expose_secret());
     }
