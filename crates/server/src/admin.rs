@@ -813,7 +813,7 @@ fn apply(record: &mut ClientRecord, s: &ClientSettings) -> Result<(), AdminError
 }
 
 /// A settings document that does not deserialize, as the field at fault.
-fn settings_error(e: &serde_json::Error) -> AdminError {
+pub(crate) fn settings_error(e: &serde_json::Error) -> AdminError {
     let text = e.to_string();
     // serde names the field in backquotes: "unknown field `nmae`, expected one of ..."
     let field = text

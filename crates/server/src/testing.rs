@@ -19,7 +19,19 @@ use auth_broker_proto::ClientSecret;
 #[derive(Debug, Clone, Copy)]
 pub struct Raw<'a>(pub &'a Store);
 
+/// A store with its schema at `version` (an older release's), for tests of upgrades.
+pub async fn open_at_version(url: &str, version: i64) -> Result<Store, StoreError> {
+    let store = Store::open_unmigrated(url).await?;
+    store.migrate_to(version).await?;
+    Ok(store)
+}
+
 impl Raw<'_> {
+    /// Runs SQL as it is.
+    pub async fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.0.execute_batch(sql).await
+    }
+
     pub async fn get_client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
         self.0.get_client(id).await
     }

@@ -148,6 +148,7 @@ pub struct TestBroker {
     pub store: Store,
     /// The broker's own handle (shares its client cache, for its statistics).
     pub served: Store,
+    state: Arc<auth_broker_server::AppState>,
     pub fresh: Arc<FreshStore>,
     pub http: reqwest::Client,
     /// Reloads the certificate, when the broker was started with `config.tls`.
@@ -210,6 +211,7 @@ impl TestBroker {
         let server = Server::bind(config, server_store, clock).await.unwrap();
         let addr = server.local_addr().unwrap();
         let metrics_addr = server.metrics_addr();
+        let state = server.state().clone();
         let issuer = server.issuer().to_owned();
         let tls = server.tls_handle();
         let (tx, rx) = oneshot::channel();
@@ -224,12 +226,18 @@ impl TestBroker {
             issuer,
             store,
             served,
+            state,
             fresh,
             http: reqwest::Client::new(),
             tls,
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// The running broker's own state (test support: flush usage, sign directly).
+    pub fn served_state(&self) -> &auth_broker_server::AppState {
+        &self.state
     }
 
     pub fn url(&self, path: &str) -> String {

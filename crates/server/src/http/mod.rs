@@ -1,5 +1,7 @@
 //! The HTTP surface: routes, middleware and the connection loop.
 
+pub mod admin_api;
+mod admin_auth;
 mod client_auth;
 pub mod error;
 mod hygiene;
@@ -103,6 +105,43 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route(
             "/openapi.json",
             get(openapi::openapi_json).fallback(only("GET")),
+        )
+        .route(
+            "/admin/v1/clients",
+            get(admin_api::list_clients)
+                .post(admin_api::create_client)
+                .fallback(only("GET, POST")),
+        )
+        .route(
+            "/admin/v1/clients/{client_id}",
+            get(admin_api::get_client)
+                .patch(admin_api::update_client)
+                .delete(admin_api::delete_client)
+                .fallback(only("GET, PATCH, DELETE")),
+        )
+        .route(
+            "/admin/v1/clients/{client_id}/secret",
+            post(admin_api::rotate_secret).fallback(only("POST")),
+        )
+        .route(
+            "/admin/v1/clients/{client_id}/revoke-tokens",
+            post(admin_api::revoke_tokens).fallback(only("POST")),
+        )
+        .route(
+            "/admin/v1/clients/{client_id}/usage",
+            get(admin_api::usage).fallback(only("GET")),
+        )
+        .route(
+            "/admin/v1/keys",
+            get(admin_api::list_keys).fallback(only("GET")),
+        )
+        .route(
+            "/admin/v1/keys/rotate",
+            post(admin_api::rotate_key).fallback(only("POST")),
+        )
+        .route(
+            "/admin/v1/audit",
+            get(admin_api::audit).fallback(only("GET")),
         )
         .fallback(|| std::future::ready(ApiError::NotFound))
         .with_state(app)

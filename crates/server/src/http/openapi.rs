@@ -290,9 +290,28 @@ impl Modify for Security {
         super::ops::readyz,
         super::ops::metrics,
         openapi_json,
+        super::admin_api::list_clients,
+        super::admin_api::create_client,
+        super::admin_api::get_client,
+        super::admin_api::update_client,
+        super::admin_api::delete_client,
+        super::admin_api::rotate_secret,
+        super::admin_api::revoke_tokens,
+        super::admin_api::usage,
+        super::admin_api::list_keys,
+        super::admin_api::rotate_key,
+        super::admin_api::audit,
     ),
     components(
-        schemas(ErrorCode, ErrorResponse, TokenResponse, AuthorizationServerMetadata, Jwk, Jwks),
+        schemas(ErrorCode, ErrorResponse, TokenResponse, AuthorizationServerMetadata, Jwk, Jwks,
+            auth_broker_proto::admin::Client, auth_broker_proto::admin::ClientSettings,
+            auth_broker_proto::admin::CreatedClient, auth_broker_proto::admin::ClientPage,
+            auth_broker_proto::admin::RotateSecret, auth_broker_proto::admin::RotatedSecret,
+            auth_broker_proto::admin::Key, auth_broker_proto::admin::KeyList,
+            auth_broker_proto::admin::KeyState, auth_broker_proto::admin::AuditEvent,
+            auth_broker_proto::admin::AuditPage, auth_broker_proto::admin::Usage,
+            auth_broker_proto::admin::UsagePoint, auth_broker_proto::admin::Problem,
+            auth_broker_proto::admin::FieldError, auth_broker_proto::admin::AuthMethod),
         responses(
             BadRequest,
             InvalidClient,
@@ -308,7 +327,8 @@ impl Modify for Security {
     tags(
         (name = "oauth", description = "Tokens: issue, introspect, revoke, explain"),
         (name = "discovery", description = "RFC 8414 metadata and the JWKS"),
-        (name = "ops", description = "Health, readiness, metrics and this document")
+        (name = "ops", description = "Health, readiness, metrics and this document"),
+        (name = "admin", description = "The admin API: clients, secrets, keys, the audit trail and usage, for tokens of this broker with admin:read or admin:write (RFC 9457 problem details on errors)")
     )
 )]
 struct ApiDoc;

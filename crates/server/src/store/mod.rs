@@ -410,6 +410,31 @@ impl Store {
         dispatch!(self, s => s.migrate().await)
     }
 
+    /// Applies pending migrations up to `target` only (tests of upgrades).
+    #[cfg(feature = "testing")]
+    pub(crate) async fn migrate_to(&self, target: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate_to(target).await)
+    }
+
+    /// Opens without migrating.
+    #[cfg(feature = "testing")]
+    pub(crate) async fn open_unmigrated(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::connect(url).await?))
+        } else {
+            let path = url
+                .strip_prefix("sqlite://")
+                .ok_or_else(|| StoreError::Config("a sqlite:// URL".into()))?;
+            Ok(Store::Sqlite(SqliteStore::open(path).await?))
+        }
+    }
+
+    /// Runs SQL statements as they are (tests that set up an old schema's rows).
+    #[cfg(feature = "testing")]
+    pub(crate) async fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.execute_batch(sql).await)
+    }
+
     /// A cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)
@@ -511,7 +536,8 @@ impl Store {
         dispatch!(self, s => s.usage(client_id, from, to).await)
     }
 
-    /// Every stored key, newest first.
+    /// Every stored key: the active ones first, then the retired ones, most recently
+    /// retired first.
     pub(crate) async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         dispatch!(self, s => s.list_keys().await)
     }

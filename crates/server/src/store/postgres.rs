@@ -329,6 +329,11 @@ impl PgStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.migrate_to(i64::MAX).await
+    }
+
+    /// Applies the pending migrations up to `target` (tests of upgrades stop early).
+    pub async fn migrate_to(&self, target: i64) -> Result<(), StoreError> {
         bounded(async {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
@@ -345,7 +350,7 @@ impl PgStore {
                     known: newest,
                 });
             }
-            for (version, description, sql) in migrations::POSTGRES.iter().filter(|m| m.0 > current) {
+            for (version, description, sql) in migrations::POSTGRES.iter().filter(|m| m.0 > current && m.0 <= target) {
                 tx.batch_execute(sql).await?;
                 tx.execute(
                     "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, EXTRACT(EPOCH FROM now())::BIGINT)",
@@ -466,6 +471,15 @@ impl PgStore {
                 )
                 .await?;
             Ok(rows.iter().map(client_from_row).collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    #[cfg(feature = "testing")]
+    pub async fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
+        bounded(async {
+            self.conn().await?.batch_execute(sql).await?;
+            Ok(())
         })
         .await
     }
@@ -719,7 +733,7 @@ impl PgStore {
             let conn = self.conn().await?;
             let stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid"
+                    "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY retired_at IS NULL DESC, COALESCE(retired_at, created_at) DESC, created_at DESC, kid"
                 ))
                 .await?;
             let rows = conn.query(&stmt, &[]).await?;

@@ -296,7 +296,12 @@ impl SqliteStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.write(|conn| {
+        self.migrate_to(i64::MAX).await
+    }
+
+    /// Applies the pending migrations up to `target` (tests of upgrades stop early).
+    pub async fn migrate_to(&self, target: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(migrations::CREATE_TABLE, [])?;
             let current: i64 = tx.query_row(
@@ -311,7 +316,7 @@ impl SqliteStore {
                     known: newest,
                 });
             }
-            for (version, description, sql) in migrations::SQLITE.iter().filter(|m| m.0 > current) {
+            for (version, description, sql) in migrations::SQLITE.iter().filter(|m| m.0 > current && m.0 <= target) {
                 tx.execute_batch(sql)?;
                 tx.execute(
                     "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, strftime('%s','now'))",
@@ -407,6 +412,12 @@ impl SqliteStore {
             .query_map([], client_from_row)?
             .collect()
         })
+    }
+
+    #[cfg(feature = "testing")]
+    pub async fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
+        let sql = sql.to_owned();
+        self.write(move |c| Ok(c.execute_batch(&sql)?)).await
     }
 
     pub async fn find_clients(&self, q: &ClientQuery) -> Result<Vec<ClientRecord>, StoreError> {
@@ -617,7 +628,7 @@ impl SqliteStore {
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.read(|c| {
             c.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid"
+                "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY retired_at IS NULL DESC, COALESCE(retired_at, created_at) DESC, created_at DESC, kid"
             ))?
             .query_map([], key_from_row)?
             .collect()

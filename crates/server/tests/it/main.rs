@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod abuse;
+mod admin_api;
 mod endpoint_errors;
 mod jwt;
 mod openapi;
@@ -10,6 +11,7 @@ mod ops;
 mod redaction;
 mod replicas;
 mod resource;
+mod settings;
 mod store;
 mod tls;
 mod token;

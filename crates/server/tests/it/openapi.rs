@@ -51,10 +51,40 @@ fn document_covers_every_endpoint() {
         ("/readyz", "get"),
         ("/metrics", "get"),
         ("/openapi.json", "get"),
+        ("/admin/v1/clients", "get"),
+        ("/admin/v1/clients", "post"),
+        ("/admin/v1/clients/{client_id}", "get"),
+        ("/admin/v1/clients/{client_id}", "patch"),
+        ("/admin/v1/clients/{client_id}", "delete"),
+        ("/admin/v1/clients/{client_id}/secret", "post"),
+        ("/admin/v1/clients/{client_id}/revoke-tokens", "post"),
+        ("/admin/v1/clients/{client_id}/usage", "get"),
+        ("/admin/v1/keys", "get"),
+        ("/admin/v1/keys/rotate", "post"),
+        ("/admin/v1/audit", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} missing");
     }
-    assert_eq!(paths.len(), 10, "an undocumented or removed route");
+    assert_eq!(paths.len(), 18, "an undocumented or removed route");
+    // Every admin operation needs a bearer token with an admin scope and answers
+    // RFC 9457 problems.
+    for (path, ops) in paths.iter().filter(|(p, _)| p.starts_with("/admin/")) {
+        for (method, op) in ops.as_object().unwrap() {
+            let scopes = &op["security"][0]["bearer"];
+            let want = if method == "get" {
+                "admin:read"
+            } else {
+                "admin:write"
+            };
+            assert_eq!(scopes[0], want, "{method} {path}");
+            for status in ["400", "401", "403", "429", "503"] {
+                assert!(
+                    op["responses"][status]["content"]["application/problem+json"].is_object(),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
     for path in [
         "/auth-broker/request-token",
         "/auth-broker/introspect",
