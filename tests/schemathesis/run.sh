@@ -33,17 +33,19 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-export AUTH_BROKER_DATABASE_URL="sqlite://$work/auth-broker.db"
-
-created=$("$bin" client create --name schemathesis --scope "read write" --json)
-AB_CLIENT_ID=$(printf '%s' "$created" | python3 -c 'import json, sys; print(json.load(sys.stdin)["client_id"])')
-AB_CLIENT_SECRET=$(printf '%s' "$created" | python3 -c 'import json, sys; print(json.load(sys.stdin)["client_secret"])')
-export AB_CLIENT_ID AB_CLIENT_SECRET
-
 # One run per token format: JWTs (the default) and opaque tokens answer token-info and
 # introspection differently. AB_TOKEN_FORMATS="jwt" runs one.
 status=0
 for format in ${AB_TOKEN_FORMATS:-jwt opaque}; do
+  # A fresh store per run: the admin API's stateful tests change what they find,
+  # the schemathesis client itself included (its secret, its settings).
+  export AUTH_BROKER_DATABASE_URL="sqlite://$work/auth-broker-$format.db"
+  # The client schemathesis authenticates as: Basic for the form endpoints, its token
+  # for token-info and the admin API (admin:write).
+  created=$("$bin" client create --name schemathesis --scope "read write admin:write" --json)
+  AB_CLIENT_ID=$(printf '%s' "$created" | python3 -c 'import json, sys; print(json.load(sys.stdin)["client_id"])')
+  AB_CLIENT_SECRET=$(printf '%s' "$created" | python3 -c 'import json, sys; print(json.load(sys.stdin)["client_secret"])')
+  export AB_CLIENT_ID AB_CLIENT_SECRET
   : >"$work/serve.out"
   # schemathesis sends thousands of wrong credentials (negative cases, and ignored_auth
   # replacing the right ones) from one address; with the default limit of 20 failures

@@ -78,6 +78,72 @@ fn default_true() -> bool {
     true
 }
 
+/// Integers as JSON Schema counts them: a number with no fractional part, so `60.0`
+/// is the integer 60 (JSON Schema 2020-12 §6.1.1; generators and some JSON libraries
+/// write whole numbers that way). serde's integers refuse `60.0`; these take it.
+pub mod whole {
+    use serde::Deserializer;
+    use serde::de::{Error, Visitor};
+    use std::fmt;
+
+    struct Whole;
+
+    impl Visitor<'_> for Whole {
+        type Value = i128;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<i128, E> {
+            if v.fract() == 0.0 && v.abs() < 1e30 {
+                Ok(v as i128)
+            } else {
+                Err(E::custom(format_args!("{v} is not an integer")))
+            }
+        }
+    }
+
+    fn fit<T: TryFrom<i128>, E: Error>(v: i128) -> Result<T, E> {
+        T::try_from(v).map_err(|_| E::custom(format_args!("{v} is out of range")))
+    }
+
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        fit(d.deserialize_any(Whole)?)
+    }
+
+    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        fit(d.deserialize_any(Whole)?)
+    }
+
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Ok(match serde::Deserialize::deserialize(d)? {
+            None => None,
+            Some(WholeValue(v)) => Some(fit(v)?),
+        })
+    }
+
+    pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Ok(match serde::Deserialize::deserialize(d)? {
+            None => None,
+            Some(WholeValue(v)) => Some(fit(v)?),
+        })
+    }
+
+    /// A whole number, for the optional forms above.
+    struct WholeValue(i128);
+
+    impl<'de> serde::Deserialize<'de> for WholeValue {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Whole).map(WholeValue)
+        }
+    }
+}
+
 /// A client's settings: what `POST /admin/v1/clients` takes, what a JSON merge patch
 /// (RFC 7396) changes, and what every client shows (INTERFACE §5).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -85,47 +151,100 @@ fn default_true() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     /// Unique, human-readable; 1 to 200 characters without control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub client_name: String,
     /// The scopes the client may request, space separated (RFC 6749 §3.3).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[\u0021\u0023-\u005B\u005D-\u007E ]*$")
+    )]
     pub scope: String,
     /// The `aud` values its tokens may carry; the first is the default, a token
     /// request picks another with `audience=` or `resource=` (RFC 8707). Empty: the
-    /// broker's issuer.
+    /// broker's issuer. Each 1 to 2000 characters without spaces or control characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50, inline,
+        value_type = Vec<AudienceValue>))]
     pub audience: Vec<String>,
     /// Its tokens' lifetime in seconds; `null`: the broker's `--token-ttl`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 2678400))]
     pub access_token_ttl: Option<u64>,
     /// Static claims added to its JWTs. Registered names (`iss sub aud exp nbf iat
     /// jti client_id scope cnf`) are refused.
     #[serde(default)]
     pub extra_claims: Map<String, Value>,
-    /// A cap on successful token requests per minute (`429` above it); `null`: none.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    /// A cap on successful token requests per minute (`429` above it), 1 to 1,000,000;
+    /// `null`: none.
+    #[serde(default, deserialize_with = "whole::opt_u32")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub tokens_per_minute: Option<u32>,
+    /// `client_secret_basic` (default) or `client_secret_post`: both are accepted for
+    /// a client with a secret.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String,
+        pattern = "^client_secret_(basic|post)$"))]
     pub token_endpoint_auth_method: AuthMethod,
-    /// Unix time after which the secret stops working; 0: never (RFC 7591 §3.2.1).
-    #[serde(default)]
+    /// Unix time after which the secret stops working; 0: never (RFC 7591 §3.2.1). A
+    /// time already past expires the current secret now.
+    #[serde(default, deserialize_with = "whole::i64")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub client_secret_expires_at: i64,
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Who to ask about this client (e-mail addresses, free text).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20, inline,
+        value_type = Vec<ContactValue>))]
     pub contacts: Vec<String>,
-    /// Free text for operators.
+    /// Free text for operators: at most 2000 characters; line breaks and tabs are the
+    /// only control characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub description: String,
 }
 
+/// One `audience` value (schema only).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(
+    min_length = 1,
+    max_length = 2000,
+    pattern = r"^[^\s\u0000-\u001F\u007F-\u009F]+$"
+)]
+#[allow(dead_code)]
+struct AudienceValue(String);
+
+/// One `contacts` value (schema only).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(
+    min_length = 1,
+    max_length = 200,
+    pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+)]
+#[allow(dead_code)]
+struct ContactValue(String);
+
 /// A registered client, as every interface shows it: its settings, never its secret
-/// nor the secret's hash.
+/// nor the secret's hash. (Its OpenAPI schema is [`ClientSettings`]' with these members
+/// added, written out below: a flattened struct would be an `allOf` that no object
+/// can satisfy beside the settings' `additionalProperties: false`.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Client {
     pub client_id: String,
     #[serde(flatten)]
@@ -146,7 +265,6 @@ pub struct Client {
 
 /// `POST /admin/v1/clients`: the new client, with its secret shown this once.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedClient {
     #[serde(flatten)]
     pub client: Client,
@@ -154,13 +272,148 @@ pub struct CreatedClient {
     pub client_secret: String,
 }
 
+#[cfg(feature = "openapi")]
+mod schemas {
+    //! The schemas of [`Client`] and [`CreatedClient`]: the settings' object (every
+    //! member present in an answer, so all required) with the members around them.
+
+    use super::{Client, ClientSettings, CreatedClient};
+    use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaFormat, Type};
+    use utoipa::openapi::{KnownFormat, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    fn settings_object() -> Object {
+        match ClientSettings::schema() {
+            RefOr::T(Schema::Object(o)) => o,
+            _ => Object::new(),
+        }
+    }
+
+    fn int(description: &str, nullable: bool) -> RefOr<Schema> {
+        let t = if nullable {
+            utoipa::openapi::schema::SchemaType::from_iter([Type::Integer, Type::Null])
+        } else {
+            utoipa::openapi::schema::SchemaType::new(Type::Integer)
+        };
+        ObjectBuilder::new()
+            .schema_type(t)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .description(Some(description))
+            .into()
+    }
+
+    fn string(description: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .into()
+    }
+
+    fn client_object() -> Object {
+        let mut o = settings_object();
+        o.required = o.properties.keys().cloned().collect();
+        o.description = Some(
+            "A registered client: every setting, never its secret nor the secret's hash.".into(),
+        );
+        for (name, schema, required) in [
+            ("client_id", string("The client's id"), true),
+            ("created_at", int("Unix seconds", false), true),
+            ("updated_at", int("Unix seconds", false), true),
+            (
+                "previous_secret_expires_at",
+                int("While the previous secret still works, until when", true),
+                false,
+            ),
+            (
+                "tokens_revoked_before",
+                int(
+                    "Every token issued up to this Unix second is inactive",
+                    true,
+                ),
+                false,
+            ),
+            (
+                "version",
+                int(
+                    "Changes with every change; the ETag is its quoted value",
+                    false,
+                ),
+                true,
+            ),
+        ] {
+            o.properties.insert(name.into(), schema);
+            if required {
+                o.required.push(name.into());
+            }
+        }
+        o
+    }
+
+    impl PartialSchema for Client {
+        fn schema() -> RefOr<Schema> {
+            RefOr::T(Schema::Object(client_object()))
+        }
+    }
+
+    impl ToSchema for Client {}
+
+    impl PartialSchema for CreatedClient {
+        fn schema() -> RefOr<Schema> {
+            let mut o = client_object();
+            o.description = Some("The new client, with its secret shown this once.".into());
+            o.properties.insert(
+                "client_secret".into(),
+                string("Shown only here; only a hash is stored"),
+            );
+            o.required.push("client_secret".into());
+            RefOr::T(Schema::Object(o))
+        }
+    }
+
+    impl ToSchema for CreatedClient {}
+
+    /// The body of `PATCH /admin/v1/clients/{client_id}`: a JSON merge patch
+    /// (RFC 7396) of [`ClientSettings`]: any of its members, none required; `null`
+    /// resets one to its default (not `client_name`, which every client has).
+    #[derive(Debug)]
+    pub struct ClientPatch;
+
+    impl PartialSchema for ClientPatch {
+        fn schema() -> RefOr<Schema> {
+            let mut o = settings_object();
+            o.required.clear();
+            o.description = Some(
+                "A JSON merge patch (RFC 7396) of the client's settings: the members given change, null resets one to its default, absent ones stay."
+                    .into(),
+            );
+            for (name, schema) in o.properties.iter_mut() {
+                if name != "client_name" {
+                    let orig = std::mem::replace(schema, RefOr::T(Schema::default()));
+                    *schema = utoipa::openapi::schema::OneOfBuilder::new()
+                        .item(orig)
+                        .item(ObjectBuilder::new().schema_type(Type::Null))
+                        .into();
+                }
+            }
+            RefOr::T(Schema::Object(o))
+        }
+    }
+
+    impl ToSchema for ClientPatch {}
+}
+
+#[cfg(feature = "openapi")]
+pub use schemas::ClientPatch;
+
 /// `POST /admin/v1/clients/{client_id}/secret`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
-    /// How long the old secret keeps working, in seconds; 0: it stops at once.
-    #[serde(default)]
+    /// How long the old secret keeps working, in seconds (at most 90 days); 0: it
+    /// stops at once.
+    #[serde(default, deserialize_with = "whole::u64")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 7_776_000))]
     pub grace_seconds: u64,
 }
 
@@ -310,6 +563,9 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+/// The longest grace a rotated-out secret may keep working (90 days).
+pub const MAX_GRACE_SECONDS: u64 = 90 * 86_400;
+
 /// The media type of [`Problem`] (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -417,6 +673,27 @@ mod tests {
         assert!(v.get("previous_secret_expires_at").is_none());
         let back: Client = serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn whole_numbers_may_carry_a_zero_fraction() {
+        let s: ClientSettings = serde_json::from_value(
+            json!({"client_name": "x", "access_token_ttl": 60.0, "tokens_per_minute": 5, "client_secret_expires_at": 0.0}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (s.access_token_ttl, s.tokens_per_minute),
+            (Some(60), Some(5))
+        );
+        for bad in [json!(60.5), json!(-1), json!("60"), json!(1e40)] {
+            let r = serde_json::from_value::<ClientSettings>(
+                json!({"client_name": "x", "access_token_ttl": bad}),
+            );
+            assert!(r.is_err(), "{bad}");
+        }
+        let r: RotateSecret = serde_json::from_value(json!({"grace_seconds": 32.0}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.grace_seconds, 32);
     }
 
     #[test]

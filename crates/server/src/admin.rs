@@ -22,8 +22,6 @@ use auth_broker_proto::admin::{
     REGISTERED_CLAIMS, Usage, UsagePoint, merge_patch,
 };
 use auth_broker_proto::{ClientSecret, scope};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use std::fmt;
 use std::sync::Arc;
@@ -249,7 +247,7 @@ impl Admin {
         actor: &Actor,
         settings: impl Into<ClientSettings>,
     ) -> Result<(Client, ClientSecret), AdminError> {
-        let settings = validate(settings.into(), self.clock.now_secs(), None)?;
+        let settings = validate(settings.into())?;
         let now = self.clock.now_secs();
         let secret = secret::generate_secret()?;
         let mut record = ClientRecord::new(
@@ -299,8 +297,7 @@ impl Admin {
             .await?;
         let next = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
-            rows.last()
-                .map(|c| encode_cursor(&format!("{}:{}", c.created_at, c.id)))
+            rows.last().map(|c| client_cursor(c.created_at, &c.id))
         } else {
             None
         };
@@ -348,24 +345,35 @@ impl Admin {
             ));
         }
         if let Some(obj) = patch.as_object() {
-            let read_only: Vec<FieldError> = obj
+            // Before any version check: a patch that can never apply is a bad request
+            // whatever the version.
+            let known = to_value(&ClientSettings::default());
+            let faults: Vec<FieldError> = obj
                 .keys()
-                .filter(|k| READ_ONLY.contains(&k.as_str()))
-                .map(|k| FieldError {
-                    field: k.clone(),
-                    message: "read-only: it cannot be changed with a patch".into(),
+                .filter_map(|k| {
+                    let message = if READ_ONLY.contains(&k.as_str()) {
+                        "read-only: it cannot be changed with a patch"
+                    } else if known.get(k).is_none() {
+                        "not a client setting (INTERFACE §5 lists them)"
+                    } else {
+                        return None;
+                    };
+                    Some(FieldError {
+                        field: k.clone(),
+                        message: message.into(),
+                    })
                 })
                 .collect();
-            if !read_only.is_empty() {
-                return Err(AdminError::Invalid(read_only));
+            if !faults.is_empty() {
+                return Err(AdminError::Invalid(faults));
             }
         }
-        self.change(actor, id, if_match, "client.update", |record, now| {
+        self.change(actor, id, if_match, "client.update", |record, _| {
             let mut value = to_value(&settings_of(record));
             merge_patch(&mut value, patch);
             let settings: ClientSettings =
                 serde_json::from_value(value).map_err(|e| settings_error(&e))?;
-            let settings = validate(settings, now, Some(record.secret_expires_at))?;
+            let settings = validate(settings)?;
             apply(record, &settings)
         })
         .await
@@ -413,6 +421,12 @@ impl Admin {
         id: &str,
         grace_secs: u64,
     ) -> Result<RotatedSecret, AdminError> {
+        if grace_secs > auth_broker_proto::admin::MAX_GRACE_SECONDS {
+            return Err(AdminError::field(
+                "grace_seconds",
+                "at most 7776000 (90 days): rotate again later rather than keep an old secret that long",
+            ));
+        }
         let secret = secret::generate_secret()?;
         let hash = secret::hash_secret(&secret);
         let client = self
@@ -459,6 +473,12 @@ impl Admin {
     ) -> Result<Client, AdminError> {
         for _ in 0..5 {
             let before = self.record(id).await?;
+            let now = self.clock.now_secs();
+            let mut after = before.clone();
+            // The change first: one that can never apply is refused as such, whatever
+            // the version it was based on.
+            f(&mut after, now)?;
+            after.updated_at = now;
             if let Some(expected) = if_match
                 && expected != before.version
             {
@@ -467,10 +487,6 @@ impl Admin {
                     current: before.version,
                 });
             }
-            let now = self.clock.now_secs();
-            let mut after = before.clone();
-            f(&mut after, now)?;
-            after.updated_at = now;
             let changes = diff(&audited(&before), &audited(&after));
             let event = self.event(actor, action, id, changes);
             match self.store.update_client(&after, Some(&event)).await? {
@@ -629,7 +645,7 @@ impl Admin {
             .await?;
         let next = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
-            rows.last().map(|e| encode_cursor(&format!("a:{}", e.id)))
+            rows.last().map(|e| e.id.to_string())
         } else {
             None
         };
@@ -650,16 +666,10 @@ impl Admin {
     ) -> Result<Usage, AdminError> {
         let now = self.clock.now_secs();
         let to = to.unwrap_or(now);
-        let from = from.unwrap_or(to - 24 * 3600);
-        if from > to {
-            return Err(AdminError::field("from", "must not be after 'to'"));
-        }
-        if to - from > USAGE_DAYS * 86_400 {
-            return Err(AdminError::field(
-                "from",
-                format!("at most {USAGE_DAYS} days before 'to' (usage is kept that long)"),
-            ));
-        }
+        // Usage is kept USAGE_DAYS: an earlier `from` has nothing more to show.
+        let from = from
+            .unwrap_or(to.saturating_sub(24 * 3600))
+            .max(to.saturating_sub(USAGE_DAYS * 86_400));
         self.record(id).await?;
         let (from_m, to_m) = (from.div_euclid(60) * 60, to.div_euclid(60) * 60);
         let rows = self.store.usage(id, from_m, to_m).await?;
@@ -829,15 +839,7 @@ pub(crate) fn settings_error(e: &serde_json::Error) -> AdminError {
 
 /// Checks every setting and reports every fault at once; normalizes (trims names,
 /// dedupes audiences) on the way.
-///
-/// `expires_before` is the secret expiry stored so far: an expiry already in the past
-/// is refused only when it is being set, so an unrelated change to a client whose
-/// secret has expired goes through.
-pub(crate) fn validate(
-    mut s: ClientSettings,
-    now: Timestamp,
-    expires_before: Option<Timestamp>,
-) -> Result<ClientSettings, AdminError> {
+pub(crate) fn validate(mut s: ClientSettings) -> Result<ClientSettings, AdminError> {
     let mut errors = Vec::new();
     let mut bad = |field: String, message: &str| {
         errors.push(FieldError {
@@ -866,16 +868,18 @@ pub(crate) fn validate(
     }
     let mut seen = std::collections::HashSet::new();
     for (i, a) in s.audience.iter().enumerate() {
-        if a.is_empty() || a.len() > 2000 || a.chars().any(|c| c.is_control() || c.is_whitespace())
+        if a.is_empty()
+            || a.chars().count() > 2000
+            || a.chars().any(|c| c.is_control() || c.is_whitespace())
         {
             bad(
                 format!("audience[{i}]"),
                 "1 to 2000 characters without spaces or control characters",
             );
-        } else if !seen.insert(a.as_str()) {
-            bad(format!("audience[{i}]"), "listed twice");
         }
     }
+    // The same audience twice is one: the first place counts.
+    s.audience.retain(|a| seen.insert(a.clone()));
     if s.audience.len() > 50 {
         bad("audience".into(), "at most 50 audiences");
     }
@@ -893,11 +897,6 @@ pub(crate) fn validate(
                 format!("extra_claims.{name}"),
                 "a registered claim the broker sets itself (iss sub aud exp nbf iat jti client_id scope cnf); choose another name",
             );
-        } else if name.is_empty() || name.chars().any(char::is_control) {
-            bad(
-                "extra_claims".into(),
-                "claim names are non-empty and without control characters",
-            );
         }
     }
     if serde_json::to_string(&s.extra_claims).map_or(0, |t| t.len()) > 4096 {
@@ -906,8 +905,13 @@ pub(crate) fn validate(
             "at most 4 KiB of JSON (they travel in every token)",
         );
     }
-    if s.tokens_per_minute == Some(0) {
-        bad("tokens_per_minute".into(), "at least 1, or null for no cap");
+    if s.tokens_per_minute
+        .is_some_and(|n| !(1..=1_000_000).contains(&n))
+    {
+        bad(
+            "tokens_per_minute".into(),
+            "1 to 1000000, or null for no cap",
+        );
     }
     if !s.token_endpoint_auth_method.uses_secret() {
         bad(
@@ -918,15 +922,7 @@ pub(crate) fn validate(
     if s.client_secret_expires_at < 0 {
         bad(
             "client_secret_expires_at".into(),
-            "a Unix time, or 0 for never",
-        );
-    } else if s.client_secret_expires_at != 0
-        && s.client_secret_expires_at <= now
-        && expires_before != Some(s.client_secret_expires_at)
-    {
-        bad(
-            "client_secret_expires_at".into(),
-            "in the past: the secret would stop working at once (0 for never)",
+            "a Unix time, or 0 for never (a time already past expires the secret now)",
         );
     }
     if s.contacts.len() > 20 {
@@ -968,17 +964,19 @@ fn page_size(limit: Option<i64>) -> Result<i64, AdminError> {
     }
 }
 
-/// Cursors are opaque to callers (base64url of the position), so their form may change.
-fn encode_cursor(position: &str) -> String {
-    URL_SAFE_NO_PAD.encode(position)
+/// Cursors are opaque to callers (their form may change between versions), but have
+/// a published pattern ([`CLIENT_CURSOR_PATTERN`], [`AUDIT_CURSOR_PATTERN`]) inside
+/// which every value is a position: a client cursor is the last client's creation
+/// second and its id in hex, an audit cursor the last event's id.
+fn client_cursor(created_at: Timestamp, id: &str) -> String {
+    let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{created_at}.{hex}")
 }
 
-fn decode_cursor(cursor: &str) -> Option<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-}
+/// The pattern of a clients page cursor.
+pub const CLIENT_CURSOR_PATTERN: &str = r"^[0-9]{1,18}\.([0-9a-f]{2})*$";
+/// The pattern of an audit page cursor.
+pub const AUDIT_CURSOR_PATTERN: &str = r"^[0-9]{1,18}$";
 
 fn bad_cursor() -> AdminError {
     AdminError::field(
@@ -988,15 +986,22 @@ fn bad_cursor() -> AdminError {
 }
 
 fn decode_client_cursor(cursor: &str) -> Result<(Timestamp, String), AdminError> {
-    let pos = decode_cursor(cursor).ok_or_else(bad_cursor)?;
-    let (t, id) = pos.split_once(':').ok_or_else(bad_cursor)?;
-    Ok((t.parse().map_err(|_| bad_cursor())?, id.to_owned()))
+    let (t, hex) = cursor.split_once('.').ok_or_else(bad_cursor)?;
+    let t: Timestamp = t.parse().map_err(|_| bad_cursor())?;
+    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad_cursor());
+    }
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    // Any bytes are a position between two ids; one not from this broker just starts
+    // where it sorts.
+    Ok((t, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 fn decode_audit_cursor(cursor: &str) -> Result<i64, AdminError> {
-    decode_cursor(cursor)
-        .and_then(|p| p.strip_prefix("a:").and_then(|n| n.parse().ok()))
-        .ok_or_else(bad_cursor)
+    cursor.parse().map_err(|_| bad_cursor())
 }
 
 /// RFC 3339, UTC, whole seconds.
@@ -1025,21 +1030,85 @@ fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// A time a caller gave: Unix seconds, or RFC 3339 (`2026-12-02T10:00:00Z`).
+/// A time a caller gave: Unix seconds, or RFC 3339 (`2026-12-02T10:00:00Z`, any
+/// offset, any fraction).
 pub fn parse_time(field: &str, s: &str) -> Result<Timestamp, AdminError> {
+    let s = s.trim();
     if let Ok(n) = s.parse::<i64>() {
         return Ok(n);
     }
-    humantime::parse_rfc3339_weak(s)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .ok_or_else(|| {
-            AdminError::field(
-                field,
-                "a Unix time in seconds or an RFC 3339 time such as 2026-12-02T10:00:00Z",
-            )
-        })
+    parse_rfc3339(s).ok_or_else(|| {
+        AdminError::field(
+            field,
+            "a Unix time in seconds or an RFC 3339 time such as 2026-12-02T10:00:00Z",
+        )
+    })
+}
+
+/// RFC 3339 §5.6 `date-time` to Unix seconds (the fraction dropped), or `None`.
+/// Written out because the one parser in the tree (humantime's) takes only `Z` and no
+/// year before 1970, and an API that publishes `format: date-time` must take every
+/// date-time.
+pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap(year) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+    }
+    let offset = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let o = h * 3600 + m * 60;
+            if *sign == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset)
 }
 
 #[cfg(test)]
@@ -1055,15 +1124,15 @@ mod tests {
         let s = settings(json!({
             "client_name": "",
             "scope": "a \"b\"",
-            "audience": ["https://api", "two words", "https://api"],
+            "audience": ["https://api", "two words", ""],
             "access_token_ttl": 0,
             "extra_claims": {"sub": "x", "tenant": "t"},
             "tokens_per_minute": 0,
-            "client_secret_expires_at": 5,
+            "client_secret_expires_at": -5,
             "contacts": ["\u{7}"],
             "description": "a\u{1b}b",
         }));
-        let Err(AdminError::Invalid(errors)) = validate(s, 100, None) else {
+        let Err(AdminError::Invalid(errors)) = validate(s) else {
             panic!("invalid")
         };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -1092,11 +1161,61 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let c = encode_cursor("17:abc");
-        assert_eq!(decode_client_cursor(&c).ok(), Some((17, "abc".into())));
-        assert!(decode_client_cursor("!!").is_err());
-        assert!(decode_audit_cursor(&encode_cursor("17:abc")).is_err());
-        assert_eq!(decode_audit_cursor(&encode_cursor("a:9")).ok(), Some(9));
+        let c = client_cursor(17, "abc/é");
+        assert_eq!(decode_client_cursor(&c).ok(), Some((17, "abc/é".into())));
+        for bad in ["!!", "17", "17.abc", "x.00", "17.0"] {
+            assert!(decode_client_cursor(bad).is_err(), "{bad}");
+        }
+        assert!(
+            decode_client_cursor("17.ff").is_ok(),
+            "any bytes are a position"
+        );
+        assert!(decode_audit_cursor("17.ab").is_err());
+        assert_eq!(decode_audit_cursor("9").ok(), Some(9));
+    }
+
+    #[test]
+    fn rfc_3339_times_with_any_offset_and_year() {
+        for (text, want) in [
+            ("1970-01-01T00:00:00Z", 0),
+            ("2027-01-15T08:00:00Z", 1_800_000_000),
+            ("2027-01-15T09:30:00.123456+01:30", 1_800_000_000),
+            ("2027-01-15t08:00:00z", 1_800_000_000),
+            ("0001-01-01T00:00:00Z", -62_135_596_800),
+            ("2024-02-29T12:00:00-00:00", 1_709_208_000),
+            ("9999-12-31T23:59:60Z", 253_402_300_799),
+        ] {
+            assert_eq!(parse_rfc3339(text), Some(want), "{text}");
+        }
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2027-02-32T00:00:00Z",
+            "2027-01-15 08:00:00Z",
+            "2027-13-01T00:00:00Z",
+            "2027-01-15T24:00:00Z",
+            "2027-01-15T08:00:00",
+            "2027-01-15T08:00:00+1:00",
+            "2027-01-15T08:00:00.Z",
+            "2027-01-15",
+            "x027-01-15T08:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Agrees with humantime wherever humantime can say (UTC, 1970 on).
+        #[test]
+        fn agrees_with_humantime(secs in 0u64..253_402_300_799) {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            let text = humantime::format_rfc3339_seconds(t).to_string();
+            proptest::prop_assert_eq!(parse_rfc3339(&text), i64::try_from(secs).ok());
+        }
+
+        #[test]
+        fn never_panics(s in "\\PC{0,40}") {
+            let _ = parse_rfc3339(&s);
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use super::admin_auth::{AdminCaller, Need, authorize};
 use crate::AppState;
-use crate::admin::{AdminError, parse_time};
+use crate::admin::AdminError;
 use auth_broker_proto::admin::{
     AuditPage, Client, ClientPage, ClientSettings, CreatedClient, FieldError, Key, KeyList,
     PROBLEM_JSON, Problem, RotateSecret, RotatedSecret, Usage,
@@ -52,6 +52,20 @@ pub enum AdminApiError {
     TooLarge,
     /// A query parameter does not parse.
     BadQuery(FieldError),
+    /// The change would lock the caller out (`409`).
+    Lockout(String),
+}
+
+/// A change the caller would lock itself out with: its own client disabled, deleted,
+/// or its tokens revoked (this very token among them). Refused, so an operator at the
+/// console cannot cut the branch they sit on; another admin client can do it.
+fn lockout(caller: &AdminCaller, id: &str, what: &str) -> Result<(), AdminApiError> {
+    if caller.client_id == id {
+        return Err(AdminApiError::Lockout(format!(
+            "this is the client of the token making the request: {what} it would lock the caller out; do it with another admin client (or the CLI)"
+        )));
+    }
+    Ok(())
 }
 
 impl From<AdminError> for AdminApiError {
@@ -165,6 +179,7 @@ impl IntoResponse for AdminApiError {
                 format!("the body is over {} KiB", MAX_BODY / 1024),
                 vec![],
             ),
+            Self::Lockout(detail) => problem(StatusCode::CONFLICT, "Conflict", detail, vec![]),
             Self::BadQuery(e) => problem(
                 StatusCode::BAD_REQUEST,
                 "Bad Request",
@@ -257,31 +272,23 @@ fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
-/// `If-Match` (RFC 9110 §13.1.1): `None` when absent or `*`; the version it names
-/// otherwise. A weak tag never matches (strong comparison), so it is a stale one.
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, AdminApiError> {
-    let Some(v) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let v = v.to_str().unwrap_or("").trim();
+/// `If-Match` (RFC 9110 §13.1.1): `None` when absent or `*`; else the version it
+/// names. Anything that is not one of this broker's tags (a weak tag, which strong
+/// comparison never matches, or a value it did not make) matches no version: the
+/// change is refused with `412`, as for a stale tag, never applied.
+fn if_match(headers: &HeaderMap) -> Option<i64> {
+    let v = headers.get(header::IF_MATCH)?.to_str().unwrap_or("").trim();
     if v == "*" {
-        return Ok(None);
+        return None;
     }
-    let first = v.split(',').next().unwrap_or("").trim();
-    if first.starts_with("W/") {
-        return Ok(Some(-1));
-    }
-    first
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .and_then(|t| t.parse().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            AdminApiError::BadQuery(FieldError {
-                field: "If-Match".into(),
-                message: "an entity tag as the ETag header gave it, e.g. \"3\"".into(),
-            })
-        })
+    const NEVER: i64 = -1;
+    Some(
+        v.split(',')
+            .map(str::trim)
+            .filter_map(|t| t.strip_prefix('"')?.strip_suffix('"')?.parse::<i64>().ok())
+            .next()
+            .unwrap_or(NEVER),
+    )
 }
 
 fn with_etag(mut r: Response, version: i64) -> Response {
@@ -366,10 +373,31 @@ pub struct ListParams {
     q: Option<String>,
     /// Only enabled (`true`) or disabled (`false`) clients.
     enabled: Option<bool>,
-    /// At most this many (1 to 200, default 50).
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// The `next` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}\.([0-9a-f]{2})*$")]
     after: Option<String>,
+}
+
+/// An empty query value is none.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|v| !v.is_empty())
+}
+
+/// A `date-time` query value (RFC 3339), as Unix seconds (an empty one is not a time).
+fn time_param(field: &str, v: &Option<String>) -> Result<Option<i64>, AdminApiError> {
+    v.as_deref()
+        .map(|t| {
+            crate::admin::parse_rfc3339(t).ok_or_else(|| {
+                AdminApiError::BadQuery(FieldError {
+                    field: field.into(),
+                    message: "an RFC 3339 time such as 2026-12-02T10:00:00Z".into(),
+                })
+            })
+        })
+        .transpose()
 }
 
 fn query<T: DeserializeOwned>(
@@ -407,7 +435,7 @@ pub async fn list_clients(
     let q = query(q)?;
     let page = app
         .admin
-        .find_clients(q.q.as_deref(), q.enabled, q.after.as_deref(), q.limit)
+        .find_clients(given(&q.q), q.enabled, q.after.as_deref(), q.limit)
         .await?;
     Ok(json(StatusCode::OK, &page))
 }
@@ -500,8 +528,7 @@ pub async fn get_client(
         ("client_id" = String, Path, description = "The client's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")
     ),
-    request_body(content = Object, content_type = "application/merge-patch+json",
-        description = "The settings to change (any of ClientSettings' members)"),
+    request_body(content = auth_broker_proto::admin::ClientPatch, content_type = "application/merge-patch+json"),
     security(("bearer" = ["admin:write"])),
     responses(
         (status = 200, description = "The changed client", body = Client,
@@ -517,10 +544,13 @@ pub async fn update_client(
     body: Body,
 ) -> Result<Response, AdminApiError> {
     let caller = authorize(&app, &headers, peer, Need::Write).await?;
-    let expected = if_match(&headers)?;
+    let expected = if_match(&headers);
     let patch: serde_json::Value = body_json(&headers, body, false)
         .await?
         .ok_or_else(|| AdminApiError::BadBody("the body is empty".into()))?;
+    if patch.get("enabled") == Some(&serde_json::Value::Bool(false)) {
+        lockout(&caller, &id, "disabling")?;
+    }
     let actor = caller_actor(&caller, &headers, peer);
     let c = app
         .admin
@@ -552,7 +582,8 @@ pub async fn delete_client(
     Path(id): Path<String>,
 ) -> Result<Response, AdminApiError> {
     let caller = authorize(&app, &headers, peer, Need::Write).await?;
-    let expected = if_match(&headers)?;
+    let expected = if_match(&headers);
+    lockout(&caller, &id, "deleting")?;
     let actor = caller_actor(&caller, &headers, peer);
     app.admin.delete_client(&actor, &id, expected).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -566,7 +597,7 @@ pub async fn delete_client(
     tag = "admin",
     operation_id = "admin_rotate_secret",
     params(("client_id" = String, Path, description = "The client's id")),
-    request_body(content = RotateSecret, content_type = "application/json",
+    request_body(content = Option<RotateSecret>, content_type = "application/json",
         description = "Optional; without it the old secret stops at once"),
     security(("bearer" = ["admin:write"])),
     responses(
@@ -582,7 +613,10 @@ pub async fn rotate_secret(
     body: Body,
 ) -> Result<Response, AdminApiError> {
     let caller = authorize(&app, &headers, peer, Need::Write).await?;
-    let req: RotateSecret = body_json(&headers, body, true).await?.unwrap_or_default();
+    let req: RotateSecret = body_json::<Option<RotateSecret>>(&headers, body, true)
+        .await?
+        .flatten()
+        .unwrap_or_default();
     let actor = caller_actor(&caller, &headers, peer);
     let r = app
         .admin
@@ -620,7 +654,8 @@ pub async fn revoke_tokens(
     Path(id): Path<String>,
 ) -> Result<Response, AdminApiError> {
     let caller = authorize(&app, &headers, peer, Need::Write).await?;
-    let expected = if_match(&headers)?;
+    let expected = if_match(&headers);
+    lockout(&caller, &id, "revoking its tokens")?;
     let actor = caller_actor(&caller, &headers, peer);
     let c = app.admin.revoke_tokens(&actor, &id, expected).await?;
     Ok(client_response(StatusCode::OK, &c))
@@ -630,9 +665,11 @@ pub async fn revoke_tokens(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageParams {
-    /// From (RFC 3339 or Unix seconds); default 24 hours before `to`.
+    /// From (RFC 3339); default 24 hours before `to`. Usage is kept 30 days.
+    #[param(format = DateTime)]
     from: Option<String>,
-    /// To (RFC 3339 or Unix seconds); default now.
+    /// To (RFC 3339); default now.
+    #[param(format = DateTime)]
     to: Option<String>,
 }
 
@@ -658,12 +695,8 @@ pub async fn usage(
 ) -> Result<Response, AdminApiError> {
     authorize(&app, &headers, peer, Need::Read).await?;
     let q = query(q)?;
-    let from = q
-        .from
-        .as_deref()
-        .map(|t| parse_time("from", t))
-        .transpose()?;
-    let to = q.to.as_deref().map(|t| parse_time("to", t)).transpose()?;
+    let from = time_param("from", &q.from)?;
+    let to = time_param("to", &q.to)?;
     let u = app.admin.usage(&id, from, to).await?;
     Ok(json(StatusCode::OK, &u))
 }
@@ -723,11 +756,14 @@ pub struct AuditParams {
     /// Only this action (`client.create`, `client.update`, `client.delete`,
     /// `client.secret.rotate`, `client.tokens.revoke`, `token.revoke`, `key.rotate`).
     action: Option<String>,
-    /// Only events since then (RFC 3339 or Unix seconds).
+    /// Only events since then (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
-    /// At most this many (1 to 200, default 50).
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// The `next` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}$")]
     after: Option<String>,
 }
 
@@ -752,17 +788,12 @@ pub async fn audit(
 ) -> Result<Response, AdminApiError> {
     authorize(&app, &headers, peer, Need::Read).await?;
     let q = query(q)?;
-    let since_ms = q
-        .since
-        .as_deref()
-        .map(|t| parse_time("since", t))
-        .transpose()?
-        .map(|s| s.saturating_mul(1000));
+    let since_ms = time_param("since", &q.since)?.map(|s| s.saturating_mul(1000));
     let page = app
         .admin
         .audit(
-            q.client_id.as_deref(),
-            q.action.as_deref(),
+            given(&q.client_id),
+            given(&q.action),
             since_ms,
             q.after.as_deref(),
             q.limit,

@@ -223,6 +223,39 @@ async fn access_needs_the_right_token_and_scope(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(c["scope"], "admin:read", "unchanged");
+    // The caller cannot lock itself out (another admin client can do these).
+    let (ops_id, _) = {
+        let c: Value = call(&b, &write, Method::GET, "/admin/v1/clients?q=ops", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        (
+            c["clients"][0]["client_id"].as_str().unwrap().to_owned(),
+            (),
+        )
+    };
+    let own = format!("/admin/v1/clients/{ops_id}");
+    for (method, path, body) in [
+        (Method::PATCH, own.clone(), Some(json!({"enabled": false}))),
+        (Method::POST, format!("{own}/revoke-tokens"), None),
+        (Method::DELETE, own.clone(), None),
+    ] {
+        let v = problem(call(&b, &write, method.clone(), &path, body).await, 409).await;
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("lock the caller out"),
+            "{method} {v}"
+        );
+    }
+    assert_eq!(
+        call(&b, &write, Method::GET, "/admin/v1/keys", None)
+            .await
+            .status(),
+        200
+    );
     // A disabled admin client's token stops working at once.
     b.admin()
         .set_enabled(&Actor::cli(), &reader, false)
@@ -263,7 +296,7 @@ async fn every_bad_field_gets_its_own_problem(backend: Backend) {
         Some(
             json!({"client_name": "", "scope": "a\"b", "audience": ["x y"],
                     "access_token_ttl": 0, "extra_claims": {"iss": "me"},
-                    "tokens_per_minute": 0, "client_secret_expires_at": 5,
+                    "tokens_per_minute": 0, "client_secret_expires_at": -5,
                     "contacts": [""], "description": "\u{1b}[2J"}),
         ),
     )

@@ -66,6 +66,25 @@ fn document_covers_every_endpoint() {
         assert!(paths[path][method].is_object(), "{method} {path} missing");
     }
     assert_eq!(paths.len(), 18, "an undocumented or removed route");
+    // The cursors' published patterns are the ones the broker parses.
+    for (path, pattern) in [
+        (
+            "/admin/v1/clients",
+            auth_broker_server::admin::CLIENT_CURSOR_PATTERN,
+        ),
+        (
+            "/admin/v1/audit",
+            auth_broker_server::admin::AUDIT_CURSOR_PATTERN,
+        ),
+    ] {
+        let after = paths[path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "after")
+            .unwrap();
+        assert_eq!(after["schema"]["pattern"], pattern, "{path}");
+    }
     // Every admin operation needs a bearer token with an admin scope and answers
     // RFC 9457 problems.
     for (path, ops) in paths.iter().filter(|(p, _)| p.starts_with("/admin/")) {
