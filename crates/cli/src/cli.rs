@@ -194,6 +194,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = |args: crate::client_side::ClientArgs| {
         crate::settings::layered(args, file.client.clone())?.required()
     };
+    let request = |args: crate::client_side::TokenRequestArgs| {
+        crate::settings::layered(args, file.request.clone())
+    };
     match cli.command {
         Command::Serve(args) => {
             logs("info");
@@ -217,11 +220,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(mut args) => {
             args.client = client(args.client)?;
+            args.request = request(args.request)?;
             logs("warn");
             crate::client_side::token::run(args).await
         }
         Command::Call(mut args) => {
             args.client = client(args.client)?;
+            args.request = request(args.request)?;
             // `call` prints the 401 hint itself, once; the middleware's line would repeat
             // it. `-s`: nothing at all on stderr, unless AUTH_BROKER_LOG asks.
             logs(if args.silent {
@@ -233,11 +238,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Proxy(mut args) => {
             args.client = client(args.client)?;
+            args.request = request(args.request)?;
             logs("info");
             crate::client_side::proxy::run(args).await
         }
         Command::Doctor(mut args) => {
             args.client = client(args.client)?;
+            args.request = request(args.request)?;
             logs("error");
             crate::client_side::doctor::run(args).await
         }
@@ -296,10 +303,11 @@ mod tests {
             }
         }
         let file: crate::settings::FileSettings = toml::from_str(&format!(
-            "database = \"{db}\"\nclient_id = \"app\"\nclient_secret = \"{secret}\"\nclient_secrett = \"{secret}\""
+            "database = \"{db}\"\nclient_id = \"app\"\nclient_secret = \"{secret}\"\nclient_secrett = \"{secret}\"\nscope = \"a\""
         ))
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(file.global.database.is_some() && file.client.client_secret.is_some());
+        assert!(file.request.scope.is_some());
         let d = format!("{file:?}");
         assert!(d.contains("app"), "{d}");
         for s in [secret, &secret[4..], password] {
