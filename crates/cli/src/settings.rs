@@ -2,6 +2,7 @@
 //! then the TOML file, then defaults. One struct per group of settings serves the
 //! flags and the file alike.
 
+use crate::admin_backend::RemoteArgs;
 use crate::client_side::call::usage;
 use crate::client_side::{ClientArgs, TokenRequestArgs};
 use anyhow::Context;
@@ -13,7 +14,7 @@ pub const DEFAULT_DATABASE: &str = "sqlite://auth-broker.db";
 const DEFAULT_FILE: &str = "auth-broker.toml";
 
 /// The settings file: the same structs as the flags ([`crate::cli::Global`],
-/// [`crate::cli::ServeArgs`], [`ClientArgs`], [`TokenRequestArgs`]),
+/// [`crate::cli::ServeArgs`], [`ClientArgs`], [`TokenRequestArgs`], [`RemoteArgs`]),
 /// so each setting is declared once with its flag, its `AUTH_BROKER_*` variable and
 /// its file key (the long flag name with `_` for `-`; `client_auth` for `--auth`).
 /// [`layered`] puts flags and environment over the file (INTERFACE §3).
@@ -31,6 +32,8 @@ pub struct FileSettings {
     pub client: ClientArgs,
     #[serde(flatten)]
     pub request: TokenRequestArgs,
+    #[serde(flatten)]
+    pub remote: RemoteArgs,
     /// Keys none of the above took: refused, so a typo does not pass silently.
     #[serde(flatten)]
     unknown: std::collections::BTreeMap<String, toml::Value>,
@@ -45,6 +48,7 @@ impl std::fmt::Debug for FileSettings {
             .field("serve", &self.serve)
             .field("client", &self.client)
             .field("request", &self.request)
+            .field("remote", &self.remote)
             .field("unknown", &self.unknown.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -207,10 +211,11 @@ mod tests {
         let text = "database = \"sqlite://x.db\"\nlisten = \"127.0.0.1:1\"\n\
                     token_url = \"http://x/t\"\nclient_id = \"a\"\nclient_auth = \"post\"\n\
                     token_timeout = \"5s\"\nscope = \"s\"\naudience = \"aud\"\n\
-                    scopes = \"typo\"\n";
+                    admin_url = \"http://broker/\"\nscopes = \"typo\"\n";
         let file: FileSettings = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(file.unknown.keys().collect::<Vec<_>>(), ["scopes"]);
         assert_eq!(file.request.audience.as_deref(), Some("aud"));
+        assert_eq!(file.remote.admin_url.as_deref(), Some("http://broker/"));
         assert_eq!(file.client.client_id.as_deref(), Some("a"));
         assert_eq!(file.serve.listen.as_deref(), Some("127.0.0.1:1"));
     }

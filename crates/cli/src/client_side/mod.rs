@@ -129,8 +129,18 @@ impl ClientArgs {
     /// Checks that the endpoint and the credentials are known, once flags, environment
     /// and file are layered; what is missing is bad usage, named with its three sources.
     pub fn required(self) -> anyhow::Result<Self> {
+        self.require(true)
+    }
+
+    /// As [`Self::required`], for the admin API (`--admin-url`): the token URL may be
+    /// left out, it is then read from the broker's metadata.
+    pub fn required_for_admin(self) -> anyhow::Result<Self> {
+        self.require(false)
+    }
+
+    fn require(self, token_url: bool) -> anyhow::Result<Self> {
         let missing: Vec<&str> = [
-            ("token_url", self.token_url.is_none()),
+            ("token_url", token_url && self.token_url.is_none()),
             ("client_id", self.client_id.is_none()),
             ("client_secret", self.client_secret.is_none()),
         ]
