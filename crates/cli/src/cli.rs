@@ -11,6 +11,9 @@ Getting started:
   auth-broker serve --demo          start a broker on ./auth-broker.db with a demo client
   auth-broker client create --name billing --scope \"invoices:read\"
   auth-broker client list
+  auth-broker client list --admin-url http://127.0.0.1:8080 --client-id ID
+                                    (through a running broker; secret in
+                                    AUTH_BROKER_CLIENT_SECRET; the client needs admin:read)
   auth-broker token --token-url URL --client-id ID   (secret in AUTH_BROKER_CLIENT_SECRET)
   auth-broker doctor --token-url URL --client-id ID --api URL
 

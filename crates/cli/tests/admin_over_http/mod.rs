@@ -1,7 +1,7 @@
 //! `client`, `keys` and `audit` with `--admin-url`: the same script of commands run
 //! against the store and through a running broker's admin API prints the same, once
 //! what must differ (generated ids, secrets, times, key ids, who made a change) is
-//! normalized.
+//! normalized; and the README's "Managing clients over HTTP" runs as written.
 
 use crate::common::{BIN, Serve, cli_json, command, outcome};
 use auth_broker_testkit::{Backend, FreshStore};
@@ -400,6 +400,83 @@ fn client_keys_and_audit_print_the_same_over_http_as_on_sqlite() {
 #[test]
 fn client_keys_and_audit_print_the_same_over_http_as_on_postgres() {
     same_output_against_the_store_and_over_http(Backend::Postgres);
+}
+
+/// The README's "Managing clients over HTTP" lines, pasted into bash in order against
+/// a real broker (its address for the README's 127.0.0.1:8080). Every curl gets
+/// `--fail-with-body`, so an answer of 400 or more stops the script, as does any
+/// failing line (`set -euo pipefail`); then the audit trail must hold each change the
+/// lines made, by the README's admin client.
+#[test]
+fn the_readme_lines_for_the_admin_api_work_when_pasted() {
+    assert!(
+        Command::new("jq").arg("--version").output().is_ok(),
+        "the README's lines need jq (apt-get install jq)"
+    );
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let section = readme
+        .split("\n## Managing clients over HTTP\n")
+        .nth(1)
+        .expect("the README has the section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let lines = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("the section has a sh block");
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let script = format!(
+        "set -euo pipefail\ncurl() {{ command curl --fail-with-body \"$@\"; }}\n{}\n",
+        lines.replace("http://127.0.0.1:8080", &serve.base)
+    );
+    let path = format!(
+        "{}:{}",
+        Path::new(BIN).parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = command("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "the README's lines failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("name:         portal"), "{stdout}");
+    let events = cli_json(dir.path(), "sqlite://auth-broker.db", &["audit", "--json"]);
+    let by_api: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"].as_str().unwrap().starts_with("client:"))
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        by_api,
+        [
+            "client.create",
+            "client.delete",
+            "key.rotate",
+            "client.tokens.revoke",
+            "client.secret.rotate",
+            "client.update",
+            "client.create",
+        ],
+        "newest first: {events:#}"
+    );
+    assert_eq!(serve.stop(), 0);
 }
 
 /// What `--admin-url` refuses (exit 2) and the refusals that say what to do (exit 1):
