@@ -11,6 +11,9 @@ Getting started:
   auth-broker serve --demo          start a broker on ./auth-broker.db with a demo client
   auth-broker client create --name billing --scope \"invoices:read\"
   auth-broker client list
+  auth-broker client list --admin-url http://127.0.0.1:8080 --client-id ID
+                                    (through a running broker; secret in
+                                    AUTH_BROKER_CLIENT_SECRET; the client needs admin:read)
   auth-broker token --token-url URL --client-id ID   (secret in AUTH_BROKER_CLIENT_SECRET)
   auth-broker doctor --token-url URL --client-id ID --api URL
 
@@ -27,7 +30,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Args, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct Global {
     /// The store: sqlite://FILE (default sqlite://auth-broker.db, created when missing)
@@ -76,11 +79,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage clients: create, list, show, update, disable, enable, delete,
     /// rotate-secret, revoke-tokens.
-    #[command(subcommand)]
-    Client(crate::client_cmd::ClientCommand),
+    Client(crate::client_cmd::ClientCommandArgs),
     /// Manage signing keys.
-    #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(KeysArgs),
     /// Read the audit trail: every change to clients and keys, newest first.
     Audit(crate::client_cmd::AuditArgs),
     /// Client side: fetch a token and print it (bare, or the whole response with --json).
@@ -93,7 +94,7 @@ pub enum Command {
     Doctor(crate::client_side::doctor::DoctorArgs),
 }
 
-#[derive(Debug, Default, Args, serde::Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Default, Args, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
 #[command(after_help = "\
 Examples:
@@ -167,6 +168,15 @@ pub struct ServeArgs {
     pub demo: bool,
 }
 
+/// `keys ...`: the subcommand, and the admin API to go through when one is named.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub remote: crate::admin_backend::RemoteArgs,
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// List signing keys and their state.
@@ -187,41 +197,50 @@ pub enum KeysCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = crate::settings::FileSettings::load(cli.global.config.as_deref())?;
-    let global = crate::settings::layered(cli.global, file.global)?;
+    let database_given = cli.global.database.is_some();
+    let global = crate::settings::layered(cli.global, file.global.clone())?;
     let database = crate::settings::database_url(&global);
     let format = global.log_format.unwrap_or_default();
     let logs = |default: &str| crate::settings::init_logging(default, format);
     let client = |args: crate::client_side::ClientArgs| {
         crate::settings::layered(args, file.client.clone())?.required()
     };
+    let request = |args: crate::client_side::TokenRequestArgs| {
+        crate::settings::layered(args, file.request.clone())
+    };
+    let backend = |remote: crate::admin_backend::RemoteArgs| {
+        crate::admin_backend::Backend::open(remote, &file, database_given, &database)
+    };
     match cli.command {
         Command::Serve(args) => {
             logs("info");
-            let args = crate::settings::layered(args, file.serve)?;
+            let args = crate::settings::layered(args, file.serve.clone())?;
             crate::serve_cmd::run(args, &database).await
         }
-        Command::Client(cmd) => {
+        Command::Client(args) => {
             logs("warn");
-            let backend = crate::admin_backend::Backend::local(&database).await?;
-            crate::client_cmd::run(cmd, &backend).await
+            let backend = backend(args.remote).await?;
+            crate::client_cmd::run(args.command, &backend).await
         }
-        Command::Keys(cmd) => {
+        Command::Keys(args) => {
             logs("warn");
-            let backend = crate::admin_backend::Backend::local(&database).await?;
-            crate::keys_cmd::run(cmd, &backend, file.serve.signing_alg).await
+            let backend = backend(args.remote).await?;
+            crate::keys_cmd::run(args.command, &backend, file.serve.signing_alg.clone()).await
         }
-        Command::Audit(args) => {
+        Command::Audit(mut args) => {
             logs("warn");
-            let backend = crate::admin_backend::Backend::local(&database).await?;
+            let backend = backend(std::mem::take(&mut args.remote)).await?;
             crate::client_cmd::audit(args, &backend).await
         }
         Command::Token(mut args) => {
             args.client = client(args.client)?;
+            args.request = request(args.request)?;
             logs("warn");
             crate::client_side::token::run(args).await
         }
         Command::Call(mut args) => {
             args.client = client(args.client)?;
+            args.request = request(args.request)?;
             // `call` prints the 401 hint itself, once; the middleware's line would repeat
             // it. `-s`: nothing at all on stderr, unless AUTH_BROKER_LOG asks.
             logs(if args.silent {
@@ -233,11 +252,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Proxy(mut args) => {
             args.client = client(args.client)?;
+            args.request = request(args.request)?;
             logs("info");
             crate::client_side::proxy::run(args).await
         }
         Command::Doctor(mut args) => {
             args.client = client(args.client)?;
+            args.request = request(args.request)?;
             logs("error");
             crate::client_side::doctor::run(args).await
         }
@@ -277,6 +298,21 @@ mod tests {
                 "app",
             ],
             vec!["doctor", "--token-url", "http://x/t", "--client-id", "app"],
+            vec![
+                "client",
+                "list",
+                "--admin-url",
+                "http://broker/",
+                "--client-id",
+                "app",
+            ],
+            vec![
+                "audit",
+                "--admin-url",
+                "http://broker/",
+                "--client-id",
+                "app",
+            ],
         ] {
             let args = [
                 "auth-broker",
@@ -296,10 +332,11 @@ mod tests {
             }
         }
         let file: crate::settings::FileSettings = toml::from_str(&format!(
-            "database = \"{db}\"\nclient_id = \"app\"\nclient_secret = \"{secret}\"\nclient_secrett = \"{secret}\""
+            "database = \"{db}\"\nclient_id = \"app\"\nclient_secret = \"{secret}\"\nclient_secrett = \"{secret}\"\nscope = \"a\"\nadmin_url = \"http://broker/\""
         ))
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(file.global.database.is_some() && file.client.client_secret.is_some());
+        assert!(file.request.scope.is_some() && file.remote.admin_url.is_some());
         let d = format!("{file:?}");
         assert!(d.contains("app"), "{d}");
         for s in [secret, &secret[4..], password] {

@@ -7,6 +7,15 @@ use auth_broker_proto::admin::{AuditEvent, AuthMethod, Client, ClientSettings};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
+/// `client ...`: the subcommand, and the admin API to go through when one is named.
+#[derive(Debug, Args)]
+pub struct ClientCommandArgs {
+    #[command(flatten)]
+    pub remote: crate::admin_backend::RemoteArgs,
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
 /// `client ...`.
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -469,6 +478,8 @@ pub struct AuditArgs {
     pub limit: usize,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub remote: crate::admin_backend::RemoteArgs,
 }
 
 fn print_event(e: &AuditEvent) {

@@ -36,13 +36,12 @@ pub async fn run(
             }
         }
         KeysCommand::Rotate { signing_alg, json } => {
-            let alg: SigningAlg = signing_alg
+            let alg: Option<SigningAlg> = signing_alg
                 .as_ref()
                 .or(file_alg.as_ref())
                 .map(|a| a.parse())
                 .transpose()
-                .map_err(anyhow::Error::msg)?
-                .unwrap_or_default();
+                .map_err(anyhow::Error::msg)?;
             let rec = backend.rotate_key(alg).await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&rec)?);

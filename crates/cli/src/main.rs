@@ -21,6 +21,7 @@ mod cli;
 mod client_cmd;
 mod client_side;
 mod keys_cmd;
+mod remote;
 mod serve_cmd;
 mod settings;
 

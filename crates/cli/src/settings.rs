@@ -2,8 +2,9 @@
 //! then the TOML file, then defaults. One struct per group of settings serves the
 //! flags and the file alike.
 
-use crate::client_side::ClientArgs;
+use crate::admin_backend::RemoteArgs;
 use crate::client_side::call::usage;
+use crate::client_side::{ClientArgs, TokenRequestArgs};
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -13,10 +14,14 @@ pub const DEFAULT_DATABASE: &str = "sqlite://auth-broker.db";
 const DEFAULT_FILE: &str = "auth-broker.toml";
 
 /// The settings file: the same structs as the flags ([`crate::cli::Global`],
-/// [`crate::cli::ServeArgs`], [`ClientArgs`]), so each setting is declared once with
-/// its flag, its `AUTH_BROKER_*` variable and its file key (the long flag name with
-/// `_` for `-`; `client_auth` for `--auth`). [`layered`] puts flags and environment
-/// over the file (INTERFACE §3).
+/// [`crate::cli::ServeArgs`], [`ClientArgs`], [`TokenRequestArgs`], [`RemoteArgs`]),
+/// so each setting is declared once with its flag, its `AUTH_BROKER_*` variable and
+/// its file key (the long flag name with `_` for `-`; `client_auth` for `--auth`).
+/// [`layered`] puts flags and environment over the file (INTERFACE §3).
+///
+/// Every group is flattened here directly, none within another: a group flattened
+/// inside a flattened group would leave its keys among the `unknown` ones too (serde
+/// hands a nested flattened struct the keys without taking them).
 #[derive(Default, Deserialize)]
 pub struct FileSettings {
     #[serde(flatten)]
@@ -25,6 +30,10 @@ pub struct FileSettings {
     pub serve: crate::cli::ServeArgs,
     #[serde(flatten)]
     pub client: ClientArgs,
+    #[serde(flatten)]
+    pub request: TokenRequestArgs,
+    #[serde(flatten)]
+    pub remote: RemoteArgs,
     /// Keys none of the above took: refused, so a typo does not pass silently.
     #[serde(flatten)]
     unknown: std::collections::BTreeMap<String, toml::Value>,
@@ -38,6 +47,8 @@ impl std::fmt::Debug for FileSettings {
             .field("global", &self.global)
             .field("serve", &self.serve)
             .field("client", &self.client)
+            .field("request", &self.request)
+            .field("remote", &self.remote)
             .field("unknown", &self.unknown.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -186,5 +197,26 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each group takes its own keys from the file, so none of them is refused as
+    /// unknown (as they would be from a group flattened inside another), and a typo is.
+    #[test]
+    fn every_groups_keys_are_known_and_a_typo_is_not() {
+        let text = "database = \"sqlite://x.db\"\nlisten = \"127.0.0.1:1\"\n\
+                    token_url = \"http://x/t\"\nclient_id = \"a\"\nclient_auth = \"post\"\n\
+                    token_timeout = \"5s\"\nscope = \"s\"\naudience = \"aud\"\n\
+                    admin_url = \"http://broker/\"\nscopes = \"typo\"\n";
+        let file: FileSettings = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(file.unknown.keys().collect::<Vec<_>>(), ["scopes"]);
+        assert_eq!(file.request.audience.as_deref(), Some("aud"));
+        assert_eq!(file.remote.admin_url.as_deref(), Some("http://broker/"));
+        assert_eq!(file.client.client_id.as_deref(), Some("a"));
+        assert_eq!(file.serve.listen.as_deref(), Some("127.0.0.1:1"));
     }
 }

@@ -2,6 +2,7 @@
 //! against a running `serve`, settings precedence, exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_over_http;
 mod common;
 
 use auth_broker_testkit::{Backend, FreshStore};

@@ -417,6 +417,16 @@ pub struct RotateSecret {
     pub grace_seconds: u64,
 }
 
+/// `POST /admin/v1/keys/rotate`, optionally: the algorithm of the new key.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// `ES256`, `EdDSA` or `RS256`; absent: the algorithm this broker signs with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+}
+
 /// The answer to a secret rotation: the new secret, shown this once.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

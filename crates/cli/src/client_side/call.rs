@@ -1,6 +1,6 @@
 //! `auth-broker call`: one signed request, like curl.
 
-use super::ClientArgs;
+use super::{ClientArgs, TokenRequestArgs};
 use anyhow::Context;
 use auth_broker_client::{BearerMiddleware, Unauthorized};
 use clap::Args;
@@ -22,6 +22,8 @@ written; 2 for bad usage. A 401 after one refresh and replay prints what to try 
 pub struct CallArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    #[command(flatten)]
+    pub request: TokenRequestArgs,
     /// HTTP method. [default: GET, or POST with -d/--data-binary]
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
     pub method: Option<String>,
@@ -95,7 +97,7 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
         ),
         None => Box::new(std::io::stdout()),
     };
-    let manager = args.client.manager()?;
+    let manager = args.client.manager(&args.request)?;
     let http = reqwest_middleware::ClientBuilder::new(
         args.client.http_client(reqwest::Client::builder())?,
     )

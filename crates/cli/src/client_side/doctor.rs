@@ -1,6 +1,6 @@
 //! `auth-broker doctor`: walk the troubleshooting checklist against a real endpoint.
 
-use super::ClientArgs;
+use super::{ClientArgs, TokenRequestArgs};
 use auth_broker_client::{ClientAuth, TokenConfig, fetch};
 use auth_broker_proto::FORM_CONTENT_TYPE;
 use clap::Args;
@@ -20,6 +20,8 @@ Each step prints ok, warn or FAIL and what to do. Exit 0 when no step failed.")]
 pub struct DoctorArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    #[command(flatten)]
+    pub request: TokenRequestArgs,
     /// An API URL to call with the token (GET).
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
@@ -55,7 +57,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let mut d = Doctor {
         r: Report::default(),
         client: &args.client,
-        config: args.client.config(),
+        config: args.client.config(&args.request),
     };
     let _ = d.check(args.api.as_deref()).await;
     out!();

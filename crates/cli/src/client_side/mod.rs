@@ -15,51 +15,70 @@ use std::path::PathBuf;
 /// Where to get tokens and as whom. Each value comes from its flag, else its
 /// `AUTH_BROKER_*` environment variable (so the secret can stay out of shell history),
 /// else the settings file (`auth-broker.toml` or `--config FILE`; keys are the flag
-/// names with `_`: `token_url`, `client_id`, `client_secret`, `scope`, `audience`,
-/// `client_auth`, `ca_file`, `token_timeout`): the same struct is read from both and
-/// layered (`crate::settings::layered`), then [`ClientArgs::required`] checks it.
+/// names with `_`: `token_url`, `client_id`, `client_secret`, `client_auth`, `ca_file`,
+/// `token_timeout`): the same struct is read from both and layered
+/// (`crate::settings::layered`), then [`ClientArgs::required`] checks it.
+///
+/// The client-side commands (`token`, `call`, `proxy`, `doctor`) take these with
+/// [`TokenRequestArgs`]; `client`, `keys` and `audit` take them for `--admin-url`
+/// (`crate::admin_backend::RemoteArgs`), where `--scope` and `--audience` are the
+/// client's settings instead. The flags are global so that they may follow the
+/// subcommand there (`auth-broker client list --client-id ops`); the client-side
+/// commands have no subcommands, so it changes nothing for them.
 #[derive(Args, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct ClientArgs {
     /// The token endpoint, e.g. https://auth.example.com/auth-broker/request-token.
     /// [file: token_url]
-    #[arg(long, env = "AUTH_BROKER_TOKEN_URL", value_name = "URL")]
+    #[arg(long, global = true, env = "AUTH_BROKER_TOKEN_URL", value_name = "URL")]
     pub token_url: Option<String>,
     /// The client id. [file: client_id]
-    #[arg(long, env = "AUTH_BROKER_CLIENT_ID", value_name = "ID")]
+    #[arg(long, global = true, env = "AUTH_BROKER_CLIENT_ID", value_name = "ID")]
     pub client_id: Option<String>,
     /// The client secret. Prefer the environment variable: a flag ends up in shell
     /// history. [file: client_secret]
     #[arg(
         long,
+        global = true,
         env = "AUTH_BROKER_CLIENT_SECRET",
         hide_env_values = true,
         value_name = "SECRET"
     )]
     pub client_secret: Option<String>,
+    /// Client authentication: `basic` (client_secret_basic, id and secret
+    /// form-encoded per RFC 6749 §2.3.1), `basic-raw` (base64(id:secret) as is, for
+    /// servers that skip §2.3.1) or `post` (client_secret_post). [default: basic;
+    /// file: client_auth]
+    #[arg(long, global = true, value_enum, env = "AUTH_BROKER_CLIENT_AUTH")]
+    #[serde(rename = "client_auth")]
+    pub auth: Option<AuthMethod>,
+    /// Also trust the CA certificate(s) in this PEM file, for servers whose
+    /// certificate comes from a private CA. [default: the system's roots only]
+    #[arg(long, global = true, env = "AUTH_BROKER_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// How long one token request may take, e.g. 10s or 500ms: an endpoint that
+    /// accepts the connection but does not answer in time counts as down.
+    /// [default: 10s]
+    #[arg(long, global = true, env = "AUTH_BROKER_TOKEN_TIMEOUT", value_name = "DURATION", value_parser = parse_timeout)]
+    #[serde(with = "crate::settings::duration_setting")]
+    pub token_timeout: Option<std::time::Duration>,
+}
+
+/// Which token the client-side commands ask for. Not in [`ClientArgs`]: `client
+/// create` and `client update` have `--scope` and `--audience` flags of their own (the
+/// client's settings), and the admin commands choose their token themselves. A group
+/// of its own in the settings file too (keys `scope`, `audience`), beside
+/// [`ClientArgs`] rather than inside it: serde cannot tell the file's unknown keys
+/// from those of a group flattened within a flattened group.
+#[derive(Args, Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct TokenRequestArgs {
     /// Scopes to request, space separated. [default: none, the server's default]
     #[arg(long, env = "AUTH_BROKER_SCOPE", value_name = "SCOPES")]
     pub scope: Option<String>,
     /// The `audience` parameter to send, for servers that take one.
     #[arg(long, env = "AUTH_BROKER_AUDIENCE", value_name = "AUD")]
     pub audience: Option<String>,
-    /// Client authentication: `basic` (client_secret_basic, id and secret
-    /// form-encoded per RFC 6749 §2.3.1), `basic-raw` (base64(id:secret) as is, for
-    /// servers that skip §2.3.1) or `post` (client_secret_post). [default: basic;
-    /// file: client_auth]
-    #[arg(long, value_enum, env = "AUTH_BROKER_CLIENT_AUTH")]
-    #[serde(rename = "client_auth")]
-    pub auth: Option<AuthMethod>,
-    /// Also trust the CA certificate(s) in this PEM file, for servers whose
-    /// certificate comes from a private CA. [default: the system's roots only]
-    #[arg(long, env = "AUTH_BROKER_CA_FILE", value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// How long one token request may take, e.g. 10s or 500ms: an endpoint that
-    /// accepts the connection but does not answer in time counts as down.
-    /// [default: 10s]
-    #[arg(long, env = "AUTH_BROKER_TOKEN_TIMEOUT", value_name = "DURATION", value_parser = parse_timeout)]
-    #[serde(with = "crate::settings::duration_setting")]
-    pub token_timeout: Option<std::time::Duration>,
 }
 
 /// The token request timeout when neither a flag, the environment nor the file sets it.
@@ -81,9 +100,9 @@ impl std::fmt::Debug for ClientArgs {
             .field("token_url", &self.token_url)
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
-            .field("scope", &self.scope)
-            .field("audience", &self.audience)
             .field("auth", &self.auth)
+            .field("ca_file", &self.ca_file)
+            .field("token_timeout", &self.token_timeout)
             .finish()
     }
 }
@@ -110,8 +129,18 @@ impl ClientArgs {
     /// Checks that the endpoint and the credentials are known, once flags, environment
     /// and file are layered; what is missing is bad usage, named with its three sources.
     pub fn required(self) -> anyhow::Result<Self> {
+        self.require(true)
+    }
+
+    /// As [`Self::required`], for the admin API (`--admin-url`): the token URL may be
+    /// left out, it is then read from the broker's metadata.
+    pub fn required_for_admin(self) -> anyhow::Result<Self> {
+        self.require(false)
+    }
+
+    fn require(self, token_url: bool) -> anyhow::Result<Self> {
         let missing: Vec<&str> = [
-            ("token_url", self.token_url.is_none()),
+            ("token_url", token_url && self.token_url.is_none()),
             ("client_id", self.client_id.is_none()),
             ("client_secret", self.client_secret.is_none()),
         ]
@@ -138,9 +167,9 @@ impl ClientArgs {
         Ok(self)
     }
 
-    /// The token manager's settings ([`Self::required`] has passed: the required
-    /// values are there).
-    pub fn config(&self) -> TokenConfig {
+    /// The token manager's settings for a token as `request` asks ([`Self::required`]
+    /// has passed: the required values are there).
+    pub fn config(&self, request: &TokenRequestArgs) -> TokenConfig {
         let mut c = TokenConfig::new(
             self.token_url.clone().unwrap_or_default(),
             self.client_id.clone().unwrap_or_default(),
@@ -148,10 +177,10 @@ impl ClientArgs {
         )
         .auth(self.auth.unwrap_or(AuthMethod::Basic).into());
         c.request_timeout = self.token_timeout.unwrap_or(DEFAULT_TOKEN_TIMEOUT);
-        if let Some(s) = &self.scope {
+        if let Some(s) = &request.scope {
             c = c.scope(s.clone());
         }
-        if let Some(a) = &self.audience {
+        if let Some(a) = &request.audience {
             c = c.audience(a.clone());
         }
         c
@@ -159,11 +188,11 @@ impl ClientArgs {
 
     /// A manager whose token requests follow no redirect (the credentials never go to
     /// another address; see `TokenError::Redirect`).
-    pub fn manager(&self) -> anyhow::Result<TokenManager> {
+    pub fn manager(&self, request: &TokenRequestArgs) -> anyhow::Result<TokenManager> {
         let http = self
             .http_client(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))?;
         Ok(TokenManager::with_parts(
-            self.config(),
+            self.config(request),
             http,
             std::sync::Arc::new(auth_broker_client::SystemClock),
         ))

@@ -1,7 +1,7 @@
 //! `auth-broker proxy`: a local HTTP proxy that signs everything it forwards.
 
-use super::ClientArgs;
 use super::call::usage;
+use super::{ClientArgs, TokenRequestArgs};
 use anyhow::Context;
 use auth_broker_client::{BearerMiddleware, TokenError};
 use axum::body::Body;
@@ -35,6 +35,8 @@ forwarded. Stop with Ctrl-C or SIGTERM: in-flight requests finish first.")]
 pub struct ProxyArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    #[command(flatten)]
+    pub request: TokenRequestArgs,
     /// Address to listen on; port 0 picks a free one (printed on start).
     #[arg(long, default_value = "127.0.0.1:9000", value_name = "ADDR")]
     pub listen: String,
@@ -58,7 +60,7 @@ struct Proxy {
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let upstream = reqwest::Url::parse(&args.upstream)
         .map_err(|e| usage(format!("--upstream '{}' is not a URL: {e}", args.upstream)))?;
-    let manager = args.client.manager()?;
+    let manager = args.client.manager(&args.request)?;
     let http = reqwest_middleware::ClientBuilder::new(
         args.client
             .http_client(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))?,

@@ -1,6 +1,6 @@
 //! `auth-broker token`: print a token.
 
-use super::ClientArgs;
+use super::{ClientArgs, TokenRequestArgs};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -14,6 +14,8 @@ Examples:
 pub struct TokenArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    #[command(flatten)]
+    pub request: TokenRequestArgs,
     /// Print the whole token response as JSON, every member as the server sent it,
     /// instead of the bare token.
     #[arg(long)]
@@ -23,7 +25,7 @@ pub struct TokenArgs {
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let token = args
         .client
-        .manager()?
+        .manager(&args.request)?
         .token()
         .await
         .map_err(|e| super::with_tls_hint(e.into()))?;

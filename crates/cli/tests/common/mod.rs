@@ -12,13 +12,30 @@ use std::time::Duration;
 pub const BIN: &str = env!("CARGO_BIN_EXE_auth-broker");
 
 pub fn cli(dir: &Path, db: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(dir)
-        .env("AUTH_BROKER_DATABASE_URL", db)
-        .env_remove("AUTH_BROKER_LOG")
-        .args(args)
-        .output()
-        .unwrap();
+    outcome(
+        Command::new(BIN)
+            .current_dir(dir)
+            .env("AUTH_BROKER_DATABASE_URL", db)
+            .env_remove("AUTH_BROKER_LOG")
+            .args(args),
+    )
+}
+
+/// `program` with none of the `AUTH_BROKER_*` settings (nor the `RUST_LOG` level) of
+/// the environment the tests run in.
+pub fn command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AUTH_BROKER_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Runs `cmd` to its end: exit code, stdout, stderr.
+pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -168,20 +185,7 @@ pub mod raw_http {
 /// Runs the binary off the async runtime's threads, with none of the
 /// `AUTH_BROKER_*` settings of the environment the tests run in.
 pub async fn run(envs: Vec<(&'static str, String)>, args: Vec<String>) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(BIN);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AUTH_BROKER_") {
-                cmd.env_remove(k);
-            }
-        }
-        let out = cmd.envs(envs).args(args).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || outcome(command(BIN).envs(envs).args(args)))
+        .await
+        .unwrap()
 }

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::admin::AdminError;
 use auth_broker_proto::admin::{
     AuditPage, Client, ClientPage, ClientSettings, CreatedClient, FieldError, Key, KeyList,
-    PROBLEM_JSON, Problem, RotateSecret, RotatedSecret, Usage,
+    PROBLEM_JSON, Problem, RotateKey, RotateSecret, RotatedSecret, Usage,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -187,20 +187,13 @@ impl IntoResponse for AdminApiError {
                 vec![e],
             ),
             Self::Admin(e) => match e {
-                AdminError::Invalid(errors) => problem(
+                // The detail names every field with what is wrong with it, as the
+                // CLI says it against the database: the remote CLI prints the detail.
+                AdminError::Invalid(ref errors) => problem(
                     StatusCode::BAD_REQUEST,
                     "Bad Request",
-                    format!(
-                        "{} field{} not valid: {}",
-                        errors.len(),
-                        if errors.len() == 1 { " is" } else { "s are" },
-                        errors
-                            .iter()
-                            .map(|e| e.field.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    errors,
+                    e.to_string(),
+                    errors.clone(),
                 ),
                 AdminError::NoSuchClient(_) => {
                     problem(StatusCode::NOT_FOUND, "Not Found", e.to_string(), vec![])
@@ -723,13 +716,16 @@ pub async fn list_keys(
     Ok(json(StatusCode::OK, &KeyList { keys }))
 }
 
-/// Make a new signing key (of the broker's algorithm) active; every replica switches
-/// within seconds, and the old key stays published until its tokens expire.
+/// Make a new signing key active (of the broker's algorithm, or the one the body
+/// names); every replica switches within seconds, and the old key stays published
+/// until its tokens expire.
 #[utoipa::path(
     post,
     path = "/admin/v1/keys/rotate",
     tag = "admin",
     operation_id = "admin_rotate_key",
+    request_body(content = RotateKey, content_type = "application/json",
+        description = "Optional; without it the new key has the algorithm this broker signs with"),
     security(("bearer" = ["admin:write"])),
     responses(
         (status = 201, description = "The new active key", body = Key),
@@ -740,10 +736,21 @@ pub async fn rotate_key(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, AdminApiError> {
     let caller = authorize(&app, &headers, peer, Need::Write).await?;
+    let req: RotateKey = body_json(&headers, body, true).await?.unwrap_or_default();
+    let alg = match req.alg {
+        Some(a) => a.parse().map_err(|message: String| {
+            AdminError::Invalid(vec![FieldError {
+                field: "alg".into(),
+                message,
+            }])
+        })?,
+        None => app.config.signing_alg,
+    };
     let actor = caller_actor(&caller, &headers, peer);
-    let key = app.admin.rotate_key(&actor, app.config.signing_alg).await?;
+    let key = app.admin.rotate_key(&actor, alg).await?;
     Ok(json(StatusCode::CREATED, &key))
 }
 

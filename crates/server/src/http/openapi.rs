@@ -307,6 +307,7 @@ impl Modify for Security {
             auth_broker_proto::admin::Client, auth_broker_proto::admin::ClientSettings,
             auth_broker_proto::admin::CreatedClient, auth_broker_proto::admin::ClientPage,
             auth_broker_proto::admin::RotateSecret, auth_broker_proto::admin::RotatedSecret,
+            auth_broker_proto::admin::RotateKey,
             auth_broker_proto::admin::Key, auth_broker_proto::admin::KeyList,
             auth_broker_proto::admin::KeyState, auth_broker_proto::admin::AuditEvent,
             auth_broker_proto::admin::AuditPage, auth_broker_proto::admin::Usage,

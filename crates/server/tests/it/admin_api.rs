@@ -157,6 +157,31 @@ async fn an_admin_token_manages_a_client_end_to_end(backend: Backend) {
     assert_eq!(keys["keys"][0]["kid"], key["kid"]);
     assert_eq!(keys["keys"][0]["state"], "active");
     assert_eq!(keys["keys"][1]["state"], "retired");
+    // A key of another algorithm than the broker's, when the body names one.
+    let r = call(
+        &b,
+        &admin,
+        Method::POST,
+        "/admin/v1/keys/rotate",
+        Some(json!({"alg": "EdDSA"})),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let key: Value = r.json().await.unwrap();
+    assert_eq!(key["alg"], "EdDSA", "{key}");
+    let v = problem(
+        call(
+            &b,
+            &admin,
+            Method::POST,
+            "/admin/v1/keys/rotate",
+            Some(json!({"alg": "HS256"})),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(v["errors"][0]["field"], "alg", "{v}");
     // Delete: gone, its token requests refused.
     let r = call(&b, &admin, Method::DELETE, &location, None).await;
     assert_eq!(r.status(), 204);
@@ -323,6 +348,17 @@ async fn every_bad_field_gets_its_own_problem(backend: Backend) {
         ],
         "{v}"
     );
+    // The detail names each field with its fault, as the CLI prints it against the
+    // database (the remote CLI prints the detail).
+    let detail = v["detail"].as_str().unwrap();
+    for e in v["errors"].as_array().unwrap() {
+        let said = format!(
+            "{}: {}",
+            e["field"].as_str().unwrap(),
+            e["message"].as_str().unwrap()
+        );
+        assert!(detail.contains(&said), "{said} not in {detail}");
+    }
     // Unknown and read-only fields, wrong types, bodies that are not JSON.
     let cases = [
         (
