@@ -246,7 +246,8 @@ impl Backend {
             }
             Self::Remote(api) => {
                 pages(limit, async |after, want| {
-                    let since = since.map(|t| t.to_string());
+                    // The API takes RFC 3339 (its published `date-time`).
+                    let since = since.map(auth_broker_server::admin::rfc3339);
                     let filters = [
                         ("client_id", client),
                         ("action", action),

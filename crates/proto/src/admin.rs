@@ -424,6 +424,7 @@ pub struct RotateSecret {
 pub struct RotateKey {
     /// `ES256`, `EdDSA` or `RS256`; absent: the algorithm this broker signs with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(ES256|EdDSA|RS256)$"))]
     pub alg: Option<String>,
 }
 

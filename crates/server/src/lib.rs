@@ -89,7 +89,7 @@ pub struct Config {
     /// TLS-terminating proxy, or for development).
     pub tls: Option<tls::TlsFiles>,
     /// A second, plain-HTTP listener for the operator's `GET /metrics`, with the
-    /// metrics the public one leaves out (see [`metrics`]); `None`: none.
+    /// metrics the public one leaves out (see `metrics`); `None`: none.
     pub metrics_listen: Option<SocketAddr>,
     /// How often per-client usage counts are written to the store (and at shutdown).
     /// Checked on the key poll tick, so at most that often.

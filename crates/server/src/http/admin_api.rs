@@ -4,7 +4,7 @@
 //!
 //! Callers send a token of this broker (`Authorization: Bearer`) with the scope
 //! `admin:read` (reads) or `admin:write` (changes, and reads) and the issuer as
-//! audience ([`super::admin_auth`]). Errors are RFC 9457 problem details naming each
+//! audience (`super::admin_auth`). Errors are RFC 9457 problem details naming each
 //! bad field. Every change is audited with the caller (`client:ID`), the request id
 //! and the peer. Changes to a client honour `If-Match` with its `ETag` (`412` when
 //! stale: two operators editing at once never silently overwrite each other). Lists
@@ -48,7 +48,7 @@ pub enum AdminApiError {
     BadBody(String),
     /// The body is not JSON at all (by its `Content-Type`).
     UnsupportedMediaType(String),
-    /// The body is over [`MAX_BODY`].
+    /// The body is over `MAX_BODY`.
     TooLarge,
     /// A query parameter does not parse.
     BadQuery(FieldError),
@@ -724,7 +724,7 @@ pub async fn list_keys(
     path = "/admin/v1/keys/rotate",
     tag = "admin",
     operation_id = "admin_rotate_key",
-    request_body(content = RotateKey, content_type = "application/json",
+    request_body(content = Option<RotateKey>, content_type = "application/json",
         description = "Optional; without it the new key has the algorithm this broker signs with"),
     security(("bearer" = ["admin:write"])),
     responses(
@@ -739,8 +739,26 @@ pub async fn rotate_key(
     body: Body,
 ) -> Result<Response, AdminApiError> {
     let caller = authorize(&app, &headers, peer, Need::Write).await?;
-    let req: RotateKey = body_json(&headers, body, true).await?.unwrap_or_default();
+    let req: RotateKey = body_json::<Option<RotateKey>>(&headers, body, true)
+        .await?
+        .flatten()
+        .unwrap_or_default();
+    // The names exactly as JWA spells them (RFC 7518 §3.1), as the schema publishes.
     let alg = match req.alg {
+        Some(a) if !crate::SigningAlg::ALL.iter().any(|k| k.as_str() == a) => {
+            return Err(AdminApiError::Admin(AdminError::Invalid(vec![
+                FieldError {
+                    field: "alg".into(),
+                    message: format!(
+                        "'{}' is not ES256, EdDSA or RS256 (as RFC 7518 spells them)",
+                        a.chars()
+                            .filter(|c| !c.is_control())
+                            .take(20)
+                            .collect::<String>()
+                    ),
+                },
+            ])));
+        }
         Some(a) => a.parse().map_err(|message: String| {
             AdminError::Invalid(vec![FieldError {
                 field: "alg".into(),

@@ -169,7 +169,7 @@ pub fn router(app: Arc<AppState>) -> Router {
 
 /// The operator's metrics listener (`serve --metrics-listen`): `GET /metrics` with
 /// every family, including those the public `/metrics` leaves out
-/// ([`crate::metrics::PRIVATE_FAMILIES`]), and nothing else. Meant for an address
+/// (`crate::metrics::PRIVATE_FAMILIES`), and nothing else. Meant for an address
 /// only the monitoring system reaches (loopback, an internal interface).
 pub fn metrics_router(app: Arc<AppState>) -> Router {
     Router::new()

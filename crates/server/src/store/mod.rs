@@ -44,7 +44,7 @@ pub type Timestamp = i64;
 pub struct ClientRecord {
     pub id: String,
     pub name: String,
-    /// Hash of the current secret (see [`crate::secret`]).
+    /// Hash of the current secret (see `crate::secret`).
     pub secret_hash: String,
     /// Hash of the previous secret, valid until `previous_secret_expires_at`.
     pub previous_secret_hash: Option<String>,
@@ -228,7 +228,7 @@ pub struct KeyRecord {
     pub retired_at: Option<Timestamp>,
     /// The longest lifetime, in seconds, of any token this key can have signed: every
     /// broker raises it to its own lifetime before it signs with the key
-    /// ([`Store::cover_key_ttl`]), so a retired key is kept until
+    /// (`Store::cover_key_ttl`), so a retired key is kept until
     /// `retired_at + max_token_ttl` (+ leeway) whichever replica prunes. `None` for a
     /// key stored by a version that did not record it: kept for the longest lifetime
     /// any broker allows ([`crate::MAX_TOKEN_TTL_SECS`]).
