@@ -527,6 +527,7 @@ await step('a phone (390x844): every page, nothing scrolls sideways', async () =
   await checkPage('phone sign-in');
   await shot('signin-phone');
   await signIn(OPS);
+  await page.locator('svg.chart-svg').waitFor();
   await checkPage('phone overview');
   await shot('overview-phone');
   await role('link', 'Clients').click();

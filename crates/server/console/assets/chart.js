@@ -129,11 +129,11 @@ function fillTable(table, usage) {
   );
 }
 
-/** Rounds a maximum up to 1, 2 or 5 times a power of ten, for tidy axis labels. */
+/** Rounds a maximum up to 1, 2, 4, 6 or 10 times a power of ten: the half-way line then falls on a whole number too. */
 function niceMax(v) {
   if (v <= 1) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
-  return [1, 2, 5, 10].map((m) => m * p).find((n) => n >= v);
+  return [1, 2, 4, 6, 10].map((m) => m * p).find((n) => n >= v);
 }
 
 function drawSvg(usage, width, summaryId) {
@@ -157,10 +157,11 @@ function drawSvg(usage, width, summaryId) {
     class: 'chart-svg',
   });
   // Horizontal grid with counts.
-  for (const v of [0, max / 2, max]) {
+  // Counts are whole numbers: no half-way line when the maximum is 1.
+  for (const v of max > 1 ? [0, max / 2, max] : [0, max]) {
     root.append(
       svg('line', {x1: m.left, x2: width - m.right, y1: y(v), y2: y(v), class: 'grid'}),
-      svg('text', {x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis'}, Number.isInteger(v) ? v : v.toFixed(1)),
+      svg('text', {x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis'}, v),
     );
   }
   // Time labels on the local hours divisible by 6 (by 12 on narrow screens), and

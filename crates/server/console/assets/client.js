@@ -229,6 +229,7 @@ export async function clientPage(main, ctx) {
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    flash('');
     formErrors.clear();
     conflict.hidden = true;
     clearNotes();
@@ -288,6 +289,7 @@ export async function clientPage(main, ctx) {
   // ---- actions ----
   /** Runs a change; on 412 re-reads the client and asks to try again. */
   const act = async (control, run) => {
+    flash('');
     errors.clear();
     control.disabled = true;
     try {
