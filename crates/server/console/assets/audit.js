@@ -2,7 +2,7 @@
 // page at a time (the API's opaque cursors; a stack of them for "Previous page").
 
 import {api, seg} from './api.js';
-import {h, cell, field, errorBox, fmtTime, mapLimit} from './dom.js';
+import {h, cell, field, errorBox, cursorPager, fmtTime, mapLimit} from './dom.js';
 
 const PAGE_SIZE = 25;
 
@@ -77,9 +77,6 @@ export async function audit(main, ctx) {
   let clientId = params.get('client_id') ?? '';
   let action = params.get('action') ?? '';
   const names = new Map();
-  const cursors = [];
-  let after = null;
-  let next = null;
 
   const clientInput = h('input', {type: 'text', value: clientId, autocomplete: 'off', spellcheck: 'false'});
   const clientField = field('Filter by client', clientInput, 'A client id (or key id); empty: all.');
@@ -89,68 +86,43 @@ export async function audit(main, ctx) {
   const actionField = field('Action', actionSelect);
   const apply = h('button', {type: 'submit'}, 'Apply filters');
   const tbody = h('tbody');
-  const status = h('p', {class: 'muted', role: 'status'});
-  const prev = h('button', {type: 'button', class: 'secondary'}, 'Previous page');
-  const nextButton = h('button', {type: 'button', class: 'secondary'}, 'Next page');
   const errors = errorBox();
 
-  const load = async () => {
-    if (signal.aborted) return;
-    errors.clear();
-    const query = new URLSearchParams({limit: String(PAGE_SIZE)});
-    if (clientId) query.set('client_id', clientId);
-    if (action) query.set('action', action);
-    if (after) query.set('after', after);
-    const keep = new URLSearchParams();
-    if (clientId) keep.set('client_id', clientId);
-    if (action) keep.set('action', action);
-    history.replaceState(null, '', `#/audit${keep.size ? `?${keep}` : ''}`);
-    let page;
-    try {
-      page = (await api('GET', `audit?${query}`, {signal})).data;
-    } catch (e) {
-      if (e.name === 'AbortError') return;
-      errors.show(e.message);
-      return;
-    }
-    next = page.next;
-    try {
+  const pager = cursorPager({
+    errors,
+    fetchPage: async (after) => {
+      if (signal.aborted) throw new DOMException('left the page', 'AbortError');
+      const query = new URLSearchParams({limit: String(PAGE_SIZE)});
+      if (clientId) query.set('client_id', clientId);
+      if (action) query.set('action', action);
+      if (after) query.set('after', after);
+      const keep = new URLSearchParams();
+      if (clientId) keep.set('client_id', clientId);
+      if (action) keep.set('action', action);
+      history.replaceState(null, '', `#/audit${keep.size ? `?${keep}` : ''}`);
+      const page = (await api('GET', `audit?${query}`, {signal})).data;
       await learnNames(page.events, names, signal);
-    } catch {
-      return; // left the page
-    }
-    tbody.replaceChildren(...(page.events.length
-      ? page.events.map((e) => h('tr', {'data-action': e.action},
-        cell('When', h('time', {datetime: e.at}, fmtTime(Date.parse(e.at) / 1000))),
-        cell('What', describeEvent(e, names)),
-        cell('Action', h('code', {}, e.action)),
-        cell('Changes', changesNode(e.changes)),
-        cell('From', [e.peer ?? '—', e.request_id ? h('div', {class: 'muted small'}, `request ${e.request_id}`) : null])))
-      : [h('tr', {}, h('td', {colspan: '5'}, 'No events match.'))]));
-    prev.disabled = cursors.length === 0;
-    nextButton.disabled = next === null;
-    status.textContent = `Page ${cursors.length + 1}: ${page.events.length} event${page.events.length === 1 ? '' : 's'}, newest first${next ? '; older ones on the next page' : ''}.`;
-  };
+      return page;
+    },
+    render: (page, number) => {
+      tbody.replaceChildren(...(page.events.length
+        ? page.events.map((e) => h('tr', {'data-action': e.action},
+          cell('When', h('time', {datetime: e.at}, fmtTime(Date.parse(e.at) / 1000))),
+          cell('What', describeEvent(e, names)),
+          cell('Action', h('code', {}, e.action)),
+          cell('Changes', changesNode(e.changes)),
+          cell('From', [e.peer ?? '—', e.request_id ? h('div', {class: 'muted small'}, `request ${e.request_id}`) : null])))
+        : [h('tr', {}, h('td', {colspan: '5'}, 'No events match.'))]));
+      return `Page ${number}: ${page.events.length} event${page.events.length === 1 ? '' : 's'}, newest first${page.next ? '; older ones on the next page' : ''}.`;
+    },
+  });
 
   const form = h('form', {class: 'toolbar', role: 'search', 'aria-label': 'Filter the audit log', onsubmit: (e) => {
     e.preventDefault();
     clientId = clientInput.value.trim();
     action = actionSelect.value;
-    cursors.length = 0;
-    after = null;
-    load();
+    pager.first();
   }}, clientField.wrap, actionField.wrap, h('div', {class: 'field end'}, apply));
-  nextButton.addEventListener('click', () => {
-    if (next === null) return;
-    cursors.push(after);
-    after = next;
-    load();
-  });
-  prev.addEventListener('click', () => {
-    if (!cursors.length) return;
-    after = cursors.pop();
-    load();
-  });
 
   main.append(
     h('h1', {}, 'Audit log'),
@@ -161,7 +133,7 @@ export async function audit(main, ctx) {
       h('table', {class: 'stack'},
         h('thead', {}, h('tr', {}, ['When', 'What', 'Action', 'Changes', 'From'].map((t) => h('th', {scope: 'col'}, t)))),
         tbody)),
-    h('div', {class: 'pager'}, prev, status, nextButton),
+    pager.el,
   );
-  await load();
+  await pager.first();
 }

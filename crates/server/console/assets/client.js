@@ -10,7 +10,7 @@
 // goes against the new ETag.
 
 import {api, seg, ApiError} from './api.js';
-import {h, field, setFieldError, errorBox, guard, openDialog, flash, flashNext, fmtTime, fmtDuration, uid} from './dom.js';
+import {h, field, setFieldError, errorBox, guard, openDialog, confirmDialog, flash, flashNext, fmtTime, fmtDuration, uid} from './dom.js';
 import {usageChart} from './chart.js';
 import {secretPanel, optionalInt, lines, placeFieldErrors} from './clients.js';
 
@@ -287,6 +287,14 @@ export async function clientPage(main, ctx) {
   });
 
   // ---- actions ----
+  /** The words for a refusal of a change to this client; a 412 re-reads it first. */
+  const refusal = (notDone) => async (e) => {
+    if (!(e instanceof ApiError)) return null;
+    if (e.status !== 412) return e.message;
+    await reload();
+    return `Someone else changed this client meanwhile, so ${notDone}. The page shows its current state; press the button again if you still want to.`;
+  };
+
   /** Runs a change; on 412 re-reads the client and asks to try again. */
   const act = async (control, run) => {
     flash('');
@@ -295,13 +303,9 @@ export async function clientPage(main, ctx) {
     try {
       await run();
     } catch (e) {
-      if (!(e instanceof ApiError)) throw e;
-      if (e.status === 412) {
-        await reload();
-        errors.show('Someone else changed this client meanwhile, so nothing was done. The page shows its current state; try again if you still want to.');
-      } else {
-        errors.show(e.message);
-      }
+      const message = await refusal('nothing was done')(e);
+      if (message === null) throw e;
+      errors.show(message);
       errors.el.focus();
     } finally {
       control.disabled = !canWrite;
@@ -376,33 +380,17 @@ export async function clientPage(main, ctx) {
   }
 
   function revokeDialog() {
-    const go = h('button', {type: 'submit', class: 'danger'}, 'Revoke all tokens');
-    const cancel = h('button', {type: 'button', class: 'secondary'}, 'Cancel');
-    const problems = errorBox();
-    const form = h('form', {},
-      h('p', {}, `Every token issued to ${base.client_name} until now becomes inactive for introspection, token-info and guards that introspect (guards that verify JWTs offline accept them until they expire). New token requests still work.`),
-      problems.el,
-      h('div', {class: 'actions'}, go, cancel));
-    const dialog = openDialog({title: 'Revoke tokens', body: form, initialFocus: cancel});
-    cancel.addEventListener('click', () => dialog.close());
-    form.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      go.disabled = true;
-      try {
+    confirmDialog({
+      title: 'Revoke tokens',
+      text: `Every token issued to ${base.client_name} until now becomes inactive for introspection, token-info and guards that introspect (guards that verify JWTs offline accept them until they expire). New token requests still work.`,
+      confirmLabel: 'Revoke all tokens',
+      danger: true,
+      run: async () => {
         const r = await api('POST', `${path}/revoke-tokens`, {etag});
         adopt(r.data, r.etag);
-        dialog.close();
         flash(`Every token issued to ${base.client_name} until now is revoked.`);
-      } catch (e) {
-        go.disabled = false;
-        if (!(e instanceof ApiError)) throw e;
-        if (e.status === 412) {
-          await reload();
-          problems.show('Someone else changed this client meanwhile; nothing was revoked. Press the button again to revoke.');
-        } else {
-          problems.show(e.message);
-        }
-      }
+      },
+      explain: refusal('nothing was revoked'),
     });
   }
 
@@ -410,38 +398,24 @@ export async function clientPage(main, ctx) {
     const name = base.client_name;
     const confirmInput = h('input', {type: 'text', autocomplete: 'off', spellcheck: 'false'});
     const confirmField = field(`Type “${name}” to confirm`, confirmInput);
-    const go = h('button', {type: 'submit', class: 'danger', disabled: true}, 'Remove permanently');
-    const cancel = h('button', {type: 'button', class: 'secondary'}, 'Cancel');
-    const problems = errorBox();
-    confirmInput.addEventListener('input', () => {
-      go.disabled = confirmInput.value !== name;
-    });
-    const form = h('form', {},
-      h('p', {}, `This deletes ${name} for good. Its token requests are refused from now on, and introspection and token-info treat its tokens as inactive. To stop it only for a while, use Disable instead.`),
-      confirmField.wrap,
-      problems.el,
-      h('div', {class: 'actions'}, go, cancel));
-    const dialog = openDialog({title: 'Delete client', body: form, initialFocus: confirmInput});
-    cancel.addEventListener('click', () => dialog.close());
-    form.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      if (confirmInput.value !== name) return;
-      go.disabled = true;
-      try {
+    const go = confirmDialog({
+      title: 'Delete client',
+      text: `This deletes ${name} for good. Its token requests are refused from now on, and introspection and token-info treat its tokens as inactive. To stop it only for a while, use Disable instead.`,
+      extra: confirmField.wrap,
+      confirmLabel: 'Remove permanently',
+      danger: true,
+      initialFocus: confirmInput,
+      run: async () => {
         await api('DELETE', path, {etag});
         flashNext(`Client ${name} is deleted.`);
-        dialog.close();
         location.hash = '#/clients';
-      } catch (e) {
-        go.disabled = false;
-        if (!(e instanceof ApiError)) throw e;
-        if (e.status === 412) {
-          await reload();
-          problems.show('Someone else changed this client meanwhile; it was not deleted. Check the page, then delete again if you still want to.');
-        } else {
-          problems.show(e.message);
-        }
-      }
+      },
+      explain: refusal('it was not deleted'),
+    });
+    // Typed confirmation: the button works only once the name is typed exactly.
+    go.disabled = true;
+    confirmInput.addEventListener('input', () => {
+      go.disabled = confirmInput.value !== name;
     });
   }
 

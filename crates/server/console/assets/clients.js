@@ -5,7 +5,7 @@
 // the list appears at once and the numbers follow.
 
 import {api, seg, brokerUrl, TOKEN_PATH, ApiError} from './api.js';
-import {h, cell, field, setFieldError, errorBox, guard, openDialog, secretBox, copy, fmtAgo, mapLimit, flash} from './dom.js';
+import {h, cell, field, setFieldError, errorBox, guard, openDialog, secretBox, copy, cursorPager, fmtAgo, mapLimit, flash} from './dom.js';
 import {totals} from './chart.js';
 
 const PAGE_SIZE = 20;
@@ -153,20 +153,12 @@ export async function clientList(main, ctx) {
   const {signal, canWrite, params} = ctx;
   let q = params.get('q') ?? '';
   let enabled = params.get('enabled') ?? '';
-  // The cursors of the pages before this one, for "Previous page".
-  const cursors = [];
-  let after = null;
-  let next = null;
-
   const search = h('input', {type: 'search', value: q, autocomplete: 'off', spellcheck: 'false'});
   const searchField = field('Search clients', search, 'Part of a name, id or description.');
   const show = h('select', {}, [['', 'All'], ['true', 'Enabled'], ['false', 'Disabled']].map(([v, t]) => h('option', {value: v, selected: v === enabled}, t)));
   const showField = field('Show', show);
   const newButton = guard(h('button', {type: 'button'}, 'New client'), canWrite);
   const tbody = h('tbody');
-  const status = h('p', {class: 'muted', role: 'status'});
-  const prev = h('button', {type: 'button', class: 'secondary'}, 'Previous page');
-  const nextButton = h('button', {type: 'button', class: 'secondary'}, 'Next page');
   const errors = errorBox();
 
   const headers = ['Name', 'Client ID', 'Scopes', 'Enabled', 'Last used', 'Tokens, 24 h'];
@@ -183,90 +175,65 @@ export async function clientList(main, ctx) {
     return {tr, last, count, client: c};
   };
 
-  let generation = 0;
-  const load = async () => {
-    if (signal.aborted) return;
-    generation += 1;
-    const mine = generation;
-    errors.clear();
-    const query = new URLSearchParams({limit: String(PAGE_SIZE)});
-    if (q) query.set('q', q);
-    if (enabled) query.set('enabled', enabled);
-    if (after) query.set('after', after);
-    // Keep the search in the address, so "back" from a client returns to it.
-    const keep = new URLSearchParams();
-    if (q) keep.set('q', q);
-    if (enabled) keep.set('enabled', enabled);
-    history.replaceState(null, '', `#/clients${keep.size ? `?${keep}` : ''}`);
-    let page;
+  /** Each row's usage, four requests at a time, after the rows are shown. */
+  const fillUsage = (rows) => mapLimit(rows, 4, async (r) => {
     try {
-      page = (await api('GET', `clients?${query}`, {signal})).data;
+      const t = totals((await api('GET', `clients/${seg(r.client.client_id)}/usage`, {signal})).data);
+      r.count.textContent = t.issued.toLocaleString('en');
+      r.last.textContent = t.lastIssued ? fmtAgo(Date.parse(t.lastIssued)) : 'not in 24 h';
     } catch (e) {
       if (e.name === 'AbortError') return;
-      errors.show(e.message);
-      return;
+      r.count.textContent = '?';
+      r.last.textContent = '?';
     }
-    if (mine !== generation) return;
-    next = page.next;
-    const rows = page.clients.map(row);
-    tbody.replaceChildren(...(rows.length ? rows.map((r) => r.tr) : [h('tr', {}, h('td', {colspan: String(headers.length)}, q ? `No client matches "${q}".` : 'No clients yet.'))]));
-    prev.disabled = cursors.length === 0;
-    nextButton.disabled = next === null;
-    status.textContent = `Page ${cursors.length + 1}: ${page.clients.length} client${page.clients.length === 1 ? '' : 's'}${next ? ', more on the next page' : ''}.`;
-    await mapLimit(rows, 4, async (r) => {
-      try {
-        const u = (await api('GET', `clients/${seg(r.client.client_id)}/usage`, {signal})).data;
-        const t = totals(u);
-        r.count.textContent = t.issued.toLocaleString('en');
-        r.last.textContent = t.lastIssued ? fmtAgo(Date.parse(t.lastIssued)) : 'not in 24 h';
-      } catch (e) {
-        if (e.name === 'AbortError') return;
-        r.count.textContent = '?';
-        r.last.textContent = '?';
-      }
-    });
-  };
+  });
+
+  const pager = cursorPager({
+    errors,
+    fetchPage: async (after) => {
+      if (signal.aborted) throw new DOMException('left the page', 'AbortError');
+      const query = new URLSearchParams({limit: String(PAGE_SIZE)});
+      if (q) query.set('q', q);
+      if (enabled) query.set('enabled', enabled);
+      if (after) query.set('after', after);
+      // Keep the search in the address, so "back" from a client returns to it.
+      const keep = new URLSearchParams();
+      if (q) keep.set('q', q);
+      if (enabled) keep.set('enabled', enabled);
+      history.replaceState(null, '', `#/clients${keep.size ? `?${keep}` : ''}`);
+      return (await api('GET', `clients?${query}`, {signal})).data;
+    },
+    render: (page, number) => {
+      const rows = page.clients.map(row);
+      tbody.replaceChildren(...(rows.length ? rows.map((r) => r.tr) : [h('tr', {}, h('td', {colspan: String(headers.length)}, q ? `No client matches "${q}".` : 'No clients yet.'))]));
+      fillUsage(rows);
+      return `Page ${number}: ${page.clients.length} client${page.clients.length === 1 ? '' : 's'}${page.next ? ', more on the next page' : ''}.`;
+    },
+  });
 
   let debounce = 0;
   search.addEventListener('input', () => {
     clearTimeout(debounce);
     debounce = setTimeout(() => {
       q = search.value.trim();
-      cursors.length = 0;
-      after = null;
-      load();
+      pager.first();
     }, 250);
   });
   show.addEventListener('change', () => {
     enabled = show.value;
-    cursors.length = 0;
-    after = null;
-    load();
-  });
-  nextButton.addEventListener('click', () => {
-    if (next === null) return;
-    cursors.push(after);
-    after = next;
-    load();
-  });
-  prev.addEventListener('click', () => {
-    if (!cursors.length) return;
-    after = cursors.pop();
-    load();
+    pager.first();
   });
   newButton.addEventListener('click', () => newClientDialog((created) => {
     if (signal.aborted) return; // left for the new client's page
     if (created) flash(`Client ${created.client_name} created.`);
-    load();
+    pager.reload();
   }));
 
   const searchForm = h('form', {role: 'search', class: 'toolbar', onsubmit: (e) => {
     e.preventDefault();
     clearTimeout(debounce);
     q = search.value.trim();
-    cursors.length = 0;
-    after = null;
-    load();
+    pager.first();
   }}, searchField.wrap, showField.wrap);
 
   main.append(
@@ -277,8 +244,8 @@ export async function clientList(main, ctx) {
       h('table', {class: 'stack'},
         h('thead', {}, h('tr', {}, headers.map((t) => h('th', {scope: 'col'}, t)))),
         tbody)),
-    h('div', {class: 'pager'}, prev, status, nextButton),
+    pager.el,
   );
-  await load();
+  await pager.first();
   return () => clearTimeout(debounce);
 }

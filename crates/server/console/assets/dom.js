@@ -158,6 +158,93 @@ export function openDialog({title, body, initialFocus, onClose}) {
   return dialog;
 }
 
+/**
+ * A dialog that asks before a change: `text`, optional `extra` fields, a confirm
+ * button and "Cancel". `run()` makes the change; the dialog closes when it succeeds.
+ * When it throws, the dialog stays open with the message (`explain(e)` may word it,
+ * and may re-read what changed) and the button can be pressed again. Returns the
+ * confirm button, for callers that enable it only when `extra` is filled in.
+ */
+export function confirmDialog({title, text, extra = null, confirmLabel, danger = false, initialFocus, run, explain}) {
+  const go = h('button', {type: 'submit', class: danger ? 'danger' : null}, confirmLabel);
+  const cancel = h('button', {type: 'button', class: 'secondary'}, 'Cancel');
+  const problems = errorBox();
+  const form = h('form', {}, h('p', {}, text), extra, problems.el, h('div', {class: 'actions'}, go, cancel));
+  const dialog = openDialog({title, body: form, initialFocus: initialFocus ?? cancel});
+  cancel.addEventListener('click', () => dialog.close());
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (go.disabled) return;
+    problems.clear();
+    go.disabled = true;
+    try {
+      await run();
+      dialog.close();
+    } catch (e) {
+      go.disabled = false;
+      if (e.name === 'AbortError') return;
+      problems.show((explain ? await explain(e) : null) ?? e.message);
+    }
+  });
+  return go;
+}
+
+/**
+ * "Previous page" / "Next page" over the admin API's opaque cursors (`after=` the
+ * `next` of the page before): the cursors of the pages before this one are kept on
+ * a stack. `fetchPage(after)` resolves to an answer with `next`; `render(answer,
+ * pageNumber)` shows it and returns the status line. An answer that arrives after a
+ * newer request was made (fast typing in a search box) is dropped.
+ */
+export function cursorPager({fetchPage, render, errors}) {
+  const stack = [];
+  let after = null;
+  let next = null;
+  let generation = 0;
+  const status = h('p', {class: 'muted', role: 'status'});
+  const prev = h('button', {type: 'button', class: 'secondary', disabled: true}, 'Previous page');
+  const nextButton = h('button', {type: 'button', class: 'secondary', disabled: true}, 'Next page');
+  const show = async () => {
+    generation += 1;
+    const mine = generation;
+    errors.clear();
+    let answer;
+    try {
+      answer = await fetchPage(after);
+    } catch (e) {
+      if (e.name !== 'AbortError' && mine === generation) errors.show(e.message);
+      return;
+    }
+    if (mine !== generation) return;
+    next = answer.next;
+    prev.disabled = stack.length === 0;
+    nextButton.disabled = next === null;
+    status.textContent = render(answer, stack.length + 1);
+  };
+  prev.addEventListener('click', () => {
+    if (!stack.length) return;
+    after = stack.pop();
+    show();
+  });
+  nextButton.addEventListener('click', () => {
+    if (next === null) return;
+    stack.push(after);
+    after = next;
+    show();
+  });
+  return {
+    el: h('div', {class: 'pager'}, prev, status, nextButton),
+    /** The first page (after the filters changed). */
+    first() {
+      stack.length = 0;
+      after = null;
+      return show();
+    },
+    /** The page shown, again. */
+    reload: show,
+  };
+}
+
 /** Closes every open dialog (on sign-out and navigation: none outlives its page). */
 export function closeDialogs() {
   for (const d of document.querySelectorAll('dialog')) d.close();

@@ -1,13 +1,12 @@
 // The signing keys: which one signs, which are retired and until when they stay
 // published, and "Rotate key".
 
-import {api, ApiError} from './api.js';
-import {h, cell, errorBox, guard, openDialog, flash, fmtTime} from './dom.js';
+import {api} from './api.js';
+import {h, cell, guard, confirmDialog, flash, fmtTime} from './dom.js';
 
 export async function keys(main, ctx) {
   const {signal, canWrite} = ctx;
   const tbody = h('tbody');
-  const errors = errorBox();
 
   const load = async () => {
     const {data} = await api('GET', 'keys', {signal});
@@ -23,36 +22,20 @@ export async function keys(main, ctx) {
   };
 
   const rotate = guard(h('button', {type: 'button'}, 'Rotate key'), canWrite);
-  rotate.addEventListener('click', () => {
-    const go = h('button', {type: 'submit'}, 'Rotate now');
-    const cancel = h('button', {type: 'button', class: 'secondary'}, 'Cancel');
-    const problems = errorBox();
-    const form = h('form', {},
-      h('p', {}, 'A new key signs every token from now on, on every replica within seconds. The current key is retired but stays in the JWKS until the last token it signed has expired, so no token stops verifying.'),
-      problems.el,
-      h('div', {class: 'actions'}, go, cancel));
-    const dialog = openDialog({title: 'Rotate key', body: form, initialFocus: cancel});
-    cancel.addEventListener('click', () => dialog.close());
-    form.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      go.disabled = true;
-      try {
-        const {data} = await api('POST', 'keys/rotate');
-        dialog.close();
-        flash(`Key ${data.kid} (${data.alg}) is now active.`);
-        await load();
-      } catch (e) {
-        go.disabled = false;
-        if (!(e instanceof ApiError)) throw e;
-        problems.show(e.message);
-      }
-    });
-  });
+  rotate.addEventListener('click', () => confirmDialog({
+    title: 'Rotate key',
+    text: 'A new key signs every token from now on, on every replica within seconds. The current key is retired but stays in the JWKS until the last token it signed has expired, so no token stops verifying.',
+    confirmLabel: 'Rotate now',
+    run: async () => {
+      const {data} = await api('POST', 'keys/rotate');
+      flash(`Key ${data.kid} (${data.alg}) is now active.`);
+      await load();
+    },
+  }));
 
   main.append(
     h('div', {class: 'title-row'}, h('h1', {}, 'Signing keys'), rotate),
     h('p', {class: 'lead'}, 'Tokens are signed with the active key; resource servers find every key in ', h('code', {}, '/.well-known/jwks.json'), '.'),
-    errors.el,
     h('div', {class: 'table-wrap'},
       h('table', {class: 'stack'},
         h('thead', {}, h('tr', {}, ['Key ID', 'Algorithm', 'State', 'Created', 'Retired', 'Published until'].map((t) => h('th', {scope: 'col'}, t)))),
