@@ -93,7 +93,7 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 });
 
 /// The console's routes (`/admin`, `/admin/`, `/admin/assets/{name}`), each answer
-/// with [`security_headers`]. Merged into the broker's router beside `/admin/v1`.
+/// with the headers of `security_headers`. Merged into the broker's router beside `/admin/v1`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/admin", get(redirect).fallback(super::only("GET")))
