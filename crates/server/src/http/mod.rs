@@ -3,6 +3,7 @@
 pub mod admin_api;
 mod admin_auth;
 mod client_auth;
+pub mod console;
 pub mod error;
 mod hygiene;
 mod introspect;
@@ -143,6 +144,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             "/admin/v1/audit",
             get(admin_api::audit).fallback(only("GET")),
         )
+        .merge(console::routes())
         .fallback(|| std::future::ready(ApiError::NotFound))
         .with_state(app)
         .layer(hygiene::HostCheckLayer)

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod admin_api;
+mod console;
 mod endpoint_errors;
 mod jwt;
 mod openapi;
