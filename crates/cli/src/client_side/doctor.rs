@@ -332,7 +332,7 @@ impl Doctor<'_> {
         url: &reqwest::Url,
     ) -> Option<Answer> {
         let config = &self.config;
-        let parts = match fetch::request_parts(config) {
+        let parts = match fetch::request_parts(config, std::time::SystemTime::now()) {
             Ok(p) => p,
             Err(e) => {
                 self.r.fail(
@@ -343,13 +343,14 @@ impl Doctor<'_> {
                 return None;
             }
         };
-        let shown_body = if config.auth == ClientAuth::Post {
-            parts.body.replace(
-                &auth_broker_proto::form::encode(config.client_secret.expose_secret()),
-                "[redacted]",
-            )
-        } else {
-            parts.body.clone()
+        let shown_body = match &config.credential {
+            auth_broker_client::Credential::Secret(secret) if config.auth == ClientAuth::Post => {
+                parts.body.replace(
+                    &auth_broker_proto::form::encode(secret.expose_secret()),
+                    "[redacted]",
+                )
+            }
+            _ => parts.body.clone(),
         };
         out!(
             "      request: POST {url}\n        Content-Type: {FORM_CONTENT_TYPE}\n        Authorization: {}\n        body: {shown_body}",
@@ -718,7 +719,7 @@ async fn other_encoding_that_works(
             continue;
         }
         let c = config.clone().auth(alt);
-        let Ok(p) = fetch::request_parts(&c) else {
+        let Ok(p) = fetch::request_parts(&c, std::time::SystemTime::now()) else {
             continue;
         };
         let mut req = http
