@@ -72,6 +72,9 @@ pub struct Options {
     /// `token_type` of a token issued with a proof (DPoP normally; `bearer` plays a
     /// server without DPoP).
     pub dpop_token_type: &'static str,
+    /// Bind a token issued with a proof to the key even when `dpop_token_type` says
+    /// `bearer` (a server that binds but answers the wrong type).
+    pub bind_bearer: bool,
     /// `expires_in` of the tokens.
     pub expires_in: u64,
     /// Serve https with a certificate of this CA, and require client certificates
@@ -86,6 +89,7 @@ impl Default for Options {
             token_nonce: None,
             api_nonce: None,
             dpop_token_type: "DPoP",
+            bind_bearer: false,
             expires_in: 3600,
             mtls: None,
         }
@@ -529,7 +533,7 @@ async fn token(
     } else {
         "bearer"
     };
-    let bound = jkt.filter(|_| token_type.eq_ignore_ascii_case("dpop"));
+    let bound = jkt.filter(|_| token_type.eq_ignore_ascii_case("dpop") || s.opts.bind_bearer);
     let access_token = s.issue(bound);
     let mut r = (
         [("cache-control", "no-store")],
