@@ -1388,6 +1388,12 @@ fn fake_env(fake: &KeyBoundServer) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `env` with a client secret (the fake takes any).
+fn with_secret(mut env: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    env.push(("AUTH_BROKER_CLIENT_SECRET", "s".into()));
+    env
+}
+
 /// `token --private-key FILE --key-id KID`: the assertion the fake verifies with the
 /// public key (jsonwebtoken) names the client and the token URL and carries the kid; the
 /// bare token is printed. The key comes from the settings file too; a secret beside it,
@@ -1426,8 +1432,7 @@ async fn token_with_a_private_key_sends_a_verified_assertion() {
     assert_eq!(out.trim(), "tok-2");
 
     // Contradictions are bad usage, named.
-    let mut env = fake_env(&fake);
-    env.push(("AUTH_BROKER_CLIENT_SECRET", "s".into()));
+    let env = with_secret(fake_env(&fake));
     let (code, _, err) = run(env, args(&["token", "--private-key", &key])).await;
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -1465,8 +1470,7 @@ async fn token_dpop_json_prints_the_bound_token() {
         ..FakeOptions::default()
     })
     .await;
-    let mut env = fake_env(&fake);
-    env.push(("AUTH_BROKER_CLIENT_SECRET", "s".into()));
+    let mut env = with_secret(fake_env(&fake));
     let (code, out, err) = run(env.clone(), args(&["token", "--dpop", "--json"])).await;
     assert_eq!(code, 0, "{err} {:?}", fake.seen().refusals);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -1496,8 +1500,7 @@ async fn call_dpop_signs_with_a_proof_and_replays_once_for_the_nonce() {
         ..FakeOptions::default()
     })
     .await;
-    let mut env = fake_env(&fake);
-    env.push(("AUTH_BROKER_CLIENT_SECRET", "s".into()));
+    let env = with_secret(fake_env(&fake));
     let (code, out, err) = run(
         env,
         args(&[
@@ -1525,8 +1528,7 @@ async fn call_dpop_signs_with_a_proof_and_replays_once_for_the_nonce() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_dpop_signs_every_forwarded_request() {
     let fake = KeyBoundServer::start(FakeOptions::default()).await;
-    let mut env = fake_env(&fake);
-    env.push(("AUTH_BROKER_CLIENT_SECRET", "s".into()));
+    let mut env = with_secret(fake_env(&fake));
     env.push(("AUTH_BROKER_DPOP", "1".into()));
     let proxy = Proxy::launch(env, fake.api("v1"), Duration::from_secs(30)).await;
     for path in ["/a?q=1", "/b"] {
@@ -1550,8 +1552,7 @@ async fn doctor_passes_against_nonce_requiring_servers_and_says_so() {
         ..FakeOptions::default()
     })
     .await;
-    let mut env = fake_env(&fake);
-    env.push(("AUTH_BROKER_CLIENT_SECRET", "s".into()));
+    let env = with_secret(fake_env(&fake));
     let (code, out, err) = run(env, args(&["doctor", "--dpop", "--api", &fake.api("x")])).await;
     assert_eq!(code, 0, "{out}{err}");
     for says in [
@@ -1677,9 +1678,7 @@ async fn doctor_explains_mutual_tls_and_a_bound_token_sent_as_bearer() {
     let mut env = fake_env(&fake);
     env.push(("AUTH_BROKER_CA_FILE", ca_file));
     // A secret but no certificate.
-    let mut with_secret = env.clone();
-    with_secret.push(("AUTH_BROKER_CLIENT_SECRET", "s".into()));
-    let (code, out, _) = run(with_secret, args(&["doctor"])).await;
+    let (code, out, _) = run(with_secret(env.clone()), args(&["doctor"])).await;
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("FAIL  TLS: the server requires a client certificate"),
@@ -1715,8 +1714,7 @@ async fn doctor_explains_mutual_tls_and_a_bound_token_sent_as_bearer() {
         ..FakeOptions::default()
     })
     .await;
-    let mut env = fake_env(&fake);
-    env.push(("AUTH_BROKER_CLIENT_SECRET", "s".into()));
+    let env = with_secret(fake_env(&fake));
     let (code, out, _) = run(env, args(&["doctor", "--dpop", "--api", &fake.api("x")])).await;
     assert_eq!(code, 1, "{out}");
     assert!(

@@ -572,6 +572,42 @@ mod tests {
         assert!(seen[2].contains(&secret[4..]), "{}", seen[2]);
     }
 
+    /// With a private key and DPoP: `Debug` of the configuration and of the request
+    /// parts shows no key material, no assertion and no proof; the parts do carry them.
+    #[test]
+    fn debug_shows_no_key_material_assertion_or_proof() {
+        use crate::{DpopKey, JwsAlg, PrivateKeyJwt, SigningKey};
+        let key = SigningKey::generate(JwsAlg::Es256).unwrap_or_else(|e| panic!("{e}"));
+        let jwk = format!("{:?}", key.public_jwk());
+        let config = TokenConfig::with_credential(
+            "http://127.0.0.1:1/token",
+            "app",
+            crate::Credential::PrivateKey(PrivateKeyJwt::new(key)),
+        )
+        .dpop(DpopKey::generate().unwrap_or_else(|e| panic!("{e}")));
+        let parts = request_parts(&config, SystemTime::now()).unwrap_or_else(|e| panic!("{e}"));
+        let assertion = parts
+            .body
+            .split('&')
+            .find_map(|p| p.strip_prefix("client_assertion="))
+            .unwrap_or_default()
+            .to_owned();
+        let proof = parts
+            .dpop
+            .as_ref()
+            .and_then(|p| p.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(assertion.len() > 100 && proof.len() > 100, "they are sent");
+        let d = format!("{config:?} {config:#?} {parts:?} {parts:#?}");
+        for sent in [&assertion, &proof] {
+            let signature = sent.rsplit('.').next().unwrap_or_default();
+            assert!(!d.contains(&signature[..16]), "{d}");
+        }
+        assert!(d.contains("thumbprint"), "{d}");
+        assert!(!jwk.contains("\"d\""), "{jwk}");
+    }
+
     #[test]
     fn errors_keep_what_the_server_said() {
         let e = parse_response(

@@ -98,8 +98,12 @@ where
         Box::pin(async move {
             let original = copy_request(&req);
             let method = req.method().clone();
-            // The absolute URI a DPoP proof names (`htu`); a relative one has none.
-            let url = reqwest::Url::parse(&req.uri().to_string()).ok();
+            // The absolute URI a DPoP proof names (`htu`; a relative one has none), parsed
+            // only when there are proofs to make.
+            let url = signer
+                .needs_url()
+                .then(|| reqwest::Url::parse(&req.uri().to_string()).ok())
+                .flatten();
             let mut first = true;
             loop {
                 signer

@@ -93,6 +93,12 @@ impl Signer {
         Ok(())
     }
 
+    /// Whether the request's URL is needed: for DPoP proofs and the nonces of their
+    /// answers.
+    pub(crate) fn needs_url(&self) -> bool {
+        self.manager.config().dpop.is_some()
+    }
+
     /// Whether the request has been sent more than once.
     pub(crate) fn replayed(&self) -> bool {
         self.nonce_replayed || self.refreshed

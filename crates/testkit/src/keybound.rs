@@ -515,14 +515,12 @@ async fn token(
         if let Some(want) = &s.opts.token_nonce {
             nonce_header = Some(want.clone());
             if p.claims["nonce"] != want.as_str() {
-                let mut r = s.refuse(
+                let r = s.refuse(
                     StatusCode::BAD_REQUEST,
                     "use_dpop_nonce",
                     "Authorization server requires nonce in DPoP proof",
                 );
-                r.headers_mut()
-                    .insert("dpop-nonce", HeaderValue::from_str(want).unwrap());
-                return r;
+                return with_nonce(r, want);
             }
         }
         s.seen.lock().unwrap().token_proofs.push(p.claims);
@@ -535,7 +533,7 @@ async fn token(
     };
     let bound = jkt.filter(|_| token_type.eq_ignore_ascii_case("dpop") || s.opts.bind_bearer);
     let access_token = s.issue(bound);
-    let mut r = (
+    let r = (
         [("cache-control", "no-store")],
         axum::Json(json!({
             "access_token": access_token,
@@ -545,10 +543,16 @@ async fn token(
         })),
     )
         .into_response();
-    if let Some(n) = nonce_header {
-        r.headers_mut()
-            .insert("dpop-nonce", HeaderValue::from_str(&n).unwrap());
+    match nonce_header {
+        Some(n) => with_nonce(r, &n),
+        None => r,
     }
+}
+
+/// `r` with a `DPoP-Nonce` header.
+fn with_nonce(mut r: Response, nonce: &str) -> Response {
+    r.headers_mut()
+        .insert("dpop-nonce", HeaderValue::from_str(nonce).unwrap());
     r
 }
 
@@ -615,14 +619,12 @@ async fn api(
             if let Some(want) = &s.opts.api_nonce
                 && p.claims["nonce"] != want.as_str()
             {
-                let mut r = api_refusal(
+                let r = api_refusal(
                     &s,
                     "use_dpop_nonce",
                     "Resource server requires nonce in DPoP proof",
                 );
-                r.headers_mut()
-                    .insert("dpop-nonce", HeaderValue::from_str(want).unwrap());
-                return r;
+                return with_nonce(r, want);
             }
             s.seen.lock().unwrap().api_proofs.push(p.claims);
         }

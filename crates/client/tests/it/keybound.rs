@@ -17,6 +17,15 @@ fn key_for(ck: &ClientKey) -> SigningKey {
     }
 }
 
+/// Authenticates as `id` at `fake` with `key` (private_key_jwt).
+fn key_config(fake: &KeyBoundServer, id: &str, key: SigningKey) -> TokenConfig {
+    TokenConfig::with_credential(
+        fake.token_url(),
+        id,
+        Credential::PrivateKey(PrivateKeyJwt::new(key)),
+    )
+}
+
 fn signed(m: &TokenManager) -> reqwest_middleware::ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(default_http_client().unwrap())
         .with(BearerMiddleware::new(m.clone()))
@@ -49,11 +58,7 @@ async fn private_key_jwt_assertions_verify_independently_for_every_alg() {
             ..Options::default()
         })
         .await;
-        let cfg = TokenConfig::with_credential(
-            fake.token_url(),
-            "app/1",
-            Credential::PrivateKey(PrivateKeyJwt::new(key)),
-        );
+        let cfg = key_config(&fake, "app/1", key);
         let m = manager_with(cfg, &ManualClock::new());
         for _ in 0..3 {
             let t = m.token().await.unwrap_or_else(|e| panic!("{alg:?}: {e}"));
@@ -99,11 +104,7 @@ async fn an_assertion_signed_by_another_key_is_refused() {
     })
     .await;
     let other = key_for(&ClientKey::generate(Algorithm::ES256));
-    let cfg = TokenConfig::with_credential(
-        fake.token_url(),
-        "app",
-        Credential::PrivateKey(PrivateKeyJwt::new(other)),
-    );
+    let cfg = key_config(&fake, "app", other);
     let e = manager_with(cfg, &ManualClock::new())
         .token()
         .await
@@ -318,12 +319,7 @@ async fn the_nonce_retry_carries_a_fresh_assertion_too() {
         ..Options::default()
     })
     .await;
-    let cfg = TokenConfig::with_credential(
-        fake.token_url(),
-        "app",
-        Credential::PrivateKey(PrivateKeyJwt::new(key)),
-    )
-    .dpop(DpopKey::generate().unwrap());
+    let cfg = key_config(&fake, "app", key).dpop(DpopKey::generate().unwrap());
     let t = manager_with(cfg, &ManualClock::new())
         .token()
         .await
