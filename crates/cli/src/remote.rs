@@ -93,10 +93,14 @@ impl AdminApi {
     /// audiences list the issuer after another gets the right one.
     pub async fn connect(admin_url: &str, client: &ClientArgs) -> anyhow::Result<Self> {
         let base = base_url(admin_url)?;
+        // The client certificate (mutual TLS), when one is set, goes to the admin API
+        // too: a broker that binds tokens to certificates checks it there.
+        let identity = client.identity()?;
         let http = client.http_client(
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(REQUEST_TIMEOUT),
+            identity.as_ref(),
         )?;
         let mut client = client.clone();
         let request = match &client.token_url {

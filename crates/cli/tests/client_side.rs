@@ -1376,3 +1376,355 @@ async fn proxy_replays_under_load_when_tokens_expire_in_flight() {
     assert!(ep.requests() >= 2);
     p.shut().await;
 }
+
+// ---- Issue 17.4: key-bound clients (private_key_jwt, DPoP, mutual TLS) ----
+
+use auth_broker_testkit::keybound::{ClientKey, KeyBoundServer, Options as FakeOptions};
+
+fn fake_env(fake: &KeyBoundServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("AUTH_BROKER_TOKEN_URL", fake.token_url()),
+        ("AUTH_BROKER_CLIENT_ID", "cli-app".to_owned()),
+    ]
+}
+
+/// `env` with a client secret (the fake takes any).
+fn with_secret(mut env: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    env.push(("AUTH_BROKER_CLIENT_SECRET", "s".into()));
+    env
+}
+
+/// `token --private-key FILE --key-id KID`: the assertion the fake verifies with the
+/// public key (jsonwebtoken) names the client and the token URL and carries the kid; the
+/// bare token is printed. The key comes from the settings file too; a secret beside it,
+/// half a client certificate, or an unreadable key file are refused clearly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_with_a_private_key_sends_a_verified_assertion() {
+    let ck = ClientKey::generate(jsonwebtoken::Algorithm::ES256);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("client-key.pem");
+    std::fs::write(&key, &ck.pem).unwrap();
+    let key = key.display().to_string();
+    let fake = KeyBoundServer::start(FakeOptions {
+        client: Some(("cli-app".into(), ck)),
+        ..FakeOptions::default()
+    })
+    .await;
+    let (code, out, err) = run(
+        fake_env(&fake),
+        args(&["token", "--private-key", &key, "--key-id", "k-2026"]),
+    )
+    .await;
+    assert_eq!(code, 0, "{err} {:?}", fake.seen().refusals);
+    assert_eq!(out.trim(), "tok-1");
+    let seen = fake.seen();
+    assert_eq!(seen.assertions[0]["sub"], "cli-app");
+    assert_eq!(seen.assertions[0]["aud"], fake.token_url());
+    assert_eq!(seen.assertion_headers[0]["kid"], "k-2026");
+    assert_eq!(seen.assertion_headers[0]["alg"], "ES256");
+
+    // From the settings file.
+    let file = dir.path().join("auth-broker.toml");
+    std::fs::write(&file, format!("private_key = {key:?}\n")).unwrap();
+    let file = file.display().to_string();
+    let (code, out, err) = run(fake_env(&fake), args(&["token", "--config", &file])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "tok-2");
+
+    // Contradictions are bad usage, named.
+    let env = with_secret(fake_env(&fake));
+    let (code, _, err) = run(env, args(&["token", "--private-key", &key])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--private-key and --client-secret are mutually exclusive"),
+        "{err}"
+    );
+    let (code, _, err) = run(fake_env(&fake), args(&["token", "--tls-client-cert", &key])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--tls-client-cert and --tls-client-key go together"),
+        "{err}"
+    );
+    let (code, _, err) = run(fake_env(&fake), args(&["token"])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--private-key FILE"),
+        "the alternatives are named: {err}"
+    );
+    // A file that holds no key: exit 1, naming the file and what it holds.
+    let (code, _, err) = run(fake_env(&fake), args(&["token", "--private-key", &file])).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&file) && err.contains("no private key"),
+        "{err}"
+    );
+}
+
+/// `token --dpop --json`: the token request carries a proof (retried once with the
+/// token endpoint's nonce), the whole response is printed with `token_type: DPoP`, and a
+/// note says the key dies with the command. `AUTH_BROKER_DPOP=1` does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_dpop_json_prints_the_bound_token() {
+    let fake = KeyBoundServer::start(FakeOptions {
+        token_nonce: Some("as-n1".into()),
+        ..FakeOptions::default()
+    })
+    .await;
+    let mut env = with_secret(fake_env(&fake));
+    let (code, out, err) = run(env.clone(), args(&["token", "--dpop", "--json"])).await;
+    assert_eq!(code, 0, "{err} {:?}", fake.seen().refusals);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["token_type"], "DPoP");
+    assert!(
+        err.contains("bound to a DPoP key made for this run"),
+        "{err}"
+    );
+    let seen = fake.seen();
+    assert_eq!(seen.token_bodies.len(), 2, "one retry for the nonce");
+    assert_eq!(seen.token_proofs[0]["nonce"], "as-n1");
+    assert_eq!(seen.token_proofs[0]["htm"], "POST");
+
+    env.push(("AUTH_BROKER_DPOP", "1".into()));
+    let (code, out, err) = run(env, args(&["token", "--json"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"DPoP\""), "{out}");
+}
+
+/// `call --dpop`: `Authorization: DPoP` and a proof for the request (the fake verifies
+/// htm, htu without the query, ath, the key of the token); the API's `401
+/// use_dpop_nonce` is answered by one replay with the nonce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_dpop_signs_with_a_proof_and_replays_once_for_the_nonce() {
+    let fake = KeyBoundServer::start(FakeOptions {
+        api_nonce: Some("rs-n1".into()),
+        ..FakeOptions::default()
+    })
+    .await;
+    let env = with_secret(fake_env(&fake));
+    let (code, out, err) = run(
+        env,
+        args(&[
+            "call",
+            "--dpop",
+            "-X",
+            "POST",
+            "-d",
+            "n=1",
+            &fake.api("orders?x=1"),
+        ]),
+    )
+    .await;
+    assert_eq!(code, 0, "{err} {:?}", fake.seen().refusals);
+    assert_eq!(out, "ok tok-1 n=1");
+    let seen = fake.seen();
+    assert_eq!(seen.api_authorization, ["DPoP tok-1", "DPoP tok-1"]);
+    assert_eq!(seen.api_proofs.len(), 1);
+    assert_eq!(seen.api_proofs[0]["nonce"], "rs-n1");
+    assert_eq!(seen.api_proofs[0]["htu"], fake.api("orders"));
+    assert_eq!(seen.api_proofs[0]["htm"], "POST");
+}
+
+/// `proxy --dpop`: each forwarded request gets its own proof for the upstream URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_dpop_signs_every_forwarded_request() {
+    let fake = KeyBoundServer::start(FakeOptions::default()).await;
+    let mut env = with_secret(fake_env(&fake));
+    env.push(("AUTH_BROKER_DPOP", "1".into()));
+    let proxy = Proxy::launch(env, fake.api("v1"), Duration::from_secs(30)).await;
+    for path in ["/a?q=1", "/b"] {
+        let r = reqwest::get(format!("{}{path}", proxy.base)).await.unwrap();
+        assert_eq!(r.status(), 200, "{:?}", fake.seen().refusals);
+    }
+    let seen = fake.seen();
+    assert_eq!(seen.api_proofs.len(), 2);
+    assert_eq!(seen.api_proofs[0]["htu"], fake.api("v1/a"));
+    assert_ne!(seen.api_proofs[0]["jti"], seen.api_proofs[1]["jti"]);
+    proxy.shut().await;
+}
+
+/// `doctor --dpop` against a token endpoint and an API that want nonces: it says so,
+/// retries as the client does, and passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_passes_against_nonce_requiring_servers_and_says_so() {
+    let fake = KeyBoundServer::start(FakeOptions {
+        token_nonce: Some("as-n".into()),
+        api_nonce: Some("rs-n".into()),
+        ..FakeOptions::default()
+    })
+    .await;
+    let env = with_secret(fake_env(&fake));
+    let (code, out, err) = run(env, args(&["doctor", "--dpop", "--api", &fake.api("x")])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    for says in [
+        "ok    DPoP: ES256 key made for this run",
+        "ok    DPoP nonce: the token endpoint requires a nonce",
+        "ok    DPoP: token_type DPoP",
+        "ok    API call: the server requires a nonce in DPoP proofs",
+        "ok    API call: GET",
+        "DPoP: header {\"alg\":\"ES256\",\"typ\":\"dpop+jwt\"",
+    ] {
+        assert!(out.contains(says), "'{says}' in\n{out}");
+    }
+}
+
+/// `doctor` names each failure of key-bound clients in words, prints the server's
+/// description once, and compares the clocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_explains_key_bound_failures_and_clock_skew() {
+    let json = "application/json";
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    std::fs::write(
+        &key,
+        ClientKey::generate(jsonwebtoken::Algorithm::ES256).pem,
+    )
+    .unwrap();
+    let key = key.display().to_string();
+    let ahead = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let refusal = |status: u16, error: &str, desc: &str| {
+        Behaviour::raw(
+            status,
+            json,
+            format!(r#"{{"error":"{error}","error_description":"{desc}"}}"#),
+        )
+    };
+    // (what, the endpoint, --dpop, said)
+    let cases: Vec<(&str, Behaviour, bool, Vec<&str>)> = vec![
+        (
+            "expired on a skewed server",
+            refusal(401, "invalid_client", "client assertion expired").with_header("date", &ahead),
+            false,
+            vec!["had expired", "s ahead of this machine's", "warn  clock"],
+        ),
+        (
+            "aud",
+            refusal(401, "invalid_client", "the assertion aud is wrong"),
+            false,
+            vec!["aud does not match", "It was 'http://"],
+        ),
+        (
+            "unknown kid",
+            refusal(401, "invalid_client", "no key with kid 'x' for this client"),
+            false,
+            vec!["could not verify the assertion", "Public JWK: {"],
+        ),
+        (
+            "jti",
+            refusal(401, "invalid_client", "jti reused"),
+            false,
+            vec!["jti was used before"],
+        ),
+        (
+            "htu",
+            refusal(400, "invalid_dpop_proof", "htu does not match the request"),
+            true,
+            vec!["htu/htm do not match", "htm POST and htu http://"],
+        ),
+        (
+            "nonce forever",
+            refusal(400, "use_dpop_nonce", "nonce please").with_header("dpop-nonce", "n1"),
+            true,
+            vec!["requires a nonce in DPoP proofs", "nonce required"],
+        ),
+    ];
+    for (what, behaviour, dpop, says) in cases {
+        let ep = FlakyEndpoint::start(behaviour).await;
+        let mut env = vec![
+            ("AUTH_BROKER_TOKEN_URL", ep.url()),
+            ("AUTH_BROKER_CLIENT_ID", "app".to_owned()),
+            ("AUTH_BROKER_PRIVATE_KEY", key.clone()),
+        ];
+        if dpop {
+            env.push(("AUTH_BROKER_DPOP", "true".into()));
+        }
+        let (code, out, err) = run(env, args(&["doctor"])).await;
+        assert_eq!(code, 1, "{what}: {out}{err}");
+        for s in says {
+            assert!(out.contains(s), "{what}: '{s}' in\n{out}");
+        }
+        let description = out
+            .lines()
+            .find(|l| l.starts_with("FAIL  token request"))
+            .and_then(|l| l.split_once(": ").map(|(_, d)| d.to_owned()))
+            .unwrap_or_default();
+        assert!(
+            out.matches(description.as_str()).count() == 1 && !description.is_empty(),
+            "{what}: the server's description once:\n{out}"
+        );
+    }
+}
+
+/// `doctor` on a server that wants a client certificate: the TLS step says so and what
+/// to pass; with the certificate, tls_client_auth gets a token and the step says it was
+/// presented. A bound token answered as bearer and refused by the API is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_explains_mutual_tls_and_a_bound_token_sent_as_bearer() {
+    let ca = std::sync::Arc::new(auth_broker_testkit::tls::TestCa::new("doctor CA"));
+    let fake = KeyBoundServer::start(FakeOptions {
+        mtls: Some(ca.clone()),
+        ..FakeOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let ca_file = path("ca.pem", &ca.pem);
+    let files = fake.tls.as_ref().unwrap();
+    let cert = path("client.pem", &files.client.cert_pem);
+    let key = path("client-key.pem", &files.client.key_pem);
+    let mut env = fake_env(&fake);
+    env.push(("AUTH_BROKER_CA_FILE", ca_file));
+    // A secret but no certificate.
+    let (code, out, _) = run(with_secret(env.clone()), args(&["doctor"])).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  TLS: the server requires a client certificate"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pass --tls-client-cert FILE --tls-client-key FILE"),
+        "{out}"
+    );
+
+    let (code, out, err) = run(
+        env.clone(),
+        args(&[
+            "doctor",
+            "--tls-client-cert",
+            &cert,
+            "--tls-client-key",
+            &key,
+            "--api",
+            &fake.api("x"),
+        ]),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("client certificate presented"), "{out}");
+    assert!(out.contains("ok    credential: tls_client_auth"), "{out}");
+    assert_eq!(fake.seen().token_peer_certs.len(), 1);
+
+    // A server that binds the token to the proof's key but answers token_type bearer.
+    let fake = KeyBoundServer::start(FakeOptions {
+        dpop_token_type: "bearer",
+        bind_bearer: true,
+        ..FakeOptions::default()
+    })
+    .await;
+    let env = with_secret(fake_env(&fake));
+    let (code, out, _) = run(env, args(&["doctor", "--dpop", "--api", &fake.api("x")])).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "warn  DPoP: a DPoP proof was sent but the token endpoint answered token_type 'bearer'"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("a DPoP-bound token refused as Bearer"),
+        "{out}"
+    );
+}

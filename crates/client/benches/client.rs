@@ -1,7 +1,11 @@
-//! The hot paths: getting a cached token, and signing one request with the tower layer.
+//! The hot paths: getting a cached token, and signing one request with the tower layer;
+//! and what key-bound clients add: one client assertion (RFC 7523) per token request,
+//! one DPoP proof (RFC 9449) per request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use auth_broker_client::{BearerLayer, SystemClock, TokenConfig, TokenManager};
+use auth_broker_client::{
+    BearerLayer, DpopKey, JwsAlg, PrivateKeyJwt, SigningKey, SystemClock, TokenConfig, TokenManager,
+};
 use auth_broker_proto::ClientSecret;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
@@ -52,5 +56,38 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+fn key_bound(c: &mut Criterion) {
+    let assertion = PrivateKeyJwt::new(SigningKey::generate(JwsAlg::Es256).unwrap().with_kid("k1"));
+    c.bench_function("make one client assertion (ES256)", |b| {
+        b.iter(|| {
+            black_box(
+                assertion
+                    .assertion(
+                        "billing",
+                        "https://auth.example.com/auth-broker/request-token",
+                        std::time::SystemTime::now(),
+                    )
+                    .unwrap(),
+            )
+        })
+    });
+    let dpop = DpopKey::generate().unwrap();
+    let url = reqwest::Url::parse("https://api.example.com/invoices?page=2").unwrap();
+    let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2ln";
+    c.bench_function("make one DPoP proof (ES256, with ath)", |b| {
+        b.iter(|| {
+            black_box(
+                dpop.proof(
+                    &http::Method::GET,
+                    &url,
+                    std::time::SystemTime::now(),
+                    Some(token),
+                )
+                .unwrap(),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, bench, key_bound);
 criterion_main!(benches);

@@ -1,15 +1,17 @@
-//! Injectable time: a monotonic `now` and a `sleep`.
+//! Injectable time: a monotonic `now`, a `sleep`, and the wall clock.
 //!
-//! The token manager never reads the wall clock: expiry is computed from `expires_in`
-//! against [`Clock::now`] at receipt, so clock skew between this host and the token
-//! endpoint cannot make a token look valid or expired. Tests use [`ManualClock`] and
+//! The token manager never reads the wall clock for expiry: it is computed from
+//! `expires_in` against [`Clock::now`] at receipt, so clock skew between this host and
+//! the token endpoint cannot make a token look valid or expired. Only what must carry
+//! calendar time does ([`Clock::wall`]): the `iat` and `exp` of client assertions (RFC
+//! 7523 §3) and the `iat` of DPoP proofs (RFC 9449 §4.2). Tests use [`ManualClock`] and
 //! move time forward by hand instead of sleeping.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, oneshot};
 
 /// A boxed `Send` future, as [`Clock::sleep`] returns.
@@ -21,6 +23,10 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Instant;
     /// Completes once `duration` has passed on this clock.
     fn sleep(&self, duration: Duration) -> BoxSleep;
+    /// The calendar time, for claims a server compares with its own clock.
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }
 
 /// The real clock: [`Instant::now`] and [`tokio::time::sleep`].
@@ -36,7 +42,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to, for tests.
+/// A clock that only moves when told to, for tests. Its wall clock starts at the real
+/// time it was made and moves with it.
 ///
 /// `sleep` registers a sleeper that [`ManualClock::advance`] wakes once its deadline
 /// has passed; every requested sleep is recorded so a test can check backoff and
@@ -49,6 +56,7 @@ pub struct ManualClock {
 #[derive(Debug)]
 struct ManualInner {
     start: Instant,
+    wall_start: SystemTime,
     state: Mutex<ManualState>,
     slept: Notify,
 }
@@ -72,6 +80,7 @@ impl ManualClock {
         Self {
             inner: Arc::new(ManualInner {
                 start: Instant::now(),
+                wall_start: SystemTime::now(),
                 state: Mutex::new(ManualState::default()),
                 slept: Notify::new(),
             }),
@@ -132,6 +141,14 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         self.inner.start + self.state().offset
+    }
+
+    fn wall(&self) -> SystemTime {
+        let offset = self.state().offset;
+        self.inner
+            .wall_start
+            .checked_add(offset)
+            .unwrap_or(self.inner.wall_start)
     }
 
     fn sleep(&self, duration: Duration) -> BoxSleep {

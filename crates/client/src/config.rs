@@ -1,10 +1,31 @@
 //! What to ask for and how: endpoint, credentials, client authentication, refresh policy
 //! and retry policy.
 
+use crate::assertion::PrivateKeyJwt;
+use crate::dpop::DpopKey;
+use crate::tls::ClientIdentity;
 use auth_broker_proto::ClientSecret;
 use std::time::Duration;
 
-/// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
+/// What the client proves its identity with at the token endpoint.
+///
+/// `Debug` never shows a secret or key material.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Credential {
+    /// A client secret, sent as [`TokenConfig::auth`] says: `client_secret_basic` or
+    /// `client_secret_post` (RFC 6749 §2.3.1).
+    Secret(ClientSecret),
+    /// `private_key_jwt` (RFC 7523 §2.2): a fresh assertion signed with the client's
+    /// private key in every token request.
+    PrivateKey(PrivateKeyJwt),
+    /// `tls_client_auth` or `self_signed_tls_client_auth` (RFC 8705 §2): the client
+    /// certificate presented at the TLS layer ([`TokenConfig::tls_identity`]) is the
+    /// proof, and the form body names the client (`client_id`, §2, RFC 6749 §2.3.1).
+    TlsClientCertificate,
+}
+
+/// How the client authenticates to the token endpoint with a secret (RFC 6749 §2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ClientAuth {
     /// `client_secret_basic` per RFC 6749 §2.3.1: id and secret are
@@ -179,14 +200,23 @@ pub struct TokenConfig {
     pub token_url: String,
     /// The client id.
     pub client_id: String,
-    /// The client secret.
-    pub client_secret: ClientSecret,
+    /// What the client authenticates with.
+    pub credential: Credential,
     /// Space-separated scopes to request (`scope` parameter), if any.
     pub scope: Option<String>,
     /// The `audience` parameter, if any.
     pub audience: Option<String>,
-    /// Client authentication method.
+    /// How a [`Credential::Secret`] is sent.
     pub auth: ClientAuth,
+    /// Bind tokens to this key with DPoP (RFC 9449): a proof with each token request
+    /// and with each API request the middleware or layer signs. Any credential can go
+    /// with it.
+    pub dpop: Option<DpopKey>,
+    /// Present this client certificate at the TLS layer (RFC 8705): for
+    /// [`Credential::TlsClientCertificate`], and for certificate-bound tokens with any
+    /// credential. [`crate::TokenManager::new`] builds its HTTP client with it; give the
+    /// one of [`crate::TokenManager::with_parts`] the same ([`ClientIdentity::apply`]).
+    pub tls_identity: Option<ClientIdentity>,
     /// Refresh policy.
     pub refresh: RefreshPolicy,
     /// Retry policy.
@@ -202,13 +232,37 @@ impl TokenConfig {
         client_id: impl Into<String>,
         client_secret: ClientSecret,
     ) -> Self {
+        Self::with_credential(token_url, client_id, Credential::Secret(client_secret))
+    }
+
+    /// A configuration authenticating with `credential`, e.g. a private key:
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use auth_broker_client::{Credential, DpopKey, PrivateKeyJwt, SigningKey, TokenConfig};
+    /// let key = SigningKey::from_file("client-key.pem".as_ref())?.with_kid("2026-01");
+    /// let config = TokenConfig::with_credential(
+    ///     "https://auth.example.com/auth-broker/request-token",
+    ///     "billing",
+    ///     Credential::PrivateKey(PrivateKeyJwt::new(key)),
+    /// )
+    /// .dpop(DpopKey::generate()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_credential(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        credential: Credential,
+    ) -> Self {
         Self {
             token_url: token_url.into(),
             client_id: client_id.into(),
-            client_secret,
+            credential,
             scope: None,
             audience: None,
             auth: ClientAuth::default(),
+            dpop: None,
+            tls_identity: None,
             refresh: RefreshPolicy::default(),
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(10),
@@ -233,6 +287,27 @@ impl TokenConfig {
         self
     }
 
+    /// Binds tokens to `key` with DPoP.
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
+    /// Presents `identity` at the TLS layer.
+    pub fn tls_identity(mut self, identity: ClientIdentity) -> Self {
+        self.tls_identity = Some(identity);
+        self
+    }
+
+    /// The RFC 8414 / RFC 7591 name of the client authentication method in use.
+    pub fn auth_method(&self) -> &'static str {
+        match &self.credential {
+            Credential::Secret(_) => self.auth.as_str(),
+            Credential::PrivateKey(_) => "private_key_jwt",
+            Credential::TlsClientCertificate => "tls_client_auth",
+        }
+    }
+
     /// Sets the refresh policy.
     pub fn refresh(mut self, refresh: RefreshPolicy) -> Self {
         self.refresh = refresh;
@@ -245,13 +320,14 @@ impl TokenConfig {
         self
     }
 
-    /// The cache key: one token per (token URL, client id, scope, audience).
+    /// The cache key: one token per (token URL, client id, scope, audience, DPoP key).
     pub fn key(&self) -> CacheKey {
         CacheKey {
             token_url: self.token_url.clone(),
             client_id: self.client_id.clone(),
             scope: self.scope.clone(),
             audience: self.audience.clone(),
+            dpop_jkt: self.dpop.as_ref().map(|k| k.thumbprint().to_owned()),
         }
     }
 }
@@ -267,6 +343,9 @@ pub struct CacheKey {
     pub scope: Option<String>,
     /// Requested audience.
     pub audience: Option<String>,
+    /// The thumbprint of the DPoP key the token is bound to: a token bound to one key
+    /// is useless with another.
+    pub dpop_jkt: Option<String>,
 }
 
 #[cfg(test)]

@@ -78,6 +78,15 @@ pub enum TokenError {
         /// Why the last attempt failed, when one did.
         last: Option<Box<TokenError>>,
     },
+    /// The client assertion or a DPoP proof could not be signed.
+    #[error("cannot make the {what}")]
+    Signing {
+        /// "client assertion" or "DPoP proof".
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Arc<crate::jws::KeyError>,
+    },
     /// The configuration cannot work (e.g. a token URL that does not parse).
     #[error("{0}")]
     Config(String),
@@ -86,15 +95,21 @@ pub enum TokenError {
 impl TokenError {
     /// Whether retrying the same request later may succeed: transport errors, `408`,
     /// `429`, `5xx`, and the `temporarily_unavailable`/`server_error` codes.
-    /// `invalid_client` and other `4xx` answers are permanent.
+    /// `invalid_client` and other `4xx` answers are permanent, and so is a TLS handshake
+    /// that failed over a certificate (the server's refused here, or the client's
+    /// refused or missing there): it fails the same way until someone changes one.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Server { status, error, .. } => {
                 status_is_transient(*status) || error.error.is_transient()
             }
             Self::UnexpectedResponse { status, .. } => status_is_transient(*status),
-            Self::Transport { .. } | Self::Timeout { .. } | Self::NotYet { .. } => true,
-            Self::Config(_) | Self::Redirect { .. } => false,
+            Self::Transport { .. } => {
+                crate::certificate_problem(self).is_none()
+                    && crate::client_certificate_problem(self).is_none()
+            }
+            Self::Timeout { .. } | Self::NotYet { .. } => true,
+            Self::Config(_) | Self::Redirect { .. } | Self::Signing { .. } => false,
         }
     }
 
@@ -125,6 +140,14 @@ impl TokenError {
         match self {
             Self::Server { error, .. } => Some(error),
             _ => None,
+        }
+    }
+
+    /// A [`TokenError::Signing`] of `what`.
+    pub(crate) fn signing(what: &'static str) -> impl Fn(crate::jws::KeyError) -> Self {
+        move |e| Self::Signing {
+            what,
+            source: Arc::new(e),
         }
     }
 }

@@ -1,25 +1,31 @@
 //! One token request (RFC 6749 §4.4.2) and its answer (§5.1, §5.2).
 
-use crate::config::{ClientAuth, TokenConfig};
+use crate::assertion::CLIENT_ASSERTION_TYPE;
+use crate::clock::Clock;
+use crate::config::{ClientAuth, Credential, TokenConfig};
+use crate::dpop::{DPOP, USE_DPOP_NONCE};
 use crate::error::{MAX_KEPT_BODY, TokenError};
 use auth_broker_proto::{
     AccessToken, ErrorResponse, FORM_CONTENT_TYPE, GRANT_CLIENT_CREDENTIALS, TokenResponse, basic,
     form,
 };
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The parts of a token request, for callers (like `doctor`) that want to show or
 /// send exactly what the manager sends.
 pub struct TokenRequestParts {
     /// `Authorization` header value, for the Basic methods. Contains the secret.
     pub authorization: Option<http::HeaderValue>,
-    /// The form body. Contains the secret with [`ClientAuth::Post`].
+    /// The `DPoP` proof header (RFC 9449 §5), when the configuration has a DPoP key.
+    pub dpop: Option<http::HeaderValue>,
+    /// The form body. Contains the secret with [`ClientAuth::Post`], the client
+    /// assertion with [`Credential::PrivateKey`].
     pub body: String,
 }
 
-/// Both parts may hold the secret: `Debug` shows the header only as `Sensitive` (it is
-/// marked so) and the body's parameter names only.
+/// The parts may hold the secret: `Debug` shows the headers only as `Sensitive` (they
+/// are marked so) and the body's parameter names only.
 impl std::fmt::Debug for TokenRequestParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self
@@ -29,13 +35,19 @@ impl std::fmt::Debug for TokenRequestParts {
             .collect();
         f.debug_struct("TokenRequestParts")
             .field("authorization", &self.authorization)
+            .field("dpop", &self.dpop)
             .field("body_names", &names)
             .finish()
     }
 }
 
-/// Builds the request headers and body for `config`.
-pub fn request_parts(config: &TokenConfig) -> Result<TokenRequestParts, TokenError> {
+/// Builds the request headers and body for `config` at wall-clock time `now`: a new
+/// client assertion (RFC 7523 §2.2) and a new DPoP proof (RFC 9449 §5, with the token
+/// endpoint's last nonce) each time, since servers accept each `jti` once.
+pub fn request_parts(
+    config: &TokenConfig,
+    now: SystemTime,
+) -> Result<TokenRequestParts, TokenError> {
     let mut pairs: Vec<(&str, &str)> = vec![("grant_type", GRANT_CLIENT_CREDENTIALS)];
     if let Some(s) = &config.scope {
         pairs.push(("scope", s));
@@ -43,28 +55,64 @@ pub fn request_parts(config: &TokenConfig) -> Result<TokenRequestParts, TokenErr
     if let Some(a) = &config.audience {
         pairs.push(("audience", a));
     }
-    let authorization = match config.auth {
-        ClientAuth::Basic | ClientAuth::BasicRaw => {
-            let v = basic::header_value(
-                &config.client_id,
-                &config.client_secret,
-                config.auth == ClientAuth::Basic,
-            );
-            let mut v = http::HeaderValue::from_str(&v).map_err(|_| {
-                TokenError::Config("the Basic header is not a valid header value".into())
-            })?;
-            v.set_sensitive(true);
-            Some(v)
-        }
-        ClientAuth::Post => {
+    let assertion;
+    let authorization = match &config.credential {
+        Credential::Secret(secret) => match config.auth {
+            ClientAuth::Basic | ClientAuth::BasicRaw => {
+                let v = basic::header_value(
+                    &config.client_id,
+                    secret,
+                    config.auth == ClientAuth::Basic,
+                );
+                let mut v = http::HeaderValue::from_str(&v).map_err(|_| {
+                    TokenError::Config("the Basic header is not a valid header value".into())
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            ClientAuth::Post => {
+                pairs.push(("client_id", &config.client_id));
+                pairs.push(("client_secret", secret.expose_secret()));
+                None
+            }
+        },
+        Credential::PrivateKey(key) => {
+            assertion = key
+                .assertion(&config.client_id, &config.token_url, now)
+                .map_err(TokenError::signing("client assertion"))?;
+            // `client_id` too (RFC 7521 §4.2 allows it): servers find the client's keys
+            // before they parse the assertion.
             pairs.push(("client_id", &config.client_id));
-            pairs.push(("client_secret", config.client_secret.expose_secret()));
+            pairs.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+            pairs.push(("client_assertion", &assertion));
+            None
+        }
+        Credential::TlsClientCertificate => {
+            pairs.push(("client_id", &config.client_id));
             None
         }
     };
+    let dpop = match &config.dpop {
+        Some(key) => Some(
+            key.proof(&http::Method::POST, &token_url(config)?, now, None)
+                .map_err(TokenError::signing("DPoP proof"))?,
+        ),
+        None => None,
+    };
     Ok(TokenRequestParts {
         authorization,
+        dpop,
         body: form::serialize(pairs),
+    })
+}
+
+/// The token URL, parsed.
+pub fn token_url(config: &TokenConfig) -> Result<reqwest::Url, TokenError> {
+    reqwest::Url::parse(&config.token_url).map_err(|e| {
+        TokenError::Config(format!(
+            "the token URL '{}' does not parse: {e}",
+            config.token_url
+        ))
     })
 }
 
@@ -77,19 +125,63 @@ pub fn request_parts(config: &TokenConfig) -> Result<TokenRequestParts, TokenErr
 /// `Location` names. The client given to
 /// the manager is built not to follow them ([`crate::token_http_client`]); should a
 /// caller's client follow one all the same, the answer is refused too.
+///
+/// With DPoP, a `use_dpop_nonce` answer carrying a new `DPoP-Nonce` is retried once at
+/// once with a fresh proof holding it (RFC 9449 §8) and a fresh assertion.
 pub(crate) async fn fetch(
     http: &reqwest::Client,
     config: &TokenConfig,
+    clock: &dyn Clock,
 ) -> Result<TokenAnswer, TokenError> {
-    let parts = request_parts(config)?;
+    let url = token_url(config)?;
+    let mut nonce_retry = config.dpop.is_some();
+    loop {
+        let answer = fetch_once(http, config, &url, clock.wall()).await?;
+        if nonce_retry && answer.new_nonce && answer.wants_nonce() {
+            nonce_retry = false;
+            tracing::debug!(token_url = %config.token_url, "the token endpoint wants a DPoP nonce; retrying with the one it sent");
+            continue;
+        }
+        return answer.result;
+    }
+}
+
+/// One attempt of [`fetch`].
+struct Attempt {
+    result: Result<TokenAnswer, TokenError>,
+    /// The answer carried a `DPoP-Nonce` other than the one the proof held.
+    new_nonce: bool,
+}
+
+impl Attempt {
+    fn wants_nonce(&self) -> bool {
+        self.result
+            .as_ref()
+            .err()
+            .and_then(TokenError::server_error)
+            .is_some_and(|e| e.error.as_str() == USE_DPOP_NONCE)
+    }
+}
+
+async fn fetch_once(
+    http: &reqwest::Client,
+    config: &TokenConfig,
+    url: &reqwest::Url,
+    now: SystemTime,
+) -> Result<Attempt, TokenError> {
+    let parts = request_parts(config, now)?;
     let mut req = http
-        .post(&config.token_url)
+        .post(url.clone())
         .header(http::header::CONTENT_TYPE, FORM_CONTENT_TYPE)
         .header(http::header::ACCEPT, "application/json")
         .timeout(config.request_timeout)
         .body(parts.body);
     if let Some(a) = parts.authorization {
         req = req.header(http::header::AUTHORIZATION, a);
+    }
+    let proof_sent = parts.dpop.is_some();
+    if let Some(p) = parts.dpop {
+        req = req.header(DPOP, p);
     }
     let transport = |e: reqwest::Error| {
         if e.is_timeout() {
@@ -112,16 +204,23 @@ pub(crate) async fn fetch(
             location: header_text(resp.headers(), http::header::LOCATION),
         });
     }
-    if reqwest::Url::parse(&config.token_url).is_ok_and(|u| u != *resp.url()) {
+    if *url != *resp.url() {
         return Err(TokenError::Redirect {
             status,
             location: Some(resp.url().to_string()),
         });
     }
+    let new_nonce = config
+        .dpop
+        .as_ref()
+        .is_some_and(|k| k.remember_nonce(url, resp.headers()));
     let retry_after = header_text(resp.headers(), http::header::RETRY_AFTER)
         .and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
     let body = resp.bytes().await.map_err(transport)?;
-    parse_token_answer(status, &body, retry_after)
+    Ok(Attempt {
+        result: read_token_answer(status, &body, retry_after, proof_sent),
+        new_nonce,
+    })
 }
 
 /// A header's value as text, when it is there and visible ASCII.
@@ -189,12 +288,34 @@ impl std::fmt::Display for Leniency {
     }
 }
 
+/// How a token is presented to an API (the response's `token_type`, RFC 6749 §5.1,
+/// compared without regard to case as §5.1 says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenScheme {
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1).
+    Bearer,
+    /// `Authorization: DPoP <token>` with a proof holding `ath` (RFC 9449 §7.1).
+    Dpop,
+}
+
+impl TokenScheme {
+    /// The `Authorization` scheme.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+            Self::Dpop => "DPoP",
+        }
+    }
+}
+
 /// A `200` token response as read: the RFC 6749 §5.1 members, every member as sent
 /// (`refresh_token`, `id_token`, vendor extensions), and what was read leniently.
 #[derive(Clone)]
 pub struct TokenAnswer {
     /// The standard members.
     pub response: TokenResponse,
+    /// Bearer, or DPoP when a proof was sent and the server bound the token.
+    pub scheme: TokenScheme,
     /// Every member of the JSON object, as sent (`access_token` included).
     pub members: serde_json::Map<String, serde_json::Value>,
     /// Departures from RFC 6749 §5.1 that were read all the same.
@@ -207,6 +328,7 @@ impl std::fmt::Debug for TokenAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenAnswer")
             .field("response", &self.response)
+            .field("scheme", &self.scheme)
             .field("members", &self.members.keys().collect::<Vec<_>>())
             .field("leniencies", &self.leniencies)
             .finish()
@@ -215,12 +337,23 @@ impl std::fmt::Debug for TokenAnswer {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Reads a token endpoint's answer: a token from a `200` (RFC 6749 §5.1), otherwise the
-/// RFC 6749 §5.2 error or the raw body.
+/// Reads a token endpoint's answer to a request without a DPoP proof: a bearer token
+/// from a `200` (RFC 6749 §5.1), otherwise the RFC 6749 §5.2 error or the raw body.
 pub fn parse_token_answer(
     status: u16,
     body: &[u8],
     retry_after: Option<Duration>,
+) -> Result<TokenAnswer, TokenError> {
+    read_token_answer(status, body, retry_after, false)
+}
+
+/// Reads a token endpoint's answer as [`parse_token_answer`] does; with `proof_sent`, a
+/// `token_type` of `DPoP` (RFC 9449 §5) is a token too.
+pub fn read_token_answer(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    proof_sent: bool,
 ) -> Result<TokenAnswer, TokenError> {
     let unexpected = |reason: Option<String>| TokenError::UnexpectedResponse {
         status,
@@ -283,11 +416,19 @@ pub fn parse_token_answer(
         }
         Some(other) => return Err(not_token(format!("`scope` is not a string but {other}"))),
     };
-    if !token_type.eq_ignore_ascii_case("bearer") {
+    let scheme = if token_type.eq_ignore_ascii_case("bearer") {
+        TokenScheme::Bearer
+    } else if token_type.eq_ignore_ascii_case("dpop") && proof_sent {
+        TokenScheme::Dpop
+    } else if token_type.eq_ignore_ascii_case("dpop") {
         return Err(unexpected(Some(format!(
-            "token_type is '{token_type}', only bearer tokens are supported (RFC 6750)"
+            "token_type is '{token_type}' although no DPoP proof was sent: this client must use DPoP (RFC 9449; `--dpop`)"
         ))));
-    }
+    } else {
+        return Err(unexpected(Some(format!(
+            "token_type is '{token_type}', only bearer (RFC 6750) and DPoP (RFC 9449) tokens are supported"
+        ))));
+    };
     if access_token.is_empty() {
         return Err(unexpected(Some("access_token is empty".into())));
     }
@@ -298,6 +439,7 @@ pub fn parse_token_answer(
             scope,
             token_type,
         },
+        scheme,
         members,
         leniencies,
     })
@@ -408,7 +550,7 @@ mod tests {
         let mut seen = Vec::new();
         for auth in [ClientAuth::Basic, ClientAuth::BasicRaw, ClientAuth::Post] {
             config.auth = auth;
-            let parts = request_parts(&config).unwrap_or_else(|e| panic!("{e}"));
+            let parts = request_parts(&config, SystemTime::now()).unwrap_or_else(|e| panic!("{e}"));
             let sent = format!(
                 "{:?} {}",
                 parts.authorization.as_ref().map(|h| h.as_bytes().to_vec()),
@@ -428,6 +570,42 @@ mod tests {
         }
         // The parts do carry the secret (so the checks above can fail).
         assert!(seen[2].contains(&secret[4..]), "{}", seen[2]);
+    }
+
+    /// With a private key and DPoP: `Debug` of the configuration and of the request
+    /// parts shows no key material, no assertion and no proof; the parts do carry them.
+    #[test]
+    fn debug_shows_no_key_material_assertion_or_proof() {
+        use crate::{DpopKey, JwsAlg, PrivateKeyJwt, SigningKey};
+        let key = SigningKey::generate(JwsAlg::Es256).unwrap_or_else(|e| panic!("{e}"));
+        let jwk = format!("{:?}", key.public_jwk());
+        let config = TokenConfig::with_credential(
+            "http://127.0.0.1:1/token",
+            "app",
+            crate::Credential::PrivateKey(PrivateKeyJwt::new(key)),
+        )
+        .dpop(DpopKey::generate().unwrap_or_else(|e| panic!("{e}")));
+        let parts = request_parts(&config, SystemTime::now()).unwrap_or_else(|e| panic!("{e}"));
+        let assertion = parts
+            .body
+            .split('&')
+            .find_map(|p| p.strip_prefix("client_assertion="))
+            .unwrap_or_default()
+            .to_owned();
+        let proof = parts
+            .dpop
+            .as_ref()
+            .and_then(|p| p.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(assertion.len() > 100 && proof.len() > 100, "they are sent");
+        let d = format!("{config:?} {config:#?} {parts:?} {parts:#?}");
+        for sent in [&assertion, &proof] {
+            let signature = sent.rsplit('.').next().unwrap_or_default();
+            assert!(!d.contains(&signature[..16]), "{d}");
+        }
+        assert!(d.contains("thumbprint"), "{d}");
+        assert!(!jwk.contains("\"d\""), "{jwk}");
     }
 
     #[test]
@@ -562,6 +740,23 @@ mod tests {
         );
     }
 
+    /// RFC 9449 §5: `token_type: DPoP` is a token only when a proof was sent; `bearer`
+    /// stays a bearer token even then.
+    #[test]
+    fn dpop_tokens_only_after_a_proof() {
+        let dpop = br#"{"access_token":"t","token_type":"dpop","expires_in":60}"#;
+        let e = parse_response(200, dpop, None).err();
+        assert!(
+            e.is_some_and(|e| e.to_string().contains("no DPoP proof was sent")),
+            "a DPoP token without a proof is refused"
+        );
+        let a = read_token_answer(200, dpop, None, true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.scheme, TokenScheme::Dpop);
+        let bearer = br#"{"access_token":"t","token_type":"Bearer"}"#;
+        let b = read_token_answer(200, bearer, None, true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.scheme, TokenScheme::Bearer);
+    }
+
     #[test]
     fn request_parts_per_method() {
         let c = TokenConfig::new(
@@ -570,10 +765,11 @@ mod tests {
             auth_broker_proto::ClientSecret::new("s/+=:%"),
         )
         .scope("a b");
-        let p = request_parts(&c).unwrap_or_else(|e| panic!("{e}"));
+        let p = request_parts(&c, SystemTime::now()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.body, "grant_type=client_credentials&scope=a+b");
         assert!(p.authorization.is_some_and(|a| a.is_sensitive()));
-        let p = request_parts(&c.clone().auth(ClientAuth::Post)).unwrap_or_else(|e| panic!("{e}"));
+        let p = request_parts(&c.clone().auth(ClientAuth::Post), SystemTime::now())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(p.authorization.is_none());
         assert!(
             p.body

@@ -2,10 +2,10 @@
 
 use crate::manager::TokenManager;
 use crate::middleware::Unauthorized;
+use crate::sign::{Signer, Verdict};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::header::AUTHORIZATION;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use std::task::{Context, Poll};
 use tower::{Layer, Service, ServiceExt};
 
@@ -41,7 +41,9 @@ replay_by_clone!(
     http_body_util::Empty<Bytes>
 );
 
-/// Wraps a service so every request carries `Authorization: Bearer <token>`.
+/// Wraps a service so every request carries `Authorization: Bearer <token>` (for a
+/// DPoP-bound token `Authorization: DPoP <token>` and a fresh proof for the request's
+/// absolute URI, RFC 9449 §7.1).
 #[derive(Clone, Debug)]
 pub struct BearerLayer {
     manager: TokenManager,
@@ -92,38 +94,46 @@ where
         // The ready service goes into the future; `self` keeps a fresh clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let manager = self.manager.clone();
+        let mut signer = Signer::new(self.manager.clone(), None);
         Box::pin(async move {
-            let token = manager.token().await?;
-            let replay = copy_request(&req);
-            req.headers_mut()
-                .insert(AUTHORIZATION, token.authorization().clone());
-            let mut resp = inner.call(req).await.map_err(Into::into)?;
-            if resp.status() != StatusCode::UNAUTHORIZED {
-                return Ok(resp);
-            }
-            manager.invalidate(&token);
-            let Some(mut replay) = replay else {
+            let original = copy_request(&req);
+            let method = req.method().clone();
+            // The absolute URI a DPoP proof names (`htu`; a relative one has none), parsed
+            // only when there are proofs to make.
+            let url = signer
+                .needs_url()
+                .then(|| reqwest::Url::parse(&req.uri().to_string()).ok())
+                .flatten();
+            let mut first = true;
+            loop {
+                signer
+                    .sign(&method, url.as_ref(), req.headers_mut())
+                    .await?;
+                if !first {
+                    inner.ready().await.map_err(Into::into)?;
+                }
+                first = false;
+                let mut resp = inner.call(req).await.map_err(Into::into)?;
+                let replayed = match signer.after(url.as_ref(), resp.status(), resp.headers()) {
+                    Verdict::Done => return Ok(resp),
+                    Verdict::Replay => match original.as_ref().and_then(copy_request) {
+                        Some(copy) => {
+                            req = copy;
+                            continue;
+                        }
+                        None => signer.replayed(),
+                    },
+                    Verdict::Refused => {
+                        tracing::warn!("{}", crate::UNAUTHORIZED_HINT);
+                        signer.replayed()
+                    }
+                };
                 resp.extensions_mut().insert(Unauthorized {
-                    replayed: false,
+                    replayed,
                     hint: crate::UNAUTHORIZED_HINT,
                 });
                 return Ok(resp);
-            };
-            let fresh = manager.token().await?;
-            replay
-                .headers_mut()
-                .insert(AUTHORIZATION, fresh.authorization().clone());
-            let inner = inner.ready().await.map_err(Into::into)?;
-            let mut resp = inner.call(replay).await.map_err(Into::into)?;
-            if resp.status() == StatusCode::UNAUTHORIZED {
-                tracing::warn!("{}", crate::UNAUTHORIZED_HINT);
-                resp.extensions_mut().insert(Unauthorized {
-                    replayed: true,
-                    hint: crate::UNAUTHORIZED_HINT,
-                });
             }
-            Ok(resp)
         })
     }
 }

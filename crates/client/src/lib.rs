@@ -2,6 +2,11 @@
 //! client-credentials tokens (RFC 6749 §4.4) from any token endpoint, and sign requests
 //! with them (`Authorization: Bearer`, RFC 6750 §2.1).
 //!
+//! The client authenticates with a secret (`client_secret_basic`/`_post`), a private
+//! key ([`PrivateKeyJwt`], RFC 7523) or a TLS client certificate ([`ClientIdentity`],
+//! RFC 8705); with any of them, tokens can be bound to a DPoP key ([`DpopKey`], RFC
+//! 9449), and requests are then signed with `Authorization: DPoP` and a fresh proof.
+//!
 //! ```no_run
 //! use auth_broker_client::{BearerMiddleware, TokenConfig, TokenManager};
 //! use auth_broker_proto::ClientSecret;
@@ -25,24 +30,36 @@
 //! for the timing, with worked examples.
 #![forbid(unsafe_code)]
 
+pub mod assertion;
 pub mod clock;
 pub mod config;
+pub mod dpop;
 pub mod error;
 pub mod fetch;
+pub mod jws;
 pub mod layer;
 pub mod manager;
 pub mod middleware;
+mod sign;
 pub mod tls;
 
+pub use assertion::PrivateKeyJwt;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    CacheKey, ClientAuth, DEFAULT_LIFETIME, MAX_LIFETIME, RefreshPolicy, RetryPolicy, TokenConfig,
+    CacheKey, ClientAuth, Credential, DEFAULT_LIFETIME, MAX_LIFETIME, RefreshPolicy, RetryPolicy,
+    TokenConfig,
 };
+pub use dpop::DpopKey;
 pub use error::TokenError;
+pub use fetch::TokenScheme;
+pub use jws::{JwsAlg, KeyError, SigningKey};
 pub use layer::{BearerLayer, BearerService, ReplayBody};
 pub use manager::{Token, TokenManager, TokenManagers};
 pub use middleware::{BearerMiddleware, Unauthorized};
-pub use tls::{CertificateProblem, certificate_problem};
+pub use tls::{
+    CertificateProblem, ClientCertificateProblem, ClientIdentity, IdentityError,
+    certificate_problem, client_certificate_problem,
+};
 
 /// What a second `401` (after a refresh and replay) means and what to do.
 pub const UNAUTHORIZED_HINT: &str = "the API refused a freshly fetched token as well; run `auth-broker doctor --api URL` to see whether the token (audience, scope, issuer) or the Authorization header is at fault";

@@ -3,7 +3,7 @@
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CacheKey, TokenConfig};
 use crate::error::TokenError;
-use crate::fetch;
+use crate::fetch::{self, TokenScheme};
 use auth_broker_proto::{AccessToken, TokenResponse};
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +19,7 @@ struct Cached {
     response: TokenResponse,
     /// Every member of the response, as sent.
     members: serde_json::Map<String, serde_json::Value>,
+    scheme: TokenScheme,
     authorization: http::HeaderValue,
     received: Instant,
     refresh_at: Instant,
@@ -34,6 +35,7 @@ impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Token")
             .field("access_token", &self.0.response.access_token)
+            .field("scheme", &self.0.scheme)
             .field("scope", &self.0.response.scope)
             .field("expires_in", &self.0.response.expires_in)
             .finish_non_exhaustive()
@@ -46,10 +48,17 @@ impl Token {
         &self.0.response.access_token
     }
 
-    /// `Bearer <token>`, ready for the `Authorization` header (marked sensitive, so
-    /// `http`'s `Debug` does not print it).
+    /// `Bearer <token>`, or `DPoP <token>` for a DPoP-bound token, ready for the
+    /// `Authorization` header (marked sensitive, so `http`'s `Debug` does not print it).
+    /// A DPoP-bound token also needs a proof with every request: the middleware and the
+    /// layer add it; elsewhere see [`crate::DpopKey::proof`].
     pub fn authorization(&self) -> &http::HeaderValue {
         &self.0.authorization
+    }
+
+    /// Bearer, or DPoP when the token endpoint bound the token to the DPoP key.
+    pub fn scheme(&self) -> TokenScheme {
+        self.0.scheme
     }
 
     /// The RFC 6749 §5.1 members of the token response.
@@ -90,7 +99,8 @@ impl Token {
     }
 }
 
-/// Caches the token of one (token URL, client id, scope, audience) and keeps it fresh.
+/// Caches the token of one (token URL, client id, scope, audience, DPoP key) and keeps it
+/// fresh.
 ///
 /// - [`TokenManager::token`] returns the cached token without any I/O while it is
 ///   usable (see [`crate::RefreshPolicy`] for when that is and worked examples).
@@ -146,13 +156,11 @@ impl fmt::Debug for TokenManager {
 
 impl TokenManager {
     /// A manager with the system clock and an HTTP client (rustls on aws-lc-rs, the
-    /// system's roots) that follows no redirect ([`crate::token_http_client`]).
+    /// system's roots, the configuration's client certificate) that follows no redirect
+    /// ([`crate::token_http_client`]).
     pub fn new(config: TokenConfig) -> Result<Self, TokenError> {
-        Ok(Self::with_parts(
-            config,
-            crate::token_http_client(reqwest::Client::builder())?,
-            Arc::new(SystemClock),
-        ))
+        let http = http_client_for(&config)?;
+        Ok(Self::with_parts(config, http, Arc::new(SystemClock)))
     }
 
     /// A manager with a given HTTP client and clock. The client is for token requests
@@ -179,6 +187,11 @@ impl TokenManager {
     /// The configuration.
     pub fn config(&self) -> &TokenConfig {
         &self.inner.config
+    }
+
+    /// The clock (monotonic time and the wall clock of assertions and proofs).
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
     }
 
     /// How many token requests this manager has sent.
@@ -304,10 +317,17 @@ impl Inner {
     async fn fetch_once(&self) -> Result<Arc<Cached>, TokenError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let sent = self.clock.now();
-        let answer = fetch::fetch(&self.http, &self.config).await?;
+        let answer = fetch::fetch(&self.http, &self.config, &*self.clock).await?;
         for l in &answer.leniencies {
             tracing::debug!(token_url = %self.config.token_url, "token response read leniently: {l}");
         }
+        if self.config.dpop.is_some() && answer.scheme == TokenScheme::Bearer {
+            tracing::warn!(
+                token_url = %self.config.token_url,
+                "a DPoP proof was sent but the token endpoint answered token_type bearer: it does not bind tokens to the key; the token is used as a Bearer token"
+            );
+        }
+        let scheme = answer.scheme;
         let response = answer.response;
         let schedule = self
             .config
@@ -323,7 +343,8 @@ impl Inner {
             );
         }
         let mut authorization = http::HeaderValue::try_from(format!(
-            "Bearer {}",
+            "{} {}",
+            scheme.as_str(),
             response.access_token.expose_secret()
         ))
         .map_err(|_| TokenError::UnexpectedResponse {
@@ -340,6 +361,7 @@ impl Inner {
         let cached = Arc::new(Cached {
             response,
             members: answer.members,
+            scheme,
             authorization,
             received: sent,
             refresh_at: at(schedule.refresh_after),
@@ -451,8 +473,18 @@ impl Inner {
     }
 }
 
+/// The HTTP client for `config`'s token requests: no redirects followed, its client
+/// certificate presented.
+fn http_client_for(config: &TokenConfig) -> Result<reqwest::Client, TokenError> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(id) = &config.tls_identity {
+        builder = id.apply(builder);
+    }
+    crate::token_http_client(builder)
+}
+
 /// Token managers shared by key: one cached token per (token URL, client id, scope,
-/// audience), however many parts of a program ask.
+/// audience, DPoP key), however many parts of a program ask.
 #[derive(Clone, Debug, Default)]
 pub struct TokenManagers {
     map: Arc<Mutex<HashMap<CacheKey, TokenManager>>>,
@@ -478,7 +510,7 @@ impl TokenManagers {
     /// The manager for `config`'s key, with the system clock and a client that follows
     /// no redirect ([`crate::token_http_client`]).
     pub fn get(&self, config: TokenConfig) -> Result<TokenManager, TokenError> {
-        let http = crate::token_http_client(reqwest::Client::builder())?;
+        let http = http_client_for(&config)?;
         Ok(self.get_or_insert_with(config, |c| {
             TokenManager::with_parts(c, http, Arc::new(SystemClock))
         }))

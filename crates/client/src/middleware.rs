@@ -1,9 +1,9 @@
 //! Request signing for `reqwest` through `reqwest-middleware`.
 
 use crate::manager::TokenManager;
+use crate::sign::{Signer, Verdict};
 use http::Extensions;
-use http::header::AUTHORIZATION;
-use reqwest::{Request, Response, StatusCode};
+use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use std::time::Duration;
 
@@ -17,12 +17,16 @@ pub struct Unauthorized {
     pub hint: &'static str,
 }
 
-/// Adds `Authorization: Bearer <token>` to every request, replacing any there.
+/// Adds `Authorization: Bearer <token>` to every request, replacing any there; for a
+/// DPoP-bound token `Authorization: DPoP <token>` and a fresh `DPoP` proof (RFC 9449
+/// §7.1) each time the request is sent.
 ///
 /// On a `401` the token is dropped from the cache, a new one fetched, and the request
-/// sent once more when its body can be cloned (no streamed body). A second `401` is
-/// returned as it is, with an [`Unauthorized`] extension and a warning in the log
-/// pointing to `auth-broker doctor`. The token itself is never logged.
+/// sent once more when its body can be cloned (no streamed body). A `401` with
+/// `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a new `DPoP-Nonce` (RFC 9449 §9)
+/// is replayed once with the same token and a proof holding the nonce. A `401` after
+/// that is returned as it is, with an [`Unauthorized`] extension and a warning in the
+/// log pointing to `auth-broker doctor`. The token itself is never logged.
 #[derive(Clone, Debug)]
 pub struct BearerMiddleware {
     manager: TokenManager,
@@ -45,14 +49,6 @@ impl BearerMiddleware {
         self.max_wait = Some(wait);
         self
     }
-
-    async fn token(&self) -> reqwest_middleware::Result<crate::Token> {
-        let token = match self.max_wait {
-            Some(wait) => self.manager.token_within(wait).await,
-            None => self.manager.token().await,
-        };
-        token.map_err(reqwest_middleware::Error::middleware)
-    }
 }
 
 #[async_trait::async_trait]
@@ -63,35 +59,38 @@ impl Middleware for BearerMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let token = self.token().await?;
-        let replay = req.try_clone();
-        req.headers_mut()
-            .insert(AUTHORIZATION, token.authorization().clone());
-        let mut resp = next.clone().run(req, &mut *extensions).await?;
-        if resp.status() != StatusCode::UNAUTHORIZED {
-            return Ok(resp);
-        }
-        self.manager.invalidate(&token);
-        let Some(mut replay) = replay else {
-            tracing::warn!(url = %resp.url(), "the API answered 401 and the request body cannot be replayed; the token was dropped so the next request gets a new one");
+        let mut signer = Signer::new(self.manager.clone(), self.max_wait);
+        let original = req.try_clone();
+        let method = req.method().clone();
+        let url = req.url().clone();
+        loop {
+            signer
+                .sign(&method, Some(&url), req.headers_mut())
+                .await
+                .map_err(reqwest_middleware::Error::middleware)?;
+            let mut resp = next.clone().run(req, &mut *extensions).await?;
+            let replayed = match signer.after(Some(&url), resp.status(), resp.headers()) {
+                Verdict::Done => return Ok(resp),
+                Verdict::Replay => match original.as_ref().and_then(Request::try_clone) {
+                    Some(copy) => {
+                        req = copy;
+                        continue;
+                    }
+                    None => {
+                        tracing::warn!(url = %resp.url(), "the API answered 401 and the request body cannot be replayed; the next request is signed anew");
+                        signer.replayed()
+                    }
+                },
+                Verdict::Refused => {
+                    tracing::warn!(url = %resp.url(), "{}", crate::UNAUTHORIZED_HINT);
+                    signer.replayed()
+                }
+            };
             resp.extensions_mut().insert(Unauthorized {
-                replayed: false,
+                replayed,
                 hint: crate::UNAUTHORIZED_HINT,
             });
             return Ok(resp);
-        };
-        let fresh = self.token().await?;
-        replay
-            .headers_mut()
-            .insert(AUTHORIZATION, fresh.authorization().clone());
-        let mut resp = next.run(replay, extensions).await?;
-        if resp.status() == StatusCode::UNAUTHORIZED {
-            tracing::warn!(url = %resp.url(), "{}", crate::UNAUTHORIZED_HINT);
-            resp.extensions_mut().insert(Unauthorized {
-                replayed: true,
-                hint: crate::UNAUTHORIZED_HINT,
-            });
         }
-        Ok(resp)
     }
 }

@@ -989,3 +989,6 @@ async fn token_within_answers_promptly_and_the_fetch_goes_on() {
         "the abandoned wait did not cancel the request"
     );
 }
+
+#[path = "it/keybound.rs"]
+mod keybound;

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
 
 pub mod flaky;
+pub mod keybound;
 pub mod pg;
 pub mod tls;
 

@@ -14,6 +14,7 @@ Examples:
   auth-broker call -X POST -H 'Content-Type: application/json' -d '{\"n\":1}' https://api.example.com/invoices
   auth-broker call -d a=1 -d b=2 https://api.example.com/form        # body a=1&b=2
   auth-broker call --data-binary @report.pdf -o answer.json https://api.example.com/upload
+  auth-broker call --dpop https://api.example.com/invoices     # DPoP: a fresh proof per request
 
 The body is written to stdout (or -o FILE) as it arrives. Exit codes: 0 for an answer
 below 400; 1 for an HTTP error status (400 and up, the status on stderr), no token, a
@@ -98,9 +99,10 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
         None => Box::new(std::io::stdout()),
     };
     let manager = args.client.manager(&args.request)?;
-    let http = reqwest_middleware::ClientBuilder::new(
-        args.client.http_client(reqwest::Client::builder())?,
-    )
+    let http = reqwest_middleware::ClientBuilder::new(args.client.http_client(
+        reqwest::Client::builder(),
+        manager.config().tls_identity.as_ref(),
+    )?)
     .with(BearerMiddleware::new(manager))
     .build();
     let mut req = http.request(method, url).headers(headers);

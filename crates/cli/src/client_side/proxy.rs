@@ -27,7 +27,8 @@ Example:
 
 Every method, path, query, header and body is forwarded (bodies streamed); an incoming
 Authorization header is dropped and replaced by the managed token, which is refreshed
-ahead of expiry. A 401 from the upstream triggers one refresh and a replay (requests
+ahead of expiry (with --dpop: Authorization: DPoP and a fresh DPoP proof per request,
+one replay when the upstream asks for a nonce). A 401 from the upstream triggers one refresh and a replay (requests
 without a body, or with one of up to 64 KiB and a Content-Length; not chunked or larger
 ones). A path that would leave the upstream's path prefix (..) is refused with 400.
 Without a usable token a request gets 503 with Retry-After within 2 s and is not
@@ -61,10 +62,10 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let upstream = reqwest::Url::parse(&args.upstream)
         .map_err(|e| usage(format!("--upstream '{}' is not a URL: {e}", args.upstream)))?;
     let manager = args.client.manager(&args.request)?;
-    let http = reqwest_middleware::ClientBuilder::new(
-        args.client
-            .http_client(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))?,
-    )
+    let http = reqwest_middleware::ClientBuilder::new(args.client.http_client(
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
+        manager.config().tls_identity.as_ref(),
+    )?)
     .with(BearerMiddleware::new(manager.clone()).max_wait(TOKEN_WAIT))
     .build();
     let prefix = upstream.path().trim_end_matches('/').to_owned();
