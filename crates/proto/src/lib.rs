@@ -5,6 +5,7 @@
 //! parsers of outside input that both sides need (HTTP Basic client
 //! authentication per RFC 6749 §2.3.1 and strict `application/x-www-form-urlencoded`).
 //! Keeping them in one crate means a client can never drift from the server it talks to.
+//! [`text`] is how any outside value reaches a message, a log line or a header.
 #![forbid(unsafe_code)]
 
 pub mod basic;
@@ -14,6 +15,7 @@ pub mod form;
 pub mod metadata;
 pub mod scope;
 pub mod secret;
+pub mod text;
 pub mod token;
 
 pub use basic::{BasicCredentials, BasicError};
@@ -22,6 +24,7 @@ pub use error::{ErrorCode, ErrorResponse};
 pub use form::{Form, FormError};
 pub use metadata::{AuthorizationServerMetadata, Jwk, Jwks};
 pub use secret::{AccessToken, ClientSecret};
+pub use text::{Untrusted, escaped};
 pub use token::TokenResponse;
 
 /// The media type of a token request body (RFC 6749 §4.4.2, Appendix B).
