@@ -1,7 +1,8 @@
 //! Wire types shared by the auth-broker server, the guard and the client.
 //!
 //! Everything here is what crosses the network: the RFC 6749 §5.1 token response,
-//! the §5.2 error response, the RFC 8414 metadata document, JWKS, and the two
+//! the §5.2 error response, the RFC 8414 metadata document, JWKS, the RFC 9068
+//! access-token claims, the RFC 7662 introspection response, and the two
 //! parsers of outside input that both sides need (HTTP Basic client
 //! authentication per RFC 6749 §2.3.1 and strict `application/x-www-form-urlencoded`).
 //! Keeping them in one crate means a client can never drift from the server it talks to.
@@ -10,8 +11,10 @@
 
 pub mod basic;
 pub mod bearer;
+pub mod claims;
 pub mod error;
 pub mod form;
+pub mod introspection;
 pub mod metadata;
 pub mod scope;
 pub mod secret;
@@ -20,8 +23,10 @@ pub mod token;
 
 pub use basic::{BasicCredentials, BasicError};
 pub use bearer::BearerError;
+pub use claims::{AccessTokenClaims, Audience};
 pub use error::{ErrorCode, ErrorResponse};
 pub use form::{Form, FormError};
+pub use introspection::IntrospectionResponse;
 pub use metadata::{AuthorizationServerMetadata, Jwk, Jwks};
 pub use secret::{AccessToken, ClientSecret};
 pub use text::{Untrusted, escaped};
