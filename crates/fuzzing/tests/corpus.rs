@@ -72,7 +72,7 @@ fn the_fixture_judges_real_tokens() {
         });
         let token = fixture::sign(key, None, &serde_json::to_vec(&payload).unwrap());
         let active = jwt_token_info::judge(&token, Some(AUDIENCE)).unwrap();
-        assert_eq!(active.client_id, "c");
+        assert_eq!(active.claims.client_id, "c");
         let claims = guard_token::validate(&token).unwrap();
         assert_eq!(claims.scopes, ["a", "b"]);
 

@@ -122,11 +122,11 @@ pub mod numeric_date {
     }
 }
 
-/// The claims of a JWT access token (RFC 9068 §2.2). The broker writes all of
-/// them but `nbf`, in this order (`scope` only when something was granted); a
-/// token it signed always has `iat` and `jti`. Reading back, `sub` and `client_id`
-/// default to empty and the optional ones to `None`: which claims a token must
-/// carry is the verifier's policy (`auth_broker_jwt::Policy`), not this type's.
+/// The claims of a JWT access token (RFC 9068 §2.2). This broker writes all of
+/// them but `nbf`, and `scope` only when something was granted. Which of them a
+/// token must carry is the verifier's choice (by default `iss`, `exp` and `aud`).
+// The broker writes the members in this order; reading back, `sub` and `client_id`
+// default to empty (the judgement makes `sub` default to `client_id`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessTokenClaims {

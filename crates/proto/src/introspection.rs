@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 /// is not active (§2.2: the server "SHOULD NOT include any additional
 /// information"), the token's members for an active one. Every member but `active`
 /// is optional on the wire (§2.2); the broker writes them all for an active token,
-/// `nbf` only when the token has one. The members are in alphabetical order, the
-/// order the broker has always written them in.
+/// `nbf` only when the token has one.
+// The members are in alphabetical order, the order the broker has always written
+// them in (a `json!` object sorts its keys).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IntrospectionResponse {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod abuse;
+mod echo;
 mod endpoint_errors;
 mod jwt;
 mod openapi;

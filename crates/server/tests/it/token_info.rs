@@ -129,12 +129,43 @@ async fn expired_and_disabled(backend: Backend) {
     .await;
     let (id, secret) = b.create_client("c", "", None).await;
     let t = b.token(&id, &secret).await;
+    // Within the 60 s clock skew allowance past exp the token still passes, as it
+    // does at a guard, with nothing left of its lifetime.
     clock.advance_secs(3600 + 42);
-    refused(&b, Some(&format!("Bearer {t}")), "expired 42 seconds ago").await;
-    clock.advance_secs(-3600);
+    let (status, _, body) = info(&b, Some(&format!("Bearer {t}")), "").await;
+    assert_eq!(
+        (status, &body["expires_in"]),
+        (200, &Value::from(0)),
+        "{body}"
+    );
+    clock.advance_secs(61 - 42);
+    refused(&b, Some(&format!("Bearer {t}")), "expired 61 seconds ago").await;
+    clock.advance_secs(-3600 - 61);
     assert_eq!(info(&b, Some(&format!("Bearer {t}")), "").await.0, 200);
     b.store.set_client_enabled(&id, false, 0).await.unwrap();
     refused(&b, Some(&format!("Bearer {t}")), "disabled since").await;
     b.store.delete_client(&id).await.unwrap();
     refused(&b, Some(&format!("Bearer {t}")), "deleted since").await;
+}
+
+/// `expires_in` is the whole seconds left, rounded down, as at the token endpoint
+/// (RFC 6749 §5.1): half a second into a 3600 s lifetime it is 3599.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expires_in_rounds_down_like_the_token_endpoint() {
+    let clock = ManualClock::at_nanos(1_800_000_000 * 1_000_000_000 + 500_000_000);
+    let b = TestBroker::start_with(
+        Backend::Sqlite,
+        Options {
+            clock: Some(clock),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (id, secret) = b.create_client("c", "", None).await;
+    let v: Value = b.request_token(&id, &secret).await.json().await.unwrap();
+    assert_eq!(v["expires_in"], 3599);
+    let t = v["access_token"].as_str().unwrap();
+    let (status, _, body) = info(&b, Some(&format!("Bearer {t}")), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 3599, "{body}");
 }
