@@ -22,6 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// `GET url` with `http` and its JSON body, whatever the status: a JWKS, the
+/// metadata, any JSON a test reads (through a client of its own: one that trusts a
+/// test CA, or a broker it started as a process).
+pub async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> T {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Which store a test broker uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -171,14 +178,7 @@ impl TestBroker {
 
     /// `GET path` and its JSON body, whatever the status.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&self.http, &self.url(path)).await
     }
 
     pub async fn start_with(backend: Backend, opts: Options) -> Self {
