@@ -196,24 +196,10 @@ impl Policy {
             }
             .into());
         }
-        let nbf = self.date(map, Claim::Nbf)?;
-        if let Some(nbf) = nbf
-            && nbf.saturating_sub(leeway) > now
-        {
-            return Err(TimeFault::NotYetValid {
-                secs: nbf.saturating_sub(now),
-            }
-            .into());
-        }
-        let iat = self.date(map, Claim::Iat)?;
-        if let Some(iat) = iat
-            && iat.saturating_sub(leeway) > now
-        {
-            return Err(TimeFault::IssuedInFuture {
-                secs: iat.saturating_sub(now),
-            }
-            .into());
-        }
+        let nbf = self.not_ahead(map, Claim::Nbf, now, |secs| TimeFault::NotYetValid { secs })?;
+        let iat = self.not_ahead(map, Claim::Iat, now, |secs| TimeFault::IssuedInFuture {
+            secs,
+        })?;
         let aud = self.judge_audience(map)?;
         let client_id = self.string(map, Claim::ClientId)?.unwrap_or_default();
         let sub = self
@@ -274,6 +260,25 @@ impl Policy {
             });
         }
         Ok(aud)
+    }
+
+    /// A NumericDate that must not lie ahead of `now` by more than the leeway
+    /// (`nbf`, RFC 7519 §4.1.5; `iat`, §4.1.6); `ahead` names the fault with the
+    /// seconds it lies ahead.
+    fn not_ahead(
+        &self,
+        map: &Map<String, Value>,
+        claim: Claim,
+        now: i64,
+        ahead: fn(i64) -> TimeFault,
+    ) -> Result<Option<i64>, Fault> {
+        let t = self.date(map, claim)?;
+        match t {
+            Some(t) if t.saturating_sub(self.leeway) > now => {
+                Err(ahead(t.saturating_sub(now)).into())
+            }
+            _ => Ok(t),
+        }
     }
 
     /// A string claim; `None` when absent or `null` and not required.

@@ -106,17 +106,22 @@ pub fn numeric_date_secs(n: &serde_json::Number) -> i64 {
     }
 }
 
-/// serde helpers for NumericDate members (see [`numeric_date`]).
-pub mod numeric_date {
+/// For `skip_serializing_if`: an absent member is left out, never written `null`.
+pub(crate) fn none<T>(member: &Option<T>) -> bool {
+    member.is_none()
+}
+
+/// serde helpers for NumericDate members, in seconds (see [`numeric_date_secs`]).
+pub mod secs {
     use serde::{Deserialize, Deserializer};
 
     /// A required NumericDate.
-    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    pub fn req<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         serde_json::Number::deserialize(d).map(|n| super::numeric_date_secs(&n))
     }
 
     /// An optional NumericDate (absent or `null`: `None`).
-    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         Option::<serde_json::Number>::deserialize(d)
             .map(|n| n.map(|n| super::numeric_date_secs(&n)))
     }
@@ -141,27 +146,19 @@ pub struct AccessTokenClaims {
     /// The audience: the client's audience setting, by default the issuer.
     pub aud: Audience,
     /// Issued at, seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "numeric_date::optional"
-    )]
+    #[serde(default, skip_serializing_if = "none", deserialize_with = "secs::opt")]
     pub iat: Option<i64>,
     /// Expires at, seconds since the epoch.
-    #[serde(deserialize_with = "numeric_date::required")]
+    #[serde(deserialize_with = "secs::req")]
     pub exp: i64,
     /// Not before, seconds since the epoch (the broker does not write it).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "numeric_date::optional"
-    )]
+    #[serde(default, skip_serializing_if = "none", deserialize_with = "secs::opt")]
     pub nbf: Option<i64>,
     /// The token's unique id, which revocation records (RFC 7009).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none")]
     pub jti: Option<String>,
     /// The granted scopes, space separated (RFC 8693 §4.2); absent when none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none")]
     pub scope: Option<String>,
 }
 

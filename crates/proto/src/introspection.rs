@@ -4,7 +4,7 @@
 //! deserializes, so the answer and its reading cannot drift (as oauth2-rs's
 //! `StandardTokenIntrospectionResponse`).
 
-use crate::claims::{AccessTokenClaims, Audience, numeric_date};
+use crate::claims::{AccessTokenClaims, Audience, none, secs};
 use serde::{Deserialize, Serialize};
 
 /// An RFC 7662 §2.2 answer: `{"active": false}` and nothing else for any token that
@@ -21,42 +21,30 @@ pub struct IntrospectionResponse {
     /// and its client still enabled.
     pub active: bool,
     /// A string or an array of strings (RFC 7519 §4.1.3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none")]
     pub aud: Option<Audience>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none")]
     pub client_id: Option<String>,
     /// Seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "numeric_date::optional"
-    )]
+    #[serde(default, skip_serializing_if = "none", deserialize_with = "secs::opt")]
     pub exp: Option<i64>,
     /// Seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "numeric_date::optional"
-    )]
+    #[serde(default, skip_serializing_if = "none", deserialize_with = "secs::opt")]
     pub iat: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none")]
     pub iss: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none")]
     pub jti: Option<String>,
     /// Seconds since the epoch; only when the token has one.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "numeric_date::optional"
-    )]
+    #[serde(default, skip_serializing_if = "none", deserialize_with = "secs::opt")]
     pub nbf: Option<i64>,
     /// The granted scopes, space separated (`""` when none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none")]
     pub scope: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none")]
     pub sub: Option<String>,
     /// `bearer` (RFC 6750) for this broker's tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none")]
     pub token_type: Option<String>,
 }
 

@@ -51,6 +51,17 @@ fn sign(key: &SigningKey, header: &Value, payload: &Value) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
+/// `object` with member `name` set to `value`, or removed when `value` is `null`.
+fn patch(object: &Value, name: &str, value: Value) -> Value {
+    let mut o = object.clone();
+    if value.is_null() {
+        o.as_object_mut().unwrap().remove(name);
+    } else {
+        o[name] = value;
+    }
+    o
+}
+
 /// The `error_description` of a `WWW-Authenticate: Bearer` challenge.
 fn challenge_description(challenge: &str) -> &str {
     challenge
@@ -67,41 +78,25 @@ struct Verdict {
     challenge: String,
 }
 
+impl Verdict {
+    fn new(status: u16, description: &str, challenge: Option<&str>) -> Self {
+        Self {
+            status,
+            description: description.to_owned(),
+            challenge: challenge.map_or("", challenge_description).to_owned(),
+        }
+    }
+}
+
 async fn token_info(b: &TestBroker, authorization: Option<&str>) -> Verdict {
     let query = auth_broker_proto::form::serialize([("audience", b.issuer.as_str())]);
-    let mut rb = b
-        .http
-        .get(b.url(&format!("/auth-broker/token-info?{query}")));
-    if let Some(a) = authorization {
-        rb = rb.header("authorization", a);
-    }
-    let r = rb.send().await.unwrap();
-    let status = r.status().as_u16();
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .map(|v| challenge_description(v.to_str().unwrap()).to_owned())
-        .unwrap_or_default();
-    let body: Value = r.json().await.unwrap();
-    Verdict {
-        status,
-        description: body["error_description"].as_str().unwrap_or("").to_owned(),
-        challenge,
-    }
+    let a = b.token_info(authorization, &format!("?{query}")).await;
+    Verdict::new(a.status, a.description(), a.challenge.as_deref())
 }
 
 async fn guard(app: &axum::Router, authorization: Option<&str>) -> Verdict {
     let a = call(app, "/me", authorization).await;
-    Verdict {
-        status: a.status,
-        description: a.description().to_owned(),
-        challenge: a
-            .challenge
-            .as_deref()
-            .map(challenge_description)
-            .unwrap_or("")
-            .to_owned(),
-    }
+    Verdict::new(a.status, a.description(), a.challenge.as_deref())
 }
 
 #[tokio::test]
@@ -115,196 +110,52 @@ async fn token_info_and_the_guard_give_the_same_verdict_and_message() {
         "iss": b.issuer, "sub": client, "client_id": client, "aud": b.issuer,
         "iat": NOW - 10, "exp": NOW + 600, "jti": "j",
     });
-    let with = |name: &str, value: Value| {
-        let mut c = claims.clone();
-        if value.is_null() {
-            c.as_object_mut().unwrap().remove(name);
-        } else {
-            c[name] = value;
-        }
-        sign(&key, &header, &c)
-    };
-    let with_header = |name: &str, value: Value| {
-        let mut h = header.clone();
-        if value.is_null() {
-            h.as_object_mut().unwrap().remove(name);
-        } else {
-            h[name] = value;
-        }
-        sign(&key, &h, &claims)
-    };
+    let with = |name: &str, value: Value| sign(&key, &header, &patch(&claims, name, value));
+    let with_header = |name: &str, value: Value| sign(&key, &patch(&header, name, value), &claims);
     let good = sign(&key, &header, &claims);
     let mut tampered = good.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     let long_kid = format!("k\n{}", "x".repeat(11_000));
 
-    // (what, Authorization value, status, a piece of the message)
-    let rows: Vec<(&str, Option<String>, u16, &str)> = vec![
-        ("good", Some(good.clone()), 200, ""),
-        (
-            "typ application/at+jwt (RFC 9068 §2.1 with the media type prefix)",
-            Some(with_header("typ", json!("application/at+jwt"))),
-            200,
-            "",
-        ),
-        (
-            "aud as an array (RFC 7519 §4.1.3)",
-            Some(with("aud", json!(["https://other.example", b.issuer]))),
-            200,
-            "",
-        ),
-        (
-            "expired within the leeway",
-            Some(with("exp", json!(NOW - 30))),
-            200,
-            "",
-        ),
-        (
-            "expired",
-            Some(with("exp", json!(NOW - 61))),
-            401,
-            "expired 61 seconds ago",
-        ),
-        (
-            "not yet valid",
-            Some(with("nbf", json!(NOW + 120))),
-            401,
-            "not valid for another 120 seconds",
-        ),
-        (
-            "issued in the future",
-            Some(with("iat", json!(NOW + 120))),
-            401,
-            "issued 120 seconds in the future",
-        ),
-        (
-            "no exp",
-            Some(with("exp", Value::Null)),
-            401,
-            "no 'exp' claim",
-        ),
-        (
-            "exp not a number",
-            Some(with("exp", json!("tomorrow"))),
-            401,
-            "'exp'",
-        ),
-        (
-            "no iss",
-            Some(with("iss", Value::Null)),
-            401,
-            "no 'iss' claim",
-        ),
-        (
-            "another issuer",
-            Some(with("iss", json!("https://evil.example"))),
-            401,
-            "issued by 'https://evil.example'",
-        ),
-        (
-            "no aud",
-            Some(with("aud", Value::Null)),
-            401,
-            "no 'aud' claim",
-        ),
-        (
-            "another audience",
-            Some(with("aud", json!("https://other.example"))),
-            401,
-            "for the audience 'https://other.example'",
-        ),
-        (
-            "typ JWT",
-            Some(with_header("typ", json!("JWT"))),
-            401,
-            "not \"at+jwt\"",
-        ),
-        ("no typ", Some(with_header("typ", Value::Null)), 401, "typ"),
-        (
-            "no kid",
-            Some(with_header("kid", Value::Null)),
-            401,
-            "no kid",
-        ),
-        (
-            "crit naming an extension (RFC 7515 §4.1.11)",
-            Some(with_header("crit", json!(["exp"]))),
-            401,
-            "crit",
-        ),
-        (
-            "crit empty",
-            Some(with_header("crit", json!([]))),
-            401,
-            "crit",
-        ),
-        (
-            "crit not an array of names",
-            Some(with_header("crit", json!("exp"))),
-            401,
-            "crit",
-        ),
-        (
-            "crit with a non-string",
-            Some(with_header("crit", json!([1]))),
-            401,
-            "crit",
-        ),
-        (
-            "alg none",
-            Some(with_header("alg", json!("none"))),
-            401,
-            "alg none",
-        ),
-        (
-            "alg HS256",
-            Some(with_header("alg", json!("HS256"))),
-            401,
-            "alg HS256",
-        ),
-        (
-            "alg of another key type",
-            Some(with_header("alg", json!("EdDSA"))),
-            401,
-            "says alg EdDSA but key",
-        ),
-        (
-            "unknown key",
-            Some(with_header("kid", json!("nope"))),
-            401,
-            "signed by key 'nope'",
-        ),
-        (
-            "a key id that forges log lines and runs on",
-            Some(with_header("kid", json!(long_kid))),
-            401,
-            r"signed by key 'k\nxxxx",
-        ),
-        (
-            "bad signature",
-            Some(tampered),
-            401,
-            "signature does not verify",
-        ),
-        ("not a JWT", Some("abc".into()), 401, "not a JWT"),
-        (
-            "not base64url",
-            Some("e30.e30.a".into()),
-            401,
-            "not base64url",
-        ),
-        (
-            "header not JSON",
-            Some("e30.e30.e30".into()),
-            401,
-            "header part does not decode",
-        ),
+    // (what, token, status, a piece of the message); every row checked before the
+    // test fails, so a failure lists them all.
+    let (ok, no) = (200, 401);
+    #[rustfmt::skip] // one row a line
+    let rows: Vec<(&str, String, u16, &str)> = vec![
+        ("good", good.clone(), ok, ""),
+        ("typ with the media type prefix (RFC 9068 §2.1)", with_header("typ", json!("application/at+jwt")), ok, ""),
+        ("aud an array (RFC 7519 §4.1.3)", with("aud", json!(["https://x.example", b.issuer])), ok, ""),
+        ("expired within the leeway", with("exp", json!(NOW - 30)), ok, ""),
+        ("expired", with("exp", json!(NOW - 61)), no, "expired 61 seconds ago"),
+        ("not yet valid", with("nbf", json!(NOW + 120)), no, "not valid for another 120 seconds"),
+        ("issued in the future", with("iat", json!(NOW + 120)), no, "issued 120 seconds in the future"),
+        ("no exp", with("exp", Value::Null), no, "no 'exp' claim"),
+        ("exp not a number", with("exp", json!("tomorrow")), no, "'exp' claim is not a NumericDate"),
+        ("no iss", with("iss", Value::Null), no, "no 'iss' claim"),
+        ("another issuer", with("iss", json!("https://evil.example")), no, "by 'https://evil.example'"),
+        ("no aud", with("aud", Value::Null), no, "no 'aud' claim"),
+        ("another audience", with("aud", json!("https://x.example")), no, "audience 'https://x.example'"),
+        ("typ JWT", with_header("typ", json!("JWT")), no, "typ \"JWT\", not \"at+jwt\""),
+        ("no typ", with_header("typ", Value::Null), no, "typ (none)"),
+        ("no kid", with_header("kid", Value::Null), no, "no kid"),
+        ("crit names an extension (RFC 7515 §4.1.11)", with_header("crit", json!(["exp"])), no, "marks 'exp' as critical"),
+        ("crit empty", with_header("crit", json!([])), no, "crit that is not"),
+        ("crit not an array", with_header("crit", json!("exp")), no, "crit that is not"),
+        ("crit with a non-string", with_header("crit", json!([1])), no, "crit that is not"),
+        ("alg none", with_header("alg", json!("none")), no, "alg none, which is not accepted"),
+        ("alg HS256", with_header("alg", json!("HS256")), no, "alg HS256, which is not accepted"),
+        ("alg of another key type", with_header("alg", json!("EdDSA")), no, "says alg EdDSA but key"),
+        ("unknown key", with_header("kid", json!("nope")), no, "signed by key 'nope'"),
+        ("a kid that forges log lines and runs on", with_header("kid", json!(long_kid)), no, r"key 'k\nxxxx"),
+        ("bad signature", tampered, no, "signature does not verify"),
+        ("not a JWT", "abc".into(), no, "not a JWT"),
+        ("not base64url", "e30.e30.a".into(), no, "not base64url"),
+        ("header not JSON", "e30.e30.e30".into(), no, "header part does not decode"),
     ];
-    // Every row is checked before the test fails, so a failure lists them all.
     let mut wrong = Vec::new();
     for (what, token, status, needle) in rows {
-        let authorization = token.map(|t| format!("Bearer {t}"));
+        let authorization = Some(format!("Bearer {token}"));
         let info = token_info(&b, authorization.as_deref()).await;
         let guarded = guard(&app, authorization.as_deref()).await;
         if info != guarded {

@@ -7,7 +7,7 @@ use crate::broker_with_client;
 use auth_broker_testkit::{Backend, TestBroker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
@@ -74,21 +74,8 @@ fn assert_bounded_and_one_line(what: &str, s: &str) {
 }
 
 async fn token_info(b: &TestBroker, token: &str, query: &str) -> (u16, String, String) {
-    let r = b
-        .http
-        .get(b.url(&format!("/auth-broker/token-info{query}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    let body: Value = r.json().await.unwrap();
-    (
-        status,
-        body["error_description"].as_str().unwrap().to_owned(),
-        challenge,
-    )
+    let a = b.token_info(Some(&format!("Bearer {token}")), query).await;
+    (a.status, a.description().to_owned(), a.challenge.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

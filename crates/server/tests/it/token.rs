@@ -161,9 +161,13 @@ async fn expires_in_is_rounded_down(backend: Backend) {
     let (id, secret) = b.create_client("c", "", None).await;
     let v: Value = b.request_token(&id, &secret).await.json().await.unwrap();
     assert_eq!(v["expires_in"], 3599);
-    let claims = crate::jwt::claims_unverified(v["access_token"].as_str().unwrap());
+    let token = v["access_token"].as_str().unwrap();
+    let claims = crate::jwt::claims_unverified(token);
     assert_eq!(claims["iat"], 1_800_000_000);
     assert_eq!(claims["exp"], 1_800_003_600);
+    // token-info counts the seconds left the same way (it once said 3600).
+    let info = b.token_info(Some(&format!("Bearer {token}")), "").await;
+    assert_eq!(info.body["expires_in"], 3599, "{info:?}");
     // Exactly on a whole second, the whole lifetime is left.
     let on_second = ManualClock::at_nanos(1_800_000_010 * 1_000_000_000);
     let b2 = TestBroker::start_with(
