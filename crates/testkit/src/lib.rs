@@ -192,6 +192,18 @@ impl TestBroker {
         .await
     }
 
+    /// A broker whose clock is `clock` (a test moves it; a guard may share it).
+    pub async fn start_at(backend: Backend, clock: ManualClock) -> Self {
+        Self::start_with(
+            backend,
+            Options {
+                clock: Some(clock),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
     /// `GET path` and its JSON body, whatever the status.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         get_json(&self.http, &self.url(path)).await

@@ -5,7 +5,7 @@
 use crate::common::*;
 use auth_broker_guard::{Guard, ManualClock};
 use auth_broker_server::keys::SigningKey;
-use auth_broker_testkit::{Backend, Options, TestBroker};
+use auth_broker_testkit::{Backend, TestBroker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -18,14 +18,7 @@ const NOW: i64 = 1_800_000_000;
 /// issuer as audience) on the same clock.
 async fn both() -> (TestBroker, SigningKey, Guard) {
     let clock = ManualClock::at(NOW);
-    let b = TestBroker::start_with(
-        Backend::Sqlite,
-        Options {
-            clock: Some(clock.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let b = TestBroker::start_at(Backend::Sqlite, clock.clone()).await;
     let rec = b
         .store
         .list_keys()

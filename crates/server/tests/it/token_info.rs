@@ -2,7 +2,7 @@
 
 use crate::{broker_with_client, on_both_stores};
 use auth_broker_server::clock::ManualClock;
-use auth_broker_testkit::{Backend, Options, TestBroker};
+use auth_broker_testkit::{Backend, TestBroker};
 use serde_json::Value;
 
 on_both_stores!(
@@ -107,14 +107,7 @@ async fn good_tokens_and_each_way_of_being_wrong(backend: Backend) {
 
 async fn expired_and_disabled(backend: Backend) {
     let clock = ManualClock::at_nanos(1_800_000_000 * 1_000_000_000);
-    let b = TestBroker::start_with(
-        backend,
-        Options {
-            clock: Some(clock.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let b = TestBroker::start_at(backend, clock.clone()).await;
     let (id, secret) = b.create_client("c", "", None).await;
     let t = b.token(&id, &secret).await;
     // Within the 60 s clock skew allowance past exp the token still passes, as it
