@@ -192,26 +192,37 @@ impl Guard {
     /// signature check. The key is always the whole token, signature included,
     /// never something (a `kid` and `jti`) that could be presented without it.
     pub async fn validate(&self, token: &str) -> Result<Arc<Claims>, GuardError> {
-        let inner = &self.inner;
-        let now = inner.clock.now_secs();
-        if let Some(hit) = inner.cache.get(token, now) {
-            inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+        let now = self.inner.clock.now_secs();
+        if let Some(hit) = self.cached(token, now) {
             return hit;
         }
-        match &inner.backend {
+        // The checks, a JWKS fetch or an introspection request live in a future of
+        // their own, boxed, so that a cache hit (the common case) does not carry
+        // their state.
+        Box::pin(self.validate_miss(token, now)).await
+    }
+
+    fn cached(&self, key: &str, now: i64) -> Option<CachedResult> {
+        let hit = self.inner.cache.get(key, now)?;
+        self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(hit)
+    }
+
+    async fn validate_miss(&self, token: &str, now: i64) -> Result<Arc<Claims>, GuardError> {
+        match &self.inner.backend {
             Backend::Jwt(keys) => {
-                // Only on a miss, and only with a cache: a low-S token (every one a
-                // current broker signs) costs one base64 decode of its signature.
-                let low_s = inner
+                // Only with a cache: a low-S token (every one a current broker
+                // signs) costs one base64 decode of its signature.
+                let low_s = self
+                    .inner
                     .cache
                     .enabled()
                     .then(|| auth_broker_jwt::ecdsa::low_s_form(token))
                     .flatten();
                 let key = low_s.as_deref().unwrap_or(token);
                 if low_s.is_some()
-                    && let Some(hit) = inner.cache.get(key, now)
+                    && let Some(hit) = self.cached(key, now)
                 {
-                    inner.cache_hits.fetch_add(1, Ordering::Relaxed);
                     return hit;
                 }
                 self.validate_jwt(keys, token, key, now).await
