@@ -594,6 +594,7 @@ mod tests {
         let (k, sign) = key("k1");
         let p = policy();
         let judge = |t: &str| p.judge(t, |kid| (kid == "k1").then_some(&k), NOW);
+        let message = |t: &str| judge(t).err().map(|f| f.to_string());
         let h = json!({"alg": "ES256", "kid": "k1", "typ": "at+jwt"});
         let hdr = |name: &str, v: Value| {
             let mut h = h.clone();
@@ -625,10 +626,7 @@ mod tests {
             })
         );
         assert_eq!(
-            judge(&hdr("typ", Value::Null))
-                .err()
-                .map(|f| f.to_string())
-                .as_deref(),
+            message(&hdr("typ", Value::Null)).as_deref(),
             Some(
                 "the token's header has typ (none), not \"at+jwt\" (RFC 9068 §2.1): it is not an access token from this issuer"
             )
@@ -661,10 +659,7 @@ mod tests {
             );
         }
         assert_eq!(
-            judge(&hdr("alg", json!("none")))
-                .err()
-                .map(|f| f.to_string())
-                .as_deref(),
+            message(&hdr("alg", json!("none"))).as_deref(),
             Some(
                 "the token's header says alg none, which is not accepted here (only ES256, EdDSA, RS256, RFC 8725 §3.1): a token from another issuer, or one altered to pass without a valid signature"
             )
@@ -689,7 +684,7 @@ mod tests {
         );
         let unknown = hdr("kid", json!("k2\n"));
         assert_eq!(
-            judge(&unknown).err().map(|f| f.to_string()).as_deref(),
+            message(&unknown).as_deref(),
             Some(
                 r"the token is signed by key 'k2\n', which the issuer's JWKS does not have: a token from another issuer or environment, or a key removed long after rotation; fetch a new token"
             )

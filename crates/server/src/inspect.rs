@@ -28,6 +28,15 @@ pub struct Active {
     pub opaque: bool,
 }
 
+impl Active {
+    /// The judgement's verdict on a token of this format.
+    fn judged(verdict: Result<Verified, Fault>, opaque: bool) -> Result<Self, Refusal> {
+        verdict
+            .map(|verified| Self { verified, opaque })
+            .map_err(Refusal::from)
+    }
+}
+
 /// Why a token is not active: the judgement's fault, or one only the broker can
 /// see. Every message says what to do next and never repeats the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,13 +147,7 @@ async fn opaque(
     if !t.scope.is_empty() {
         claims["scope"] = Value::String(t.scope);
     }
-    Ok(policy
-        .judge_claims(claims, now)
-        .map(|verified| Active {
-            verified,
-            opaque: true,
-        })
-        .map_err(Refusal::from))
+    Ok(Active::judged(policy.judge_claims(claims, now), true))
 }
 
 /// A JWT: the judgement, with the key from this broker's key ring (reloaded from
@@ -160,11 +163,5 @@ async fn jwt(
         Err(f) => return Ok(Err(f.into())),
     };
     let key = app.keys.verifier(&app.store, read.kid()).await?;
-    Ok(read
-        .finish(key.as_deref(), now)
-        .map(|verified| Active {
-            verified,
-            opaque: false,
-        })
-        .map_err(Refusal::from))
+    Ok(Active::judged(read.finish(key.as_deref(), now), false))
 }
