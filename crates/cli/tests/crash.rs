@@ -362,14 +362,8 @@ async fn verify(st: &Store, base: &str, ledger: &Ledger) {
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
     assert_eq!(active.len(), 1, "exactly one active ES256 key: {keys:?}");
-    let jwks: Value = http
-        .get(format!("{base}/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value =
+        auth_broker_testkit::get_json(&http, &format!("{base}/.well-known/jwks.json")).await;
     let published: HashSet<&str> = jwks["keys"]
         .as_array()
         .unwrap()

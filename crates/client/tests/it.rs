@@ -162,16 +162,23 @@ fn manager_with(config: TokenConfig, clock: &ManualClock) -> TokenManager {
 /// cause; once all of them wait, the request is let through. Their tokens.
 async fn callers_while_a_request_is_held(ep: &Endpoint, m: &TokenManager, n: usize) -> Vec<String> {
     let before = ep.calls();
+    // Each task counts itself in the same poll that starts `token()`, which joins the
+    // request in flight before its first await: once all have counted, all wait on
+    // it. (Yielding a fixed number of times instead lets a task that has not run yet
+    // on a loaded machine arrive after the answer, and ask again.)
+    let started = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let m = m.clone();
-            tokio::spawn(async move { m.token().await.map(|t| tok(&t).to_owned()) })
+            let started = started.clone();
+            tokio::spawn(async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                m.token().await.map(|t| tok(&t).to_owned())
+            })
         })
         .collect();
     eventually("the token request", || ep.calls() == before + 1).await;
-    for _ in 0..50 {
-        tokio::task::yield_now().await;
-    }
+    eventually("every caller", || started.load(Ordering::SeqCst) == n).await;
     ep.release(n);
     let mut tokens = Vec::with_capacity(n);
     for t in tasks {

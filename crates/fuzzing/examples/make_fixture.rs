@@ -79,10 +79,11 @@ fn main() {
         }
         serde_json::to_vec(&c).unwrap()
     };
-    for target in ["jwt_token_info", "guard_token"] {
-        // Bit 2 of the first byte: token-info checks the audience; the guard sends
-        // the token without `Bearer ` (mostly refused by the header parser).
-        let bit = if target == "guard_token" { 0u8 } else { 4 };
+    let target = "token_judgement";
+    // Bit 2 of the first byte: the audience is checked. (The two token targets this
+    // one replaced wrote the seeds without it as their own; they are kept with the
+    // `-any-aud` suffix.)
+    for (bit, suffix) in [(4u8, ""), (0, "-any-aud")] {
         for (i, key) in f.signing.iter().enumerate() {
             let alg = key.alg().as_str();
             for (name, patch) in &variants {
@@ -91,7 +92,7 @@ fn main() {
                 // Raw mode (first byte 0 or 4).
                 write(
                     target,
-                    &format!("{alg}-{name}"),
+                    &format!("{alg}-{name}{suffix}"),
                     &[&[bit][..], token.as_bytes()].concat(),
                 );
                 if i < 2 {
@@ -99,7 +100,7 @@ fn main() {
                     let mode = [2u8 | bit, u8::try_from(i).unwrap()];
                     write(
                         target,
-                        &format!("{alg}-{name}-payload"),
+                        &format!("{alg}-{name}-payload{suffix}"),
                         &[&mode[..], &payload].concat(),
                     );
                 }
@@ -108,7 +109,7 @@ fn main() {
             let (head, _) = tampered.rsplit_once('.').unwrap();
             write(
                 target,
-                &format!("{alg}-bad-signature"),
+                &format!("{alg}-bad-signature{suffix}"),
                 format!("\x00{head}.AAAA").as_bytes(),
             );
         }
@@ -133,12 +134,20 @@ fn main() {
                 "unknown-kid",
                 json!({"alg": "EdDSA", "kid": "nope", "typ": "at+jwt"}),
             ),
+            (
+                "crit",
+                json!({"alg": "EdDSA", "kid": kid, "typ": "at+jwt", "crit": ["exp"]}),
+            ),
+            (
+                "crit-empty",
+                json!({"alg": "EdDSA", "kid": kid, "typ": "at+jwt", "crit": []}),
+            ),
         ] {
             let mut input = vec![3u8 | bit, 1];
             input.extend(serde_json::to_vec(&header).unwrap());
             input.push(b'\n');
             input.extend(claims(&json!({})));
-            write(target, &format!("header-{name}"), &input);
+            write(target, &format!("header-{name}{suffix}"), &input);
         }
         for (name, raw) in [
             ("two-parts", "eyJhbGciOiJFUzI1NiJ9.e30"),
@@ -148,7 +157,7 @@ fn main() {
         ] {
             write(
                 target,
-                &format!("raw-{name}"),
+                &format!("raw-{name}{suffix}"),
                 &[b"\x00", raw.as_bytes()].concat(),
             );
         }

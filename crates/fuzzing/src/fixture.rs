@@ -4,14 +4,12 @@
 //! fixed keys keep the committed corpus (real tokens signed by them) meaningful.
 
 use auth_broker_guard::KeySet;
-use auth_broker_jwt::VerifyingKey;
 use auth_broker_proto::{Jwk, Jwks};
 use auth_broker_server::testing::{KeyRecord, SigningKey};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The `iss` of the fixture broker.
@@ -20,8 +18,8 @@ pub const ISSUER: &str = "https://broker.example.com";
 pub const AUDIENCE: &str = "https://api.example.com";
 /// The clock second every judgement is made at (2025-11-24).
 pub const NOW: i64 = 1_764_000_000;
-/// The guard's clock skew allowance.
-pub const LEEWAY: Duration = Duration::from_secs(60);
+/// The clock skew allowance (the judgement's default).
+pub const LEEWAY: Duration = auth_broker_jwt::DEFAULT_LEEWAY;
 
 /// One committed key, as `keys.json` stores it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,12 +36,11 @@ pub struct StoredKey {
 pub struct Fixture {
     /// ES256, EdDSA, RS256, in that order.
     pub signing: Vec<SigningKey>,
-    /// The broker's verifiers by `kid` (what its key ring holds).
-    pub verifiers: HashMap<String, Arc<VerifyingKey>>,
     /// The JWKS document the broker would publish.
     pub jwks: String,
-    /// The guard's view of that JWKS.
-    pub guard_keys: KeySet,
+    /// The verifiers of that JWKS, by `kid` (what the broker's key ring and a
+    /// guard's JWKS cache hold).
+    pub keys: KeySet,
 }
 
 const KEYS_JSON: &str = include_str!("keys.json");
@@ -52,7 +49,6 @@ fn load() -> Fixture {
     let stored: Vec<StoredKey> = serde_json::from_str(KEYS_JSON)
         .unwrap_or_else(|e| panic!("src/keys.json is not a key list: {e}"));
     let mut signing = Vec::new();
-    let mut verifiers = HashMap::new();
     for k in &stored {
         let record = KeyRecord {
             kid: k.kid.clone(),
@@ -68,21 +64,19 @@ fn load() -> Fixture {
         signing.push(
             SigningKey::from_record(&record).unwrap_or_else(|e| panic!("key {}: {e}", k.kid)),
         );
-        let v = VerifyingKey::from_jwk(&k.public_jwk)
-            .unwrap_or_else(|| panic!("key {}: unusable public JWK", k.kid));
-        verifiers.insert(k.kid.clone(), Arc::new(v));
     }
+    let stored_len = stored.len();
     let jwks = serde_json::to_string(&Jwks {
         keys: stored.into_iter().map(|k| k.public_jwk).collect(),
     })
     .unwrap_or_default();
-    let guard_keys = KeySet::from_json(jwks.as_bytes())
+    let keys = KeySet::from_json(jwks.as_bytes())
         .unwrap_or_else(|e| panic!("the fixture JWKS does not load: {e}"));
+    assert_eq!(keys.len(), stored_len, "a fixture key is not usable");
     Fixture {
         signing,
-        verifiers,
         jwks,
-        guard_keys,
+        keys,
     }
 }
 

@@ -12,9 +12,8 @@ pub mod basic_header;
 pub mod bearer_header;
 pub mod fixture;
 pub mod form_body;
-pub mod guard_token;
 pub mod jwks_document;
-pub mod jwt_token_info;
+pub mod token_judgement;
 pub mod token_response;
 
 /// A target's body: takes the fuzzer's bytes, panics when an invariant breaks.
@@ -26,8 +25,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("basic_header", basic_header::run),
     ("bearer_header", bearer_header::run),
     ("form_body", form_body::run),
-    ("guard_token", guard_token::run),
     ("jwks_document", jwks_document::run),
-    ("jwt_token_info", jwt_token_info::run),
+    ("token_judgement", token_judgement::run),
     ("token_response", token_response::run),
 ];

@@ -27,15 +27,7 @@ fn bench(c: &mut Criterion) {
             .build()
             .await
             .unwrap();
-        let jwks: Jwks = b
-            .http
-            .get(b.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Jwks = b.get_json("/.well-known/jwks.json").await;
         let key = VerifyingKey::from_jwk(&jwks.keys[0]).unwrap();
         (b, token, cached, uncached, key)
     });

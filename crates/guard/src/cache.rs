@@ -1,4 +1,5 @@
-//! A bounded cache of validation results keyed by the token itself.
+//! A bounded cache of validation results keyed by the token itself (a JWT by its
+//! low-S form, see `Guard::validate`).
 //!
 //! Sharded `RwLock`ed maps: a repeat of a token costs one hash and one read lock.
 //! Each entry is valid for a window of clock seconds (`from <= now < until`); a
@@ -74,6 +75,11 @@ impl<V: Clone> TtlCache<V> {
             }
         }
         shard.insert(key.into(), Entry { value, from, until });
+    }
+
+    /// Whether it keeps anything (a capacity of `0` turns it off).
+    pub(crate) fn enabled(&self) -> bool {
+        self.per_shard > 0
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -1,19 +1,21 @@
 //! The [`Guard`]: configuration, discovery, and validation of one token.
 
 use crate::cache::TtlCache;
-use crate::claims::{self, Claims, Expect};
+use crate::claims::Claims;
 use crate::clock::{Clock, SystemClock};
-use crate::error::{BuildError, GuardError, TokenError, short};
+use crate::error::{BuildError, GuardError};
 use crate::introspect::Introspector;
 use crate::keys::{KeyCache, KeySet, Lookup};
-use auth_broker_jwt::{Unverified, VerifyingKey};
+use auth_broker_jwt::{Claim, Fault, Policy};
+use auth_broker_proto::text::escaped;
 use auth_broker_proto::{AuthorizationServerMetadata, ClientSecret};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Clock skew allowed on `exp`, `nbf` and `iat` unless set otherwise.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// Clock skew allowed on `exp`, `nbf` and `iat` unless set otherwise: the
+/// judgement's default, which the broker's `token-info` uses too.
+pub use auth_broker_jwt::DEFAULT_LEEWAY;
 /// The shortest time between two JWKS fetches caused by unknown `kid`s. A forged-`kid`
 /// flood costs the issuer one fetch per this interval; a token signed by a freshly
 /// rotated key waits at most this long.
@@ -50,7 +52,7 @@ pub struct GuardStats {
     pub cached: usize,
 }
 
-type CachedResult = Result<Arc<Claims>, TokenError>;
+type CachedResult = Result<Arc<Claims>, GuardError>;
 
 #[derive(Debug)]
 enum Backend {
@@ -60,7 +62,10 @@ enum Backend {
 
 #[derive(Debug)]
 struct Inner {
-    expect: Expect,
+    /// What a JWT must be to pass (the broker's `token-info` judges by the same).
+    policy: Policy,
+    /// The same for an RFC 7662 answer, which need not carry `iss` or `exp` (§2.2).
+    introspection_policy: Policy,
     realm: String,
     clock: Arc<dyn Clock>,
     backend: Backend,
@@ -128,11 +133,20 @@ impl Guard {
     }
 
     pub fn issuer(&self) -> &str {
-        &self.inner.expect.issuer
+        self.inner.policy.issuer()
     }
 
     pub fn audience(&self) -> &str {
-        &self.inner.expect.audience
+        self.inner
+            .policy
+            .audiences()
+            .first()
+            .map_or("", String::as_str)
+    }
+
+    /// What a JWT must be to pass here.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
     }
 
     /// The `realm` of this guard's `WWW-Authenticate` challenges.
@@ -172,14 +186,47 @@ impl Guard {
 
     /// Validates a bare token (what follows `Bearer `). A token validated before
     /// is answered from the cache while it is still within its validity.
+    ///
+    /// The cache files a JWT under its low-S form (`auth_broker_jwt::ecdsa`): the
+    /// two encodings of one ES256 signature are one entry, found without a second
+    /// signature check. The key is always the whole token, signature included,
+    /// never something (a `kid` and `jti`) that could be presented without it.
     pub async fn validate(&self, token: &str) -> Result<Arc<Claims>, GuardError> {
         let now = self.inner.clock.now_secs();
-        if let Some(hit) = self.inner.cache.get(token, now) {
-            self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(hit?);
+        if let Some(hit) = self.cached(token, now) {
+            return hit;
         }
+        // The checks, a JWKS fetch or an introspection request live in a future of
+        // their own, boxed, so that a cache hit (the common case) does not carry
+        // their state.
+        Box::pin(self.validate_miss(token, now)).await
+    }
+
+    fn cached(&self, key: &str, now: i64) -> Option<CachedResult> {
+        let hit = self.inner.cache.get(key, now)?;
+        self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(hit)
+    }
+
+    async fn validate_miss(&self, token: &str, now: i64) -> Result<Arc<Claims>, GuardError> {
         match &self.inner.backend {
-            Backend::Jwt(keys) => self.validate_jwt(keys, token, now).await,
+            Backend::Jwt(keys) => {
+                // Only with a cache: a low-S token (every one a current broker
+                // signs) costs one base64 decode of its signature.
+                let low_s = self
+                    .inner
+                    .cache
+                    .enabled()
+                    .then(|| auth_broker_jwt::ecdsa::low_s_form(token))
+                    .flatten();
+                let key = low_s.as_deref().unwrap_or(token);
+                if low_s.is_some()
+                    && let Some(hit) = self.cached(key, now)
+                {
+                    return hit;
+                }
+                self.validate_jwt(keys, token, key, now).await
+            }
             Backend::Introspection(i) => self.validate_introspected(i, token, now).await,
         }
     }
@@ -188,25 +235,27 @@ impl Guard {
         &self,
         keys: &Arc<KeyCache>,
         token: &str,
+        cache_key: &str,
         now: i64,
     ) -> Result<Arc<Claims>, GuardError> {
-        let (jwt, kid) = read_header(token)?;
-        let key = match keys.get(&kid).await {
-            Lookup::Found(k) => k,
-            Lookup::Unknown => return Err(TokenError::UnknownKey { kid: short(&kid) }.into()),
+        let read = self.inner.policy.read(token)?;
+        let key = match keys.get(read.kid()).await {
+            Lookup::Found(k) => Some(k),
+            Lookup::Unknown => None,
             Lookup::Unreachable(e) => {
                 return Err(GuardError::Unavailable(format!(
                     "the token is signed by key '{}', which is not in the last JWKS fetched, and the JWKS at {} cannot be fetched now ({e}); retry shortly",
-                    short(&kid),
+                    escaped(read.kid()),
                     keys.uri
                 )));
             }
         };
-        let (claims, from, until) = check_signed(jwt, &kid, &key, &self.inner.expect, now)?;
-        let claims = Arc::new(claims);
+        let verified = read.finish(key.as_deref(), now)?;
+        let (from, until) = (verified.valid_from, verified.valid_until);
+        let claims = Arc::new(Claims::from(verified));
         self.inner
             .cache
-            .insert(token, Ok(claims.clone()), from, until, now);
+            .insert(cache_key, Ok(claims.clone()), from, until, now);
         Ok(claims)
     }
 
@@ -222,16 +271,21 @@ impl Guard {
                 tracing::warn!(error = %e, "token introspection failed");
                 return Err(GuardError::Unavailable(e));
             }
-            Ok(None) => Err(TokenError::Inactive),
-            Ok(Some(v)) => claims::check(v, &self.inner.expect, now, false),
+            Ok(None) => Err(GuardError::Inactive),
+            Ok(Some(answer)) => self
+                .inner
+                .introspection_policy
+                .judge_claims(answer, now)
+                .map_err(GuardError::from),
         };
         match result {
-            Ok((claims, _, until)) => {
-                let claims = Arc::new(claims);
+            Ok(verified) => {
                 // Reused for a short while, and never past the token's own `exp`.
-                let until = until
-                    .min(claims.exp)
+                let until = verified
+                    .valid_until
+                    .min(verified.claims.exp)
                     .min(now.saturating_add(self.inner.positive_ttl));
+                let claims = Arc::new(Claims::from(verified));
                 self.inner
                     .cache
                     .insert(token, Ok(claims.clone()), now, until, now);
@@ -245,76 +299,25 @@ impl Guard {
                     now.saturating_add(self.inner.negative_ttl),
                     now,
                 );
-                Err(e.into())
+                Err(e)
             }
         }
     }
 }
 
-/// The checks before a key is looked up: a compact JWS (RFC 7515 §7.1) typed as an
-/// access token (RFC 9068 §2.1) that names its key. Returns the token and its `kid`.
-fn read_header(token: &str) -> Result<(Unverified<'_>, String), TokenError> {
-    let jwt = auth_broker_jwt::parse(token)?;
-    let typ = jwt.header.typ.as_deref();
-    if typ.is_none_or(|t| {
-        !t.eq_ignore_ascii_case("at+jwt") && !t.eq_ignore_ascii_case("application/at+jwt")
-    }) {
-        return Err(TokenError::WrongType {
-            found: short(typ.unwrap_or("(none)")),
-        });
-    }
-    let Some(kid) = jwt.header.kid.clone() else {
-        return Err(TokenError::NoKid);
-    };
-    Ok((jwt, kid))
-}
-
-/// The checks with the key in hand: the header's `alg` is the key's (RFC 8725 §3.1:
-/// never let the token choose the algorithm), the signature verifies, and only then
-/// the claims. Returns the claims and the clock window in which they stay valid.
-fn check_signed(
-    jwt: Unverified<'_>,
-    kid: &str,
-    key: &VerifyingKey,
-    expect: &Expect,
-    now: i64,
-) -> Result<(Claims, i64, i64), TokenError> {
-    if jwt.header.alg != key.alg.as_str() {
-        return Err(TokenError::AlgMismatch {
-            header: short(&jwt.header.alg),
-            kid: short(kid),
-            key: key.alg.to_string(),
-        });
-    }
-    if !key.verify(jwt.signing_input.as_bytes(), &jwt.signature) {
-        return Err(TokenError::BadSignature);
-    }
-    // Only now, with the signature checked, may the claims be trusted (and cached).
-    claims::check(jwt.claims, expect, now, true)
-}
-
 /// Validates a JWT access token against a key set the caller holds, at clock second
-/// `now`: the checks a JWT-mode [`Guard`] makes (RFC 9068 §4), without fetching,
+/// `now`: the judgement a JWT-mode [`Guard`] makes (RFC 9068 §4), without fetching,
 /// refetching or caching. For callers that have the issuer's JWKS already (a
 /// batch job, a test, an air-gapped verifier) and for fuzzing the validation.
 pub fn validate_with_keys(
     token: &str,
     keys: &KeySet,
-    issuer: &str,
-    audience: &str,
-    leeway: Duration,
+    policy: &Policy,
     now: i64,
-) -> Result<Claims, TokenError> {
-    let (jwt, kid) = read_header(token)?;
-    let Some(key) = keys.get(&kid) else {
-        return Err(TokenError::UnknownKey { kid: short(&kid) });
-    };
-    let expect = Expect {
-        issuer: issuer.trim_end_matches('/').to_owned(),
-        audience: audience.to_owned(),
-        leeway: secs(leeway),
-    };
-    check_signed(jwt, &kid, key, &expect, now).map(|(claims, _, _)| claims)
+) -> Result<Claims, Fault> {
+    policy
+        .judge(token, |kid| keys.get(kid).map(|k| &**k), now)
+        .map(Claims::from)
 }
 
 /// RFC 6750 §3.1 `insufficient_scope` unless every `required` scope is granted.
@@ -338,6 +341,11 @@ pub fn require_scopes(claims: &Claims, required: &[String]) -> Result<(), GuardE
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
+
+/// The claims an RFC 7662 answer must carry: only `aud`, which the guard compares
+/// (§2.2 makes every member but `active` optional; `iss` and `exp`, when present,
+/// are still checked).
+const INTROSPECTION_REQUIRED: [Claim; 1] = [Claim::Aud];
 
 impl GuardBuilder {
     /// The `aud` this API accepts. Default: the issuer (what the broker writes for a
@@ -509,14 +517,14 @@ impl GuardBuilder {
             }
         };
         let audience = self.audience.unwrap_or_else(|| self.issuer.clone());
+        let policy = Policy::new(self.issuer)
+            .audience(audience.clone())
+            .leeway(self.leeway);
         Ok(Guard {
             inner: Arc::new(Inner {
-                realm: self.realm.unwrap_or_else(|| audience.clone()),
-                expect: Expect {
-                    issuer: self.issuer,
-                    audience,
-                    leeway: secs(self.leeway),
-                },
+                realm: self.realm.unwrap_or(audience),
+                introspection_policy: policy.clone().require(&INTROSPECTION_REQUIRED),
+                policy,
                 clock: self.clock,
                 backend,
                 cache: TtlCache::new(self.cache_capacity),

@@ -1,6 +1,7 @@
 //! RFC 7662 token introspection, for opaque tokens (or to see revocations at once).
 
-use auth_broker_proto::ClientSecret;
+use auth_broker_proto::{ClientSecret, IntrospectionResponse};
+use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) struct Introspector {
@@ -36,7 +37,9 @@ impl Introspector {
     }
 
     /// The endpoint's answer: `Ok(None)` for an inactive token, `Ok(Some(members))`
-    /// for an active one, `Err` when the endpoint cannot be asked.
+    /// for an active one (read as the broker writes it, [`IntrospectionResponse`],
+    /// and kept whole for the claim checks and the handler), `Err` when the endpoint
+    /// cannot be asked or answers something else.
     pub(crate) async fn introspect(&self, token: &str) -> Result<Option<Value>, String> {
         let body = auth_broker_proto::form::serialize([
             ("token", token),
@@ -79,11 +82,11 @@ impl Introspector {
                 self.endpoint
             )
         })?;
-        match v.get("active") {
-            Some(Value::Bool(true)) => Ok(Some(v)),
-            Some(Value::Bool(false)) => Ok(None),
-            _ => Err(format!(
-                "the introspection endpoint {} answered without a boolean 'active' (RFC 7662 §2.2)",
+        match IntrospectionResponse::deserialize(&v) {
+            Ok(answer) if answer.active => Ok(Some(v)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(format!(
+                "the introspection endpoint {} answered JSON that is not an RFC 7662 §2.2 response ({e})",
                 self.endpoint
             )),
         }

@@ -2,9 +2,10 @@
 //! hands the handler the validated claims, [`Rejection`] answers RFC 6750.
 
 use crate::claims::Claims;
-use crate::error::{GuardError, header_text};
+use crate::error::GuardError;
 use crate::guard::Guard;
 use auth_broker_proto::BearerError;
+use auth_broker_proto::text::for_header;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -157,26 +158,24 @@ impl Rejection {
         }
     }
 
-    /// The `WWW-Authenticate` value (ASCII only, quotes and backslashes replaced).
+    /// The `WWW-Authenticate` value: every quoted-string in the characters RFC 6750
+    /// §3 allows ([`for_header`]), the description the same text as the body's.
     pub fn challenge(&self) -> String {
-        let mut c = format!(r#"Bearer realm="{}""#, header_text(&self.realm));
+        let mut c = format!(r#"Bearer realm="{}""#, for_header(&self.realm));
         if let Some(code) = self.error.code() {
             c.push_str(&format!(
                 r#", error="{code}", error_description="{}""#,
-                header_text(&self.error.to_string())
+                for_header(&self.error.to_string())
             ));
         }
         if let GuardError::InsufficientScope { required, .. } = &self.error {
-            c.push_str(&format!(
-                r#", scope="{}""#,
-                header_text(&required.join(" "))
-            ));
+            c.push_str(&format!(r#", scope="{}""#, for_header(&required.join(" "))));
         } else if !self.required.is_empty() && self.error.status() == http::StatusCode::UNAUTHORIZED
         {
             // RFC 6750 §3: the scope the resource needs, so the client can ask for it.
             c.push_str(&format!(
                 r#", scope="{}""#,
-                header_text(&self.required.join(" "))
+                for_header(&self.required.join(" "))
             ));
         }
         c

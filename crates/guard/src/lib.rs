@@ -7,8 +7,9 @@
 //! introspection endpoint (opaque tokens). Validated tokens are cached until they
 //! expire, so a repeat costs a hash lookup. [`GuardLayer`] guards routes with
 //! required scopes; [`Authenticated`] gives handlers the claims; refusals answer
-//! RFC 6750 (`401 invalid_token`, `403 insufficient_scope`) with a description as
-//! precise as the broker's `token-info`.
+//! RFC 6750 (`401 invalid_token`, `403 insufficient_scope`) with the description
+//! the broker's `token-info` gives: both judge a token with the one
+//! [`Policy`] of `auth_broker_jwt`, so they agree on every [`Fault`].
 //!
 //! ```no_run
 //! use auth_broker_guard::{Authenticated, Guard, GuardLayer};
@@ -38,9 +39,11 @@ mod introspect;
 mod keys;
 mod layer;
 
+pub use auth_broker_jwt::{Claim, ClaimFault, Fault, HeaderFault, KeyFault, Policy, TimeFault};
+pub use auth_broker_proto::{AccessTokenClaims, Audience};
 pub use claims::Claims;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{BuildError, GuardError, TokenError};
+pub use error::{BuildError, GuardError};
 pub use guard::{
     DEFAULT_CACHE_CAPACITY, DEFAULT_INTROSPECTION_NEGATIVE_TTL, DEFAULT_INTROSPECTION_POSITIVE_TTL,
     DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_REFETCH_INTERVAL, DEFAULT_LEEWAY, Guard, GuardBuilder,

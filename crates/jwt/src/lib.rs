@@ -1,9 +1,21 @@
 //! Compact JWS (RFC 7515) parsing and signature verification from JWKs (RFC 7517),
-//! for ES256, EdDSA and RS256, with aws-lc-rs.
+//! for ES256, EdDSA and RS256, with aws-lc-rs, and the one judgement of an access
+//! token (RFC 9068 §4) that the broker's `token-info` and introspection and the
+//! resource-side guard all make: a [`Policy`], [`Policy::judge`], and a typed
+//! [`Fault`] whose messages are written once.
 //!
-//! Shared by the broker (its `token-info` endpoint reads its own tokens back) and the
-//! resource-side guard, so both judge a token by the same code.
+//! Also the wall clock both sides inject ([`clock`]), and the broker's answer to
+//! ES256 signature malleability ([`ecdsa`]).
 #![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod ecdsa;
+mod fault;
+mod policy;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use fault::{Claim, ClaimFault, Fault, HeaderFault, KeyFault, TimeFault};
+pub use policy::{ACCESS_TOKEN_TYPES, DEFAULT_LEEWAY, DEFAULT_REQUIRED, Policy, Read, Verified};
 
 use auth_broker_proto::Jwk;
 use aws_lc_rs::signature;
@@ -134,14 +146,28 @@ impl VerifyingKey {
     }
 }
 
-/// The protected header members a verifier looks at.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// The protected header members a verifier looks at (in alphabetical order, as
+/// `token-info` has always shown them).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Header {
     pub alg: String,
-    #[serde(default)]
-    pub typ: Option<String>,
+    /// RFC 7515 §4.1.11, as received (`null` included), for the [`Policy`] to judge:
+    /// a name list the verifier must understand, or refuse the token.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub crit: Option<serde_json::Value>,
     #[serde(default)]
     pub kid: Option<String>,
+    #[serde(default)]
+    pub typ: Option<String>,
+}
+
+/// A member that is present is `Some`, even when it is `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 /// A compact JWS split into its parts, with header and claims decoded but the

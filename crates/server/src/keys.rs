@@ -156,8 +156,6 @@ impl SigningKey {
         self.created_at
     }
 
-    /// For the fuzz fixture maker.
-    #[cfg(feature = "testing")]
     pub fn alg(&self) -> SigningAlg {
         self.alg
     }

@@ -282,10 +282,11 @@ impl AppState {
             iss: self.issuer.clone(),
             sub: client_id.to_owned(),
             client_id: client_id.to_owned(),
-            aud: audience.to_owned(),
-            iat,
+            aud: audience.into(),
+            iat: Some(iat),
             exp,
-            jti: secret::random_id::<16>()?,
+            nbf: None,
+            jti: Some(secret::random_id::<16>()?),
             scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
         };
         let token = token::sign(key, &claims, extra_claims)?;
@@ -296,8 +297,10 @@ impl AppState {
     }
 }
 
-/// Whole seconds from `now_nanos` until `exp`, rounded down (RFC 6749 §5.1).
-fn expires_in(exp: i64, now_nanos: i64) -> u64 {
+/// Whole seconds from `now_nanos` until `exp`, rounded down (RFC 6749 §5.1); 0
+/// once `exp` has passed. `token-info` reports the same (a token's `exp` can be any
+/// NumericDate, so the arithmetic saturates).
+pub(crate) fn expires_in(exp: i64, now_nanos: i64) -> u64 {
     u64::try_from(
         exp.saturating_mul(1_000_000_000)
             .saturating_sub(now_nanos)

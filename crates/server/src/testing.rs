@@ -2,7 +2,7 @@
 //! targets need below the public API. Not a stable interface, and not in the
 //! `auth-broker` binary, which changes state only through [`crate::admin::Admin`].
 
-pub use crate::inspect::{Active, OPAQUE_PREFIX, check_signed, check_times, read_jwt};
+pub use crate::inspect::{Active, OPAQUE_PREFIX};
 pub use crate::keys::SigningKey;
 pub use crate::secret::{
     DUMMY_HASH, generate_client_id, generate_secret, hash_secret, token_hash, verify_dummy,

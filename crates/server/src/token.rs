@@ -1,33 +1,21 @@
 //! RFC 9068 JWT access tokens: issuing and reading back.
 
-use crate::keys::{KeyError, SigningKey};
+use crate::keys::{KeyError, SigningAlg, SigningKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
-use auth_broker_jwt::JwtFormatError;
-pub use auth_broker_jwt::{Header, Unverified, parse};
+use auth_broker_jwt::{JwtFormatError, parse};
 
 /// The claims of an access token (RFC 9068 §2.2). `sub` is the client id, as §2.2
 /// says for tokens issued to a client on its own behalf.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Claims {
-    pub iss: String,
-    pub sub: String,
-    pub client_id: String,
-    pub aud: String,
-    pub iat: i64,
-    pub exp: i64,
-    pub jti: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-}
+pub use auth_broker_proto::AccessTokenClaims as Claims;
 
-/// Signs `claims` as a compact JWS with `typ: at+jwt` and the key's `kid`; `extra`,
-/// a client's static claims (a JSON object's text, validated when it was set: no
-/// registered names), is spliced into the claims object as it is, so it costs no
-/// parsing per token.
+/// Signs `claims` as a compact JWS with `typ: at+jwt` and the key's `kid`. An
+/// ES256 signature is written in its low-S form, so every token has one encoding
+/// (see `auth_broker_jwt::ecdsa`). `extra`, a client's static claims (a JSON
+/// object's text, validated when it was set: no registered names), is spliced into
+/// the claims object as it is, so it costs no parsing per token.
 pub fn sign(key: &SigningKey, claims: &Claims, extra: Option<&str>) -> Result<String, KeyError> {
     let mut payload = serde_json::to_vec(claims).map_err(KeyError::Json)?;
     if let Some(inner) = extra
@@ -46,7 +34,10 @@ pub fn sign(key: &SigningKey, claims: &Claims, extra: Option<&str>) -> Result<St
     out.push_str(key.header_b64());
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
-    let sig = key.sign(out.as_bytes())?;
+    let mut sig = key.sign(out.as_bytes())?;
+    if key.alg() == SigningAlg::Es256 {
+        auth_broker_jwt::ecdsa::normalize_es256(&mut sig);
+    }
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(sig, &mut out);
     Ok(out)
@@ -55,7 +46,6 @@ pub fn sign(key: &SigningKey, claims: &Claims, extra: Option<&str>) -> Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::SigningAlg;
 
     #[test]
     fn sign_then_parse() {
@@ -66,9 +56,10 @@ mod tests {
             sub: "c".into(),
             client_id: "c".into(),
             aud: "http://x".into(),
-            iat: 1,
+            iat: Some(1),
             exp: 3601,
-            jti: "j".into(),
+            nbf: None,
+            jti: Some("j".into()),
             scope: None,
         };
         let t = sign(&key, &claims, None).unwrap_or_else(|e| panic!("{e}"));
@@ -88,5 +79,34 @@ mod tests {
             parse("eyJ9.b!.c"),
             Err(JwtFormatError::NotBase64Url(_))
         ));
+    }
+
+    /// ES256 signatures come in two encodings, (r, s) and (r, n - s), both valid;
+    /// the broker writes only the low-S one (see `auth_broker_jwt::ecdsa`), so each
+    /// token it issues has one encoding. aws-lc signs high-S about half the time:
+    /// 64 tokens all low-S by chance would be one in 2^64.
+    #[test]
+    fn es256_tokens_are_signed_low_s() {
+        let rec = SigningKey::generate(SigningAlg::Es256, 0).unwrap_or_else(|e| panic!("{e}"));
+        let key = SigningKey::from_record(&rec).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..64 {
+            let claims = Claims {
+                iss: "http://x".into(),
+                sub: "c".into(),
+                client_id: "c".into(),
+                aud: "http://x".into(),
+                iat: Some(i),
+                exp: 3601,
+                nbf: None,
+                jti: Some("j".into()),
+                scope: None,
+            };
+            let t = sign(&key, &claims, None).unwrap_or_else(|e| panic!("{e}"));
+            let sig = parse(&t).unwrap_or_else(|e| panic!("{e}")).signature;
+            assert!(
+                !auth_broker_jwt::ecdsa::es256_is_high_s(&sig),
+                "token {i} is high-S"
+            );
+        }
     }
 }

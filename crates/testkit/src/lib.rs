@@ -26,6 +26,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// `GET url` with `http` and its JSON body, whatever the status: a JWKS, the
+/// metadata, any JSON a test reads (through a client of its own: one that trusts a
+/// test CA, or a broker it started as a process).
+pub async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> T {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// What `GET /auth-broker/token-info` answered.
+#[derive(Debug)]
+pub struct TokenInfoAnswer {
+    pub status: u16,
+    /// `WWW-Authenticate`, when there is one.
+    pub challenge: Option<String>,
+    pub body: serde_json::Value,
+}
+
+impl TokenInfoAnswer {
+    /// The body's `error_description` (empty when there is none).
+    pub fn description(&self) -> &str {
+        self.body["error_description"].as_str().unwrap_or_default()
+    }
+}
+
 /// Which store a test broker uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -184,16 +207,43 @@ impl TestBroker {
         .await
     }
 
+    /// A broker whose clock is `clock` (a test moves it; a guard may share it).
+    pub async fn start_at(backend: Backend, clock: ManualClock) -> Self {
+        Self::start_with(
+            backend,
+            Options {
+                clock: Some(clock),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
     /// `GET path` and its JSON body, whatever the status.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&self.http, &self.url(path)).await
+    }
+
+    /// `GET /auth-broker/token-info{query}` with this `Authorization` value (or
+    /// none), and what it answered.
+    pub async fn token_info(&self, authorization: Option<&str>, query: &str) -> TokenInfoAnswer {
+        let mut rb = self
+            .http
+            .get(self.url(&format!("/auth-broker/token-info{query}")));
+        if let Some(a) = authorization {
+            rb = rb.header("authorization", a);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        TokenInfoAnswer {
+            status,
+            challenge,
+            body: r.json().await.unwrap(),
+        }
     }
 
     pub async fn start_with(backend: Backend, opts: Options) -> Self {

@@ -352,11 +352,22 @@ impl Doctor<'_> {
 
     /// Steps 4 and 5: TLS, and an HTTP answer to a plain GET.
     async fn endpoint(&mut self, http: &reqwest::Client, url: &reqwest::Url) -> Option<()> {
-        let resp = match http.get(url.clone()).send().await {
-            Ok(resp) => resp,
-            Err(e) => {
-                self.transport_failure("endpoint", url, &e);
-                return None;
+        let mut attempt = 1;
+        let resp = loop {
+            match http.get(url.clone()).send().await {
+                Ok(resp) => break resp,
+                // TLS 1.3 (RFC 8446 §4.4.2.4): a server that wants a client
+                // certificate says so with an alert *after* the client has finished
+                // the handshake. When the alert wins the race against the request,
+                // hyper only reports a connection that closed before the request went
+                // out, and the alert, the actual reason, is lost. Asking again on a
+                // new connection lets the request go first (nothing was sent, so
+                // nothing is repeated), and the alert comes back as the answer.
+                Err(e) if attempt < 5 && closed_before_sending(&e) => attempt += 1,
+                Err(e) => {
+                    self.transport_failure("endpoint", url, &e);
+                    return None;
+                }
             }
         };
         if url.scheme() == "https" {
@@ -390,7 +401,22 @@ impl Doctor<'_> {
         }
         Some(())
     }
+}
 
+/// Whether `e` is a connection that closed before the request was written (hyper's
+/// "canceled"): nothing reached the server, so asking again is safe.
+fn closed_before_sending(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            return h.is_canceled();
+        }
+        source = err.source();
+    }
+    false
+}
+
+impl Doctor<'_> {
     /// A request that got no answer: a refused certificate, a timeout, or a server that
     /// does not speak HTTP (or TLS) on this port, each said as what it is.
     fn transport_failure(&mut self, step: &str, url: &reqwest::Url, e: &reqwest::Error) {

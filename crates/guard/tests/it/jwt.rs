@@ -1,7 +1,7 @@
 //! JWT mode: what passes, and each way a request is refused.
 
 use crate::common::*;
-use auth_broker_guard::{Guard, GuardError, ManualClock, TokenError};
+use auth_broker_guard::{Fault, Guard, GuardError, ManualClock, TimeFault};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,12 +134,17 @@ async fn token_faults_have_precise_descriptions() {
         .await
         .assert_invalid_token("says alg RS256 but key");
 
-    // A non-ASCII kid is echoed in the JSON body but never in the header.
+    // A kid is echoed escaped in the JSON body (non-ASCII as it is, a control
+    // character and the backslash escaped), and percent-encoded in the header.
     let mut h = header;
     h["kid"] = json!("clé\"\\\u{7}");
     let a = call(&app, "/me", Some(&bearer(&forge(&t, Some(&h), None)))).await;
-    a.assert_invalid_token("signed by key 'clé\"\\\u{7}'");
-    assert!(a.challenge.unwrap().contains("signed by key 'cl''', which"));
+    a.assert_invalid_token(r#"signed by key 'clé"\\\u{7}'"#);
+    let c = a.challenge.unwrap();
+    assert!(
+        c.contains("signed by key 'cl%C3%A9'%5C%5C%5Cu{7}', which"),
+        "{c}"
+    );
 }
 
 #[tokio::test]
@@ -222,10 +227,10 @@ async fn expiry_and_clock_skew_use_the_injected_clock() {
         .unwrap();
     assert_eq!(
         strict.validate(&t).await.unwrap_err(),
-        GuardError::Token(TokenError::Expired {
+        GuardError::Token(Fault::Time(TimeFault::Expired {
             secs_ago: 5,
             leeway: 0
-        })
+        }))
     );
 }
 
@@ -328,4 +333,34 @@ async fn building_fails_clearly_when_the_issuer_is_wrong_or_unreachable() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("could not read the authorization server metadata at http://127.0.0.1:9/.well-known/oauth-authorization-server"), "{err}");
+}
+
+/// An ES256 signature has a twin, (r, n - s), that verifies as well and that anyone
+/// holding the token can make. The twin is accepted (a broker not yet upgraded signs
+/// high-S half the time) but is the same token to the cache: one entry, no second
+/// signature check. See `auth_broker_jwt::ecdsa`.
+#[tokio::test]
+async fn the_high_s_twin_of_a_token_shares_its_cache_entry() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let b = broker().await;
+    let guard = Guard::builder(&b.issuer).build().await.unwrap();
+    let t = token(&b, "invoices:read", None).await;
+    let (input, sig) = t.rsplit_once('.').unwrap();
+    let mut twin = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    auth_broker_jwt::ecdsa::es256_twin(&mut twin);
+    let twin = format!("{input}.{}", URL_SAFE_NO_PAD.encode(twin));
+    assert_ne!(twin, t);
+
+    let first = guard.validate(&twin).await.unwrap();
+    let again = guard.validate(&t).await.unwrap();
+    assert_eq!(first, again);
+    let stats = guard.stats();
+    assert_eq!(
+        (stats.cached, stats.cache_hits),
+        (1, 1),
+        "the two encodings of one signature are one cache entry"
+    );
+    assert_eq!(guard.validate(&twin).await.unwrap(), first);
+    assert_eq!(guard.stats().cache_hits, 2);
 }

@@ -2,7 +2,7 @@
 //! cannot hammer the broker, and the last good key set kept while the broker is down.
 
 use crate::common::*;
-use auth_broker_guard::{Guard, GuardError, TokenError};
+use auth_broker_guard::{Fault, Guard, GuardError};
 use auth_broker_server::SigningAlg;
 use auth_broker_server::admin::Actor;
 use serde_json::json;
@@ -156,6 +156,6 @@ async fn the_last_good_jwks_is_kept_while_the_broker_is_down() {
         guard
             .validate(&forge(&unseen, None, Some(&json!({"iss": "x"}))))
             .await,
-        Err(GuardError::Token(TokenError::BadSignature))
+        Err(GuardError::Token(Fault::Signature))
     ));
 }

@@ -2,6 +2,7 @@
 //! RFC 7662 introspection endpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agreement;
 mod common;
 mod introspection;
 mod jwt;

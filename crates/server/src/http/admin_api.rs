@@ -751,10 +751,7 @@ pub async fn rotate_key(
                     field: "alg".into(),
                     message: format!(
                         "'{}' is not ES256, EdDSA or RS256 (as RFC 7518 spells them)",
-                        a.chars()
-                            .filter(|c| !c.is_control())
-                            .take(20)
-                            .collect::<String>()
+                        auth_broker_proto::escaped(&a)
                     ),
                 },
             ])));

@@ -99,18 +99,10 @@ pub async fn authorize(
             return Err(AdminApiError::Admin(crate::admin::AdminError::Store(e)));
         }
     };
-    let scopes: Vec<String> = active
-        .claims
-        .get("scope")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let claims = active.verified.claims;
     let caller = AdminCaller {
-        client_id: active.client_id.clone(),
-        scopes,
+        scopes: claims.scopes().map(str::to_owned).collect(),
+        client_id: claims.client_id,
     };
     if !caller.may(need) {
         return Err(refused(

@@ -123,11 +123,7 @@ fn check_content_type(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> 
         }
         return Ok(());
     }
-    let shown: String = received
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(100)
-        .collect();
+    let shown = auth_broker_proto::escaped(&received);
     if essence == "application/json" || essence.ends_with("+json") {
         return Err(ApiError::invalid_request(format!(
             "the body is JSON (Content-Type '{shown}'); the token endpoint takes a form body: Content-Type {FORM_CONTENT_TYPE} and grant_type=client_credentials"
@@ -264,10 +260,9 @@ async fn authenticate(
         app.usage.count(&c.id, now, crate::usage::Outcome::Failed);
     }
     let claimed = ids.first().copied().unwrap_or_default();
-    // The claimed id is attacker-controlled: logged escaped (`?`) and cut short, so it
+    // The claimed id is attacker-controlled: logged escaped and cut short, so it
     // cannot forge log lines or flood the log.
-    let shown: String = claimed.chars().take(128).collect();
-    tracing::info!(client_id = ?shown, reason, "client authentication failed");
+    tracing::info!(client_id = %auth_broker_proto::escaped(claimed), reason, "client authentication failed");
     match app.limiter.record_failure(claimed, peer.ip()) {
         Some(wait) => Err(refused(
             "rate_limited",

@@ -153,16 +153,6 @@ fn body(code: ErrorCode, description: impl Into<String>) -> String {
         .unwrap_or_else(|_| r#"{"error":"server_error"}"#.to_owned())
 }
 
-/// Makes `s` safe inside a quoted-string of a challenge (RFC 7230 §3.2.6).
-/// Header values are ASCII, so `§` becomes `section` and other non-ASCII is dropped.
-fn quoted(s: &str) -> String {
-    s.replace('§', "section ")
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control())
-        .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
-        .collect()
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
@@ -213,9 +203,11 @@ impl IntoResponse for ApiError {
             }
             Self::InvalidToken { description, code } => {
                 let challenge = match &code {
+                    // RFC 6750 §3: the description in the characters a challenge
+                    // may carry, the same text as the body's.
                     Some(code) => format!(
                         r#"Bearer realm="auth-broker", error="{code}", error_description="{}""#,
-                        quoted(&description)
+                        auth_broker_proto::text::for_header(&description)
                     ),
                     None => r#"Bearer realm="auth-broker""#.to_owned(),
                 };

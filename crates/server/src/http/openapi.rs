@@ -82,55 +82,6 @@ pub struct TokenParam {
     token_type_hint: Option<String>,
 }
 
-/// An RFC 7662 §2.2 introspection answer: `{"active": false}` for any token that is
-/// not active (and nothing else), the members below for an active one.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct Introspection {
-    active: bool,
-    client_id: Option<String>,
-    /// The granted scopes, space separated.
-    scope: Option<String>,
-    /// Seconds since the epoch.
-    exp: Option<i64>,
-    iat: Option<i64>,
-    nbf: Option<i64>,
-    sub: Option<String>,
-    /// A string or an array of strings (RFC 7519 §4.1.3).
-    #[schema(value_type = Option<Value>)]
-    aud: Option<serde_json::Value>,
-    iss: Option<String>,
-    jti: Option<String>,
-    token_type: Option<String>,
-}
-
-/// What the broker makes of a valid bearer token.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct TokenInfo {
-    /// Always `true`: an invalid token is a `401`.
-    active: bool,
-    #[schema(inline)]
-    format: TokenFormat,
-    /// Seconds until the token expires.
-    expires_in: i64,
-    /// The JWS header of a JWT; `null` for an opaque token.
-    #[schema(value_type = Option<Object>, required = true)]
-    header: Option<serde_json::Value>,
-    /// The token's claims (RFC 9068 §2.2).
-    #[schema(value_type = Object)]
-    claims: serde_json::Value,
-}
-
-/// `jwt` (RFC 9068) or `opaque`.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-enum TokenFormat {
-    Jwt,
-    Opaque,
-}
-
 /// The process answers HTTP.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

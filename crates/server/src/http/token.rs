@@ -144,11 +144,7 @@ fn target_audience<'a>(
             continue;
         };
         let Some(found) = allowed.iter().find(|a| *a == asked) else {
-            let shown: String = asked
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect();
+            let shown = auth_broker_proto::escaped(asked);
             return Err(ApiError::bad(
                 ErrorCode::InvalidTarget,
                 format!(
@@ -179,7 +175,7 @@ fn check_grant_type(form: &Form) -> Result<(), ApiError> {
         )),
         Some(GRANT_CLIENT_CREDENTIALS) => Ok(()),
         Some(other) => {
-            let shown: String = other.chars().filter(|c| !c.is_control()).take(60).collect();
+            let shown = auth_broker_proto::escaped(other);
             Err(ApiError::bad(
                 ErrorCode::UnsupportedGrantType,
                 format!(

@@ -6,13 +6,43 @@
 
 use super::error::ApiError;
 use crate::AppState;
-use auth_broker_proto::{BearerError, ErrorCode};
+use auth_broker_jwt::Header;
+use auth_broker_proto::text::escaped;
+use auth_broker_proto::{AccessTokenClaims, BearerError, ErrorCode};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// What the broker makes of a valid bearer token.
+// The members are in alphabetical order, as this answer has always listed them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    /// Always `true`: an invalid token is a `401`.
+    active: bool,
+    /// The token's claims (RFC 9068 §2.2), every member as received.
+    #[schema(value_type = AccessTokenClaims)]
+    claims: serde_json::Value,
+    /// Whole seconds until the token expires, rounded down as the token endpoint's
+    /// `expires_in` is (RFC 6749 §5.1); `0` for a token past its `exp` but within
+    /// the clock skew allowance.
+    expires_in: u64,
+    #[schema(inline)]
+    format: TokenFormat,
+    /// The JWS header of a JWT; `null` for an opaque token.
+    #[schema(value_type = Option<Object>, required = true)]
+    header: Option<Header>,
+}
+
+/// `jwt` (RFC 9068) or `opaque`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum TokenFormat {
+    Jwt,
+    Opaque,
+}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -50,7 +80,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     params(Params),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The token is valid", body = super::openapi::TokenInfo,
+        (status = 200, description = "The token is valid", body = TokenInfo,
             headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::InvalidToken),
@@ -67,7 +97,7 @@ pub async fn token_info(
     let Query(params) = query.map_err(|e| {
         ApiError::invalid_request(format!(
             "the query string is not valid ({}); token-info takes at most one parameter: audience=<the audience your API expects>",
-            e.body_text()
+            escaped(&e.body_text()).max_chars(200)
         ))
     })?;
     let result = inspect(&app, &headers, params.audience.as_deref()).await;
@@ -85,22 +115,27 @@ async fn inspect(
     let raw = bearer_token(headers)?;
     let active = crate::inspect::inspect(app, raw, audience)
         .await?
-        .map_err(ApiError::invalid_token)?;
-    let now = app.clock.now_secs();
-    let body = serde_json::json!({
-        "active": true,
-        "format": if active.opaque { "opaque" } else { "jwt" },
-        "expires_in": active.exp - now,
-        "header": active.header,
-        "claims": active.claims,
-    });
+        .map_err(|refusal| ApiError::invalid_token(refusal.to_string()))?;
+    let v = active.verified;
+    let body = TokenInfo {
+        active: true,
+        claims: v.raw,
+        expires_in: crate::expires_in(v.claims.exp, app.clock.now_nanos()),
+        format: if active.opaque {
+            TokenFormat::Opaque
+        } else {
+            TokenFormat::Jwt
+        },
+        header: v.header,
+    };
+    let body = serde_json::to_string(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        body.to_string(),
+        body,
     )
         .into_response())
 }

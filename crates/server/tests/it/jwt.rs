@@ -48,15 +48,7 @@ async fn tokens_verify_with_jsonwebtoken_for_every_alg(backend: Backend) {
         assert_eq!(jwks_uri, "https://auth.example.com/.well-known/jwks.json");
         // The issuer is public; the test reaches the same path on the bound address.
         let path = jwks_uri.strip_prefix("https://auth.example.com").unwrap();
-        let jwks: JwkSet = b
-            .http
-            .get(b.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: JwkSet = b.get_json(path).await;
 
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, jwt_alg);

@@ -328,7 +328,7 @@ async fn automatic_rotation_and_pruning_follow_the_clock(backend: Backend) {
         let url = b.url("/.well-known/jwks.json");
         let http = b.http.clone();
         async move {
-            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            let v: Value = auth_broker_testkit::get_json(&http, &url).await;
             v["keys"]
                 .as_array()
                 .unwrap()

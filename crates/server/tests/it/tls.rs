@@ -33,14 +33,9 @@ async fn issues_tokens_over_https_to_clients_trusting_the_ca() {
     let (id, secret) = b.create_client("app", "read", None).await;
 
     let http = trusting(&t.ca.pem);
-    let meta: serde_json::Value = http
-        .get(b.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: serde_json::Value =
+        auth_broker_testkit::get_json(&http, &b.url("/.well-known/oauth-authorization-server"))
+            .await;
     assert_eq!(meta["token_endpoint"], b.token_url());
     assert!(b.token_url().starts_with("https://"));
 

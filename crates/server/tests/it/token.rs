@@ -5,7 +5,7 @@ use auth_broker_proto::ClientSecret;
 use auth_broker_proto::basic::header_value;
 use auth_broker_server::admin::Actor;
 use auth_broker_server::clock::ManualClock;
-use auth_broker_testkit::{Backend, Options, TestBroker};
+use auth_broker_testkit::{Backend, TestBroker};
 use serde_json::Value;
 
 on_both_stores!(
@@ -176,30 +176,20 @@ async fn audience_default_custom_and_mismatch(backend: Backend) {
 async fn expires_in_is_rounded_down(backend: Backend) {
     // Half a second past a whole second: 3600 s lifetime leaves 3599.5 s, reported 3599.
     let clock = ManualClock::at_nanos(1_800_000_000 * 1_000_000_000 + 500_000_000);
-    let b = TestBroker::start_with(
-        backend,
-        Options {
-            clock: Some(clock.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let b = TestBroker::start_at(backend, clock.clone()).await;
     let (id, secret) = b.create_client("c", "", None).await;
     let v: Value = b.request_token(&id, &secret).await.json().await.unwrap();
     assert_eq!(v["expires_in"], 3599);
-    let claims = crate::jwt::claims_unverified(v["access_token"].as_str().unwrap());
+    let token = v["access_token"].as_str().unwrap();
+    let claims = crate::jwt::claims_unverified(token);
     assert_eq!(claims["iat"], 1_800_000_000);
     assert_eq!(claims["exp"], 1_800_003_600);
+    // token-info counts the seconds left the same way (it once said 3600).
+    let info = b.token_info(Some(&format!("Bearer {token}")), "").await;
+    assert_eq!(info.body["expires_in"], 3599, "{info:?}");
     // Exactly on a whole second, the whole lifetime is left.
     let on_second = ManualClock::at_nanos(1_800_000_010 * 1_000_000_000);
-    let b2 = TestBroker::start_with(
-        backend,
-        Options {
-            clock: Some(on_second),
-            ..Default::default()
-        },
-    )
-    .await;
+    let b2 = TestBroker::start_at(backend, on_second).await;
     let (id, secret) = b2.create_client("c", "", None).await;
     let v: Value = b2.request_token(&id, &secret).await.json().await.unwrap();
     assert_eq!(v["expires_in"], 3600);

@@ -2,7 +2,7 @@
 
 use crate::{broker_with_client, on_both_stores};
 use auth_broker_server::clock::ManualClock;
-use auth_broker_testkit::{Backend, Options, TestBroker};
+use auth_broker_testkit::{Backend, TestBroker};
 use serde_json::Value;
 
 on_both_stores!(
@@ -11,20 +11,8 @@ on_both_stores!(
 );
 
 async fn info(b: &TestBroker, auth: Option<&str>, query: &str) -> (u16, String, Value) {
-    let mut rb = b
-        .http
-        .get(b.url(&format!("/auth-broker/token-info{query}")));
-    if let Some(a) = auth {
-        rb = rb.header("authorization", a);
-    }
-    let r = rb.send().await.unwrap();
-    let status = r.status().as_u16();
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, challenge, r.json().await.unwrap())
+    let a = b.token_info(auth, query).await;
+    (a.status, a.challenge.unwrap_or_default(), a.body)
 }
 
 async fn refused(b: &TestBroker, auth: Option<&str>, needle: &str) {
@@ -119,19 +107,21 @@ async fn good_tokens_and_each_way_of_being_wrong(backend: Backend) {
 
 async fn expired_and_disabled(backend: Backend) {
     let clock = ManualClock::at_nanos(1_800_000_000 * 1_000_000_000);
-    let b = TestBroker::start_with(
-        backend,
-        Options {
-            clock: Some(clock.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let b = TestBroker::start_at(backend, clock.clone()).await;
     let (id, secret) = b.create_client("c", "", None).await;
     let t = b.token(&id, &secret).await;
+    // Within the 60 s clock skew allowance past exp the token still passes, as it
+    // does at a guard, with nothing left of its lifetime.
     clock.advance_secs(3600 + 42);
-    refused(&b, Some(&format!("Bearer {t}")), "expired 42 seconds ago").await;
-    clock.advance_secs(-3600);
+    let (status, _, body) = info(&b, Some(&format!("Bearer {t}")), "").await;
+    assert_eq!(
+        (status, &body["expires_in"]),
+        (200, &Value::from(0)),
+        "{body}"
+    );
+    clock.advance_secs(61 - 42);
+    refused(&b, Some(&format!("Bearer {t}")), "expired 61 seconds ago").await;
+    clock.advance_secs(-3600 - 61);
     assert_eq!(info(&b, Some(&format!("Bearer {t}")), "").await.0, 200);
     let me = auth_broker_server::admin::Actor::cli();
     b.admin().set_enabled(&me, &id, false).await.unwrap();
