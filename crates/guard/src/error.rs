@@ -22,6 +22,11 @@ pub enum GuardError {
         "the token is not active: the authorization server's introspection says it is unknown, expired or revoked; fetch a new token"
     )]
     Inactive,
+    /// The issuer itself refuses a token that passes the judgement, and says why
+    /// (a guard built with [`GuardBuilder::build_local`](crate::GuardBuilder::build_local):
+    /// revoked, or its client disabled or deleted since).
+    #[error("{0}")]
+    Refused(String),
     /// The token is valid but lacks a scope the route requires (RFC 6750 §3.1).
     #[error(
         "the token's scope is '{}', but this route requires '{}' (missing: '{}'); ask the broker for a token with that scope (the client must be allowed it)",
@@ -45,7 +50,9 @@ pub enum GuardError {
 impl GuardError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Header(_) | Self::Token(_) | Self::Inactive => StatusCode::UNAUTHORIZED,
+            Self::Header(_) | Self::Token(_) | Self::Inactive | Self::Refused(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotInstalled => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,7 +64,9 @@ impl GuardError {
     pub fn code(&self) -> Option<&'static str> {
         match self {
             Self::Header(BearerError::Missing) => None,
-            Self::Header(_) | Self::Token(_) | Self::Inactive => Some("invalid_token"),
+            Self::Header(_) | Self::Token(_) | Self::Inactive | Self::Refused(_) => {
+                Some("invalid_token")
+            }
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::Unavailable(_) => Some("temporarily_unavailable"),
             Self::NotInstalled => Some("server_error"),

@@ -6,6 +6,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, GuardError};
 use crate::introspect::Introspector;
 use crate::keys::{KeyCache, KeySet, Lookup};
+use crate::local::Judge;
 use auth_broker_jwt::{Claim, Fault, Policy};
 use auth_broker_proto::text::escaped;
 use auth_broker_proto::{AuthorizationServerMetadata, ClientSecret};
@@ -37,6 +38,8 @@ pub enum Mode {
     Jwt,
     /// Ask the issuer's RFC 7662 introspection endpoint (opaque tokens).
     Introspection,
+    /// Ask the issuer's own [`Judge`]: a guard inside the authorization server.
+    Local,
 }
 
 /// Counters, for tests and metrics.
@@ -58,6 +61,7 @@ type CachedResult = Result<Arc<Claims>, GuardError>;
 enum Backend {
     Jwt(Arc<KeyCache>),
     Introspection(Introspector),
+    Local(Arc<dyn Judge>),
 }
 
 #[derive(Debug)]
@@ -129,6 +133,7 @@ impl Guard {
         match self.inner.backend {
             Backend::Jwt(_) => Mode::Jwt,
             Backend::Introspection(_) => Mode::Introspection,
+            Backend::Local(_) => Mode::Local,
         }
     }
 
@@ -158,7 +163,7 @@ impl Guard {
         GuardStats {
             jwks_fetches: match &self.inner.backend {
                 Backend::Jwt(k) => k.fetches.load(Ordering::Relaxed),
-                Backend::Introspection(_) => 0,
+                Backend::Introspection(_) | Backend::Local(_) => 0,
             },
             introspections: self.inner.introspections.load(Ordering::Relaxed),
             cache_hits: self.inner.cache_hits.load(Ordering::Relaxed),
@@ -228,6 +233,9 @@ impl Guard {
                 self.validate_jwt(keys, token, key, now).await
             }
             Backend::Introspection(i) => self.validate_introspected(i, token, now).await,
+            // Never cached here: the issuer answers from memory, and its verdict may
+            // change at the next request (a revocation).
+            Backend::Local(judge) => judge.judge(token, &self.inner.policy).await.map(Arc::new),
         }
     }
 
@@ -516,23 +524,35 @@ impl GuardBuilder {
                 Backend::Introspection(Introspector::new(http, endpoint, id, secret))
             }
         };
+        Ok(self.finish(backend, None))
+    }
+
+    /// A guard whose verdicts come from `judge`, the issuer's own, with no network
+    /// and no discovery: for the authorization server guarding its own routes (the
+    /// broker's admin API). Nothing is cached, whatever [`Self::cache_capacity`]
+    /// says, so a revocation the judge knows of holds from the next request on.
+    pub fn build_local(self, judge: Arc<dyn Judge>) -> Guard {
+        self.finish(Backend::Local(judge), Some(0))
+    }
+
+    fn finish(self, backend: Backend, cache_capacity: Option<usize>) -> Guard {
         let audience = self.audience.unwrap_or_else(|| self.issuer.clone());
         let policy = Policy::new(self.issuer)
             .audience(audience.clone())
             .leeway(self.leeway);
-        Ok(Guard {
+        Guard {
             inner: Arc::new(Inner {
                 realm: self.realm.unwrap_or(audience),
                 introspection_policy: policy.clone().require(&INTROSPECTION_REQUIRED),
                 policy,
                 clock: self.clock,
                 backend,
-                cache: TtlCache::new(self.cache_capacity),
+                cache: TtlCache::new(cache_capacity.unwrap_or(self.cache_capacity)),
                 positive_ttl: secs(self.positive_ttl),
                 negative_ttl: secs(self.negative_ttl),
                 introspections: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
             }),
-        })
+        }
     }
 }

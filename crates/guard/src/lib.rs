@@ -38,6 +38,7 @@ mod guard;
 mod introspect;
 mod keys;
 mod layer;
+mod local;
 
 pub use auth_broker_jwt::{Claim, ClaimFault, Fault, HeaderFault, KeyFault, Policy, TimeFault};
 pub use auth_broker_proto::{AccessTokenClaims, Audience};
@@ -51,5 +52,6 @@ pub use guard::{
 };
 pub use keys::KeySet;
 pub use layer::{Authenticated, GuardLayer, GuardService, Rejection};
+pub use local::{Judge, Judgement};
 
 pub use auth_broker_proto::ClientSecret;

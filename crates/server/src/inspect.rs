@@ -93,12 +93,21 @@ pub async fn inspect(
     raw: &str,
     audience: Option<&str>,
 ) -> Result<Result<Active, Refusal>, StoreError> {
-    let policy = policy(app, audience);
+    judge(app, raw, &policy(app, audience)).await
+}
+
+/// [`inspect`] with a policy of the caller's (the admin API's guard brings its own,
+/// with the same defaults).
+pub async fn judge(
+    app: &AppState,
+    raw: &str,
+    policy: &Policy,
+) -> Result<Result<Active, Refusal>, StoreError> {
     let now = app.clock.now_secs();
     let judged = if raw.starts_with(OPAQUE_PREFIX) {
-        opaque(app, &policy, raw, now).await?
+        opaque(app, policy, raw, now).await?
     } else {
-        jwt(app, &policy, raw, now).await?
+        jwt(app, policy, raw, now).await?
     };
     let active = match judged {
         Ok(a) => a,

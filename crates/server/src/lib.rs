@@ -161,6 +161,8 @@ pub struct AppState {
     pub(crate) usage: usage::UsageCounter,
     /// The RFC 8414 document, rendered once.
     pub(crate) metadata_json: String,
+    /// The guard of the admin API (the guard crate, judging with this state).
+    pub(crate) admin_guard: auth_broker_guard::Guard,
 }
 
 /// A freshly signed token.
@@ -414,7 +416,8 @@ impl Server {
             listener,
             metrics_listener,
             tls,
-            state: Arc::new(AppState {
+            state: Arc::new_cyclic(|me| AppState {
+                admin_guard: http::admin_auth::guard(&issuer, me.clone()),
                 config,
                 issuer,
                 admin: Admin::new(store.clone(), clock.clone()),

@@ -33,13 +33,13 @@ const MAX_BODY: usize = 64 * 1024;
 /// Why an admin request is refused, mapped to its answer in one place.
 #[derive(Debug)]
 pub enum AdminApiError {
-    /// RFC 6750 §3.1: no token (no error code), or a token that is not valid here.
-    Unauthorized {
-        code: Option<&'static str>,
-        description: String,
+    /// The guard's refusal (RFC 6750 §3.1): no token, a token that is not valid
+    /// here (`401`), too little scope (`403`), or no verdict now (`503`). `detail`
+    /// is the problem's text; the challenge is the guard's.
+    Refused {
+        rejection: Box<auth_broker_guard::Rejection>,
+        detail: String,
     },
-    /// RFC 6750 §3.1 `insufficient_scope`.
-    Forbidden { scope: &'static str, has: String },
     /// Too many failed attempts from this address or with this client's tokens.
     TooManyFailures { retry_after_secs: u64 },
     /// The change or read itself was refused.
@@ -93,52 +93,19 @@ fn problem(status: StatusCode, title: &str, detail: String, errors: Vec<FieldErr
     r
 }
 
-/// A quoted-string for a challenge (RFC 9110 §5.6.4): visible ASCII, no `"` or `\`.
-fn quoted(s: &str) -> String {
-    s.replace('§', "section ")
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control())
-        .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
-        .take(1024)
-        .collect()
-}
-
 impl IntoResponse for AdminApiError {
     fn into_response(self) -> Response {
         match self {
-            Self::Unauthorized { code, description } => {
-                let challenge = match code {
-                    Some(code) => format!(
-                        r#"Bearer realm="auth-broker", error="{code}", error_description="{}""#,
-                        quoted(&description)
-                    ),
-                    None => r#"Bearer realm="auth-broker", scope="admin:read admin:write""#.into(),
-                };
-                let mut r = problem(
-                    StatusCode::UNAUTHORIZED,
-                    "Unauthorized",
-                    description,
-                    vec![],
-                );
-                if let Ok(v) = HeaderValue::from_str(&challenge) {
+            Self::Refused { rejection, detail } => {
+                let status = rejection.error.status();
+                let title = status.canonical_reason().unwrap_or("Unauthorized");
+                let mut r = problem(status, title, detail, vec![]);
+                if let Ok(v) = HeaderValue::from_str(&rejection.challenge()) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
-                r
-            }
-            Self::Forbidden { scope, has } => {
-                let mut r = problem(
-                    StatusCode::FORBIDDEN,
-                    "Forbidden",
-                    format!(
-                        "this operation needs a token with the scope '{scope}'; this one has '{has}' (RFC 6750 section 3.1 insufficient_scope): give the client that scope (auth-broker client update ID --scope ...) and fetch a new token"
-                    ),
-                    vec![],
-                );
-                let challenge = format!(
-                    r#"Bearer realm="auth-broker", error="insufficient_scope", scope="{scope}""#
-                );
-                if let Ok(v) = HeaderValue::from_str(&challenge) {
-                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 }
                 r
             }
@@ -169,7 +136,7 @@ impl IntoResponse for AdminApiError {
                 "Unsupported Media Type",
                 format!(
                     "the body is '{}'; send JSON (Content-Type: application/json, or application/merge-patch+json for a PATCH)",
-                    quoted(&found)
+                    auth_broker_proto::escaped(&found)
                 ),
                 vec![],
             ),

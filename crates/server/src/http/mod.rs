@@ -1,7 +1,7 @@
 //! The HTTP surface: routes, middleware and the connection loop.
 
 pub mod admin_api;
-mod admin_auth;
+pub(crate) mod admin_auth;
 mod client_auth;
 pub mod console;
 pub mod error;

@@ -208,12 +208,38 @@ async fn access_needs_the_right_token_and_scope(backend: Backend) {
         "{challenge}"
     );
     problem(r, 401).await;
-    // A broken token, a token for another audience: invalid_token.
-    for bad in ["nonsense", for_api.as_str()] {
+    assert!(challenge.contains(r#"scope="admin:read""#), "{challenge}");
+    // A broken token, a token for another audience: invalid_token, with the guard
+    // crate's words for the fault (the same as token-info's for the same token).
+    for (bad, says) in [
+        ("nonsense", "not a JWT"),
+        (for_api.as_str(), "https://api.example.com"),
+    ] {
         let r = call(&b, bad, Method::GET, "/admin/v1/clients", None).await;
         let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
         assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
-        problem(r, 401).await;
+        assert!(
+            challenge.starts_with(r#"Bearer realm="auth-broker admin""#),
+            "{challenge}"
+        );
+        let v = problem(r, 401).await;
+        let detail = v["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{detail}");
+        let info: Value = b
+            .http
+            .get(b.url(&format!(
+                "/auth-broker/token-info?audience={}",
+                b.issuer
+            )))
+            .bearer_auth(bad)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let explained = info["error_description"].as_str().unwrap();
+        assert!(detail.starts_with(explained), "{detail} / {explained}");
     }
     // A token without an admin scope: 403 insufficient_scope.
     let r = call(&b, &plain_token, Method::GET, "/admin/v1/clients", None).await;
@@ -281,6 +307,31 @@ async fn access_needs_the_right_token_and_scope(backend: Backend) {
             .status(),
         200
     );
+    // A token revoked by its client (RFC 7009) stops working at once: the guard
+    // asks the broker, which knows, and caches nothing.
+    let (rev, rev_secret) = b.create_client("revoker", "admin:read", None).await;
+    let rev_token = b.token(&rev, &rev_secret).await;
+    assert_eq!(
+        call(&b, &rev_token, Method::GET, "/admin/v1/keys", None)
+            .await
+            .status(),
+        200
+    );
+    let r = b
+        .http
+        .post(b.url("/auth-broker/revoke"))
+        .basic_auth(&rev, Some(rev_secret.expose_secret()))
+        .form(&[("token", rev_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v = problem(
+        call(&b, &rev_token, Method::GET, "/admin/v1/keys", None).await,
+        401,
+    )
+    .await;
+    assert!(v["detail"].as_str().unwrap().contains("revoked"), "{v}");
     // A disabled admin client's token stops working at once.
     b.admin()
         .set_enabled(&Actor::cli(), &reader, false)
