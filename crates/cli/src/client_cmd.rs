@@ -127,9 +127,27 @@ pub struct SettingFlags {
     /// A cap on successful token requests per minute ('none': no cap).
     #[arg(long, value_name = "N")]
     pub tokens_per_minute: Option<String>,
-    /// client_secret_basic (default) or client_secret_post (both are accepted).
+    /// How it authenticates (RFC 7591 token_endpoint_auth_method): client_secret_basic
+    /// (default; client_secret_post is accepted too), private_key_jwt (needs --jwks or
+    /// --jwks-uri), tls_client_auth (needs --tls-subject-dn), self_signed_tls_client_auth
+    /// (needs --jwks with the certificate).
     #[arg(long, value_name = "METHOD")]
     pub auth_method: Option<String>,
+    /// Its public keys: a file holding a JWK Set (RFC 7517 §5), or a single public
+    /// JWK; '' removes them (update).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+    pub jwks: Option<std::path::PathBuf>,
+    /// Where it publishes its public keys instead: an https URL; '' removes it (update).
+    #[arg(long, value_name = "URL")]
+    pub jwks_uri: Option<String>,
+    /// For tls_client_auth: its certificate's subject DN, e.g.
+    /// 'CN=erp.acme.example,O=Acme' (RFC 4514); '' removes it (update).
+    #[arg(long = "tls-subject-dn", value_name = "DN")]
+    pub tls_subject_dn: Option<String>,
+    /// Its tokens must be DPoP-bound (RFC 9449): token requests without a DPoP proof are
+    /// refused. 'false' lifts it (update).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub require_dpop: Option<bool>,
     /// The secret stops working this long after it is issued, e.g. 90d ('never').
     #[arg(long, value_name = "DURATION")]
     pub secret_expires_in: Option<String>,
@@ -191,6 +209,43 @@ impl SettingFlags {
         if let Some(m) = &self.auth_method {
             let m: AuthMethod = m.parse().map_err(anyhow::Error::msg)?;
             p.insert("token_endpoint_auth_method".into(), m.as_str().into());
+        }
+        if let Some(path) = &self.jwks {
+            let v = if path.as_os_str().is_empty() {
+                Value::Null
+            } else {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --jwks {}", path.display()))?;
+                let v: Value = serde_json::from_str(&text).with_context(|| {
+                    format!("--jwks {}: not JSON (a JWK Set or a JWK)", path.display())
+                })?;
+                // A single JWK is a set of one.
+                if v.get("keys").is_none() && v.get("kty").is_some() {
+                    serde_json::json!({ "keys": [v] })
+                } else {
+                    v
+                }
+            };
+            p.insert("jwks".into(), v);
+        }
+        if let Some(u) = &self.jwks_uri {
+            let v = if u.is_empty() {
+                Value::Null
+            } else {
+                u.clone().into()
+            };
+            p.insert("jwks_uri".into(), v);
+        }
+        if let Some(dn) = &self.tls_subject_dn {
+            let v = if dn.is_empty() {
+                Value::Null
+            } else {
+                dn.clone().into()
+            };
+            p.insert("tls_client_auth_subject_dn".into(), v);
+        }
+        if let Some(b) = self.require_dpop {
+            p.insert("dpop_bound_access_tokens".into(), b.into());
         }
         if let Some(d) = &self.secret_expires_in {
             let at = match d.as_str() {
@@ -287,6 +342,22 @@ fn print_client(c: &Client) {
         );
     }
     out!("auth method:  {}", s.token_endpoint_auth_method);
+    if let Some(jwks) = &s.jwks {
+        let n = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        out!("jwks:         {n} public key(s)");
+    }
+    if let Some(u) = &s.jwks_uri {
+        out!("jwks_uri:     {u}");
+    }
+    if let Some(dn) = &s.tls_client_auth_subject_dn {
+        out!("subject DN:   {dn}");
+    }
+    if s.dpop_bound_access_tokens {
+        out!("DPoP:         required (tokens are DPoP-bound)");
+    }
     out!(
         "secret:       {}",
         match s.client_secret_expires_at {

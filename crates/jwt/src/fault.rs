@@ -122,6 +122,8 @@ pub enum Claim {
     Jti,
     ClientId,
     Scope,
+    /// The confirmation of a key-bound token (RFC 7800 §3.1).
+    Cnf,
 }
 
 impl Claim {
@@ -137,6 +139,7 @@ impl Claim {
             Self::Jti => "jti",
             Self::ClientId => "client_id",
             Self::Scope => "scope",
+            Self::Cnf => "cnf",
         }
     }
 
@@ -147,6 +150,9 @@ impl Claim {
                 "a NumericDate (a number of seconds since the epoch, RFC 7519 §2)"
             }
             Self::Aud => "a string or an array of strings (RFC 7519 §4.1.3)",
+            Self::Cnf => {
+                "an object whose jkt and x5t#S256 are strings (RFC 7800 §3.1, RFC 9449 §6.1, RFC 8705 §3.1)"
+            }
             _ => "a string",
         }
     }

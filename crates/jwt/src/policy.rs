@@ -14,7 +14,7 @@
 use crate::fault::{Claim, ClaimFault, Fault, HeaderFault, KeyFault, TimeFault};
 use crate::{Header, JwtFormatError, SigningAlg, Unverified, VerifyingKey};
 use auth_broker_proto::claims::numeric_date_secs;
-use auth_broker_proto::{AccessTokenClaims, Audience, Untrusted};
+use auth_broker_proto::{AccessTokenClaims, Audience, Confirmation, Untrusted};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -207,6 +207,7 @@ impl Policy {
             .unwrap_or_else(|| client_id.clone());
         let jti = self.string(map, Claim::Jti)?;
         let scope = self.string(map, Claim::Scope)?;
+        let cnf = self.confirmation(map)?;
         let from = [nbf, iat]
             .into_iter()
             .flatten()
@@ -222,6 +223,7 @@ impl Policy {
             nbf,
             jti,
             scope,
+            cnf,
         };
         Ok(Verified {
             header: None,
@@ -288,6 +290,28 @@ impl Policy {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(ClaimFault::WrongType { claim }.into()),
         }
+    }
+
+    /// `cnf` (RFC 7800 §3.1): an object; of its members, `jkt` (RFC 9449 §6.1) and
+    /// `x5t#S256` (RFC 8705 §3.1) are read and must be strings. An object with
+    /// neither binds the token to nothing and reads as no `cnf`.
+    fn confirmation(&self, map: &Map<String, Value>) -> Result<Option<Confirmation>, Fault> {
+        let wrong = || Fault::from(ClaimFault::WrongType { claim: Claim::Cnf });
+        let obj = match map.get(Claim::Cnf.as_str()) {
+            None | Some(Value::Null) => return self.absent(Claim::Cnf),
+            Some(Value::Object(o)) => o,
+            Some(_) => return Err(wrong()),
+        };
+        let member = |name: &str| match obj.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(wrong()),
+        };
+        let cnf = Confirmation {
+            jkt: member("jkt")?,
+            x5t_s256: member("x5t#S256")?,
+        };
+        Ok((!cnf.is_empty()).then_some(cnf))
     }
 
     /// A NumericDate claim (whole seconds; see [`numeric_date_secs`]).

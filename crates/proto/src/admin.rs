@@ -193,6 +193,26 @@ pub struct ClientSettings {
     #[cfg_attr(feature = "openapi", schema(value_type = String,
         pattern = "^client_secret_(basic|post)$"))]
     pub token_endpoint_auth_method: AuthMethod,
+    /// The client's public keys, a JWK Set (RFC 7517 §5), for `private_key_jwt`
+    /// (RFC 7523 §2.2) and `self_signed_tls_client_auth` (RFC 8705 §2.2); at most one
+    /// of `jwks` and `jwks_uri` (RFC 7591 §2). Public members only.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub jwks: Option<Value>,
+    /// Where the client publishes its public keys instead of `jwks`: an `https` URL
+    /// (RFC 7591 §2), fetched with a bounded cache.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
+    pub jwks_uri: Option<String>,
+    /// For `tls_client_auth`: the subject distinguished name its certificate must
+    /// carry (RFC 8705 §2.1.2), as an RFC 4514 string.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// Its tokens must be DPoP-bound: a token request without a valid DPoP proof is
+    /// refused (RFC 9449 §5.2).
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
     /// Unix time after which the secret stops working; 0: never (RFC 7591 §3.2.1). A
     /// time already past expires the current secret now.
     #[serde(default, deserialize_with = "whole::i64")]

@@ -160,6 +160,29 @@ pub struct AccessTokenClaims {
     /// The granted scopes, space separated (RFC 8693 §4.2); absent when none.
     #[serde(default, skip_serializing_if = "none")]
     pub scope: Option<String>,
+    /// The key the token is bound to (RFC 7800 §3.1): a DPoP key (RFC 9449 §6.1) or
+    /// a client certificate (RFC 8705 §3.1). Absent for a bearer token.
+    #[serde(default, skip_serializing_if = "none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// `cnf` (RFC 7800 §3.1): what a sender must prove to use the token.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Confirmation {
+    /// The JWK SHA-256 thumbprint (RFC 7638) of the DPoP key (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    /// The SHA-256 thumbprint of the client certificate, base64url (RFC 8705 §3.1).
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
+}
+
+impl Confirmation {
+    /// A token bound to neither (an empty `cnf`, which binds nothing).
+    pub fn is_empty(&self) -> bool {
+        self.jkt.is_none() && self.x5t_s256.is_none()
+    }
 }
 
 impl AccessTokenClaims {
@@ -216,6 +239,7 @@ mod tests {
             nbf: None,
             jti: Some("j".into()),
             scope: None,
+            cnf: None,
         };
         assert_eq!(
             serde_json::to_string(&c).ok().as_deref(),

@@ -4,7 +4,7 @@
 //! deserializes, so the answer and its reading cannot drift (as oauth2-rs's
 //! `StandardTokenIntrospectionResponse`).
 
-use crate::claims::{AccessTokenClaims, Audience, none, secs};
+use crate::claims::{AccessTokenClaims, Audience, Confirmation, none, secs};
 use serde::{Deserialize, Serialize};
 
 /// An RFC 7662 §2.2 answer: `{"active": false}` and nothing else for any token that
@@ -25,6 +25,10 @@ pub struct IntrospectionResponse {
     pub aud: Option<Audience>,
     #[serde(default, skip_serializing_if = "none")]
     pub client_id: Option<String>,
+    /// The key the token is bound to (RFC 9449 §6.2, RFC 8705 §3.2), so a resource
+    /// server that introspects can check the binding; absent for a bearer token.
+    #[serde(default, skip_serializing_if = "none")]
+    pub cnf: Option<Confirmation>,
     /// Seconds since the epoch.
     #[serde(default, skip_serializing_if = "none", deserialize_with = "secs::opt")]
     pub exp: Option<i64>,
@@ -43,7 +47,7 @@ pub struct IntrospectionResponse {
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "none")]
     pub sub: Option<String>,
-    /// `bearer` (RFC 6750) for this broker's tokens.
+    /// `bearer` (RFC 6750), or `DPoP` for a DPoP-bound token (RFC 9449 §6.2).
     #[serde(default, skip_serializing_if = "none")]
     pub token_type: Option<String>,
 }
@@ -60,6 +64,7 @@ impl IntrospectionResponse {
             active: true,
             aud: Some(claims.aud.clone()),
             client_id: Some(claims.client_id.clone()),
+            cnf: claims.cnf.clone(),
             exp: Some(claims.exp),
             iat: claims.iat,
             iss: Some(claims.iss.clone()),
@@ -101,6 +106,7 @@ mod tests {
             nbf: None,
             jti: Some("j".into()),
             scope: Some("a b".into()),
+            cnf: None,
         };
         let r = IntrospectionResponse::active(&claims, "bearer");
         let old = json!({

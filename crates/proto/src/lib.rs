@@ -24,7 +24,7 @@ pub mod token;
 
 pub use basic::{BasicCredentials, BasicError};
 pub use bearer::BearerError;
-pub use claims::{AccessTokenClaims, Audience};
+pub use claims::{AccessTokenClaims, Audience, Confirmation};
 pub use error::{ErrorCode, ErrorResponse};
 pub use form::{Form, FormError};
 pub use introspection::IntrospectionResponse;

@@ -754,6 +754,10 @@ fn settings_of(c: &ClientRecord) -> ClientSettings {
             .unwrap_or_default(),
         tokens_per_minute: c.tokens_per_minute,
         token_endpoint_auth_method: c.auth_method.parse().unwrap_or_default(),
+        jwks: c.jwks.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+        jwks_uri: c.jwks_uri.clone(),
+        tls_client_auth_subject_dn: c.tls_client_auth_subject_dn.clone(),
+        dpop_bound_access_tokens: c.dpop_bound_access_tokens,
         client_secret_expires_at: c.secret_expires_at,
         enabled: c.enabled,
         contacts: c.contacts.clone(),
@@ -815,6 +819,17 @@ fn apply(record: &mut ClientRecord, s: &ClientSettings) -> Result<(), AdminError
         .map_err(|e| AdminError::field("extra_claims", e.to_string()))?;
     record.tokens_per_minute = s.tokens_per_minute;
     record.auth_method = s.token_endpoint_auth_method.as_str().to_owned();
+    record.jwks = s
+        .jwks
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| AdminError::field("jwks", e.to_string()))?;
+    record.jwks_uri.clone_from(&s.jwks_uri);
+    record
+        .tls_client_auth_subject_dn
+        .clone_from(&s.tls_client_auth_subject_dn);
+    record.dpop_bound_access_tokens = s.dpop_bound_access_tokens;
     record.secret_expires_at = s.client_secret_expires_at;
     record.enabled = s.enabled;
     record.contacts.clone_from(&s.contacts);
@@ -919,6 +934,7 @@ pub(crate) fn validate(mut s: ClientSettings) -> Result<ClientSettings, AdminErr
             "this broker authenticates clients with client_secret_basic or client_secret_post",
         );
     }
+    validate_keys(&s, &mut bad);
     if s.client_secret_expires_at < 0 {
         bad(
             "client_secret_expires_at".into(),
@@ -950,6 +966,74 @@ pub(crate) fn validate(mut s: ClientSettings) -> Result<ClientSettings, AdminErr
         Ok(s)
     } else {
         Err(AdminError::Invalid(errors))
+    }
+}
+
+/// The members of a JWK that only a private key has (RFC 7518 §6.2.2, §6.3.2, §6.4;
+/// RFC 8037 §2): a client registers its public keys, never these.
+const PRIVATE_JWK_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
+
+/// `jwks`, `jwks_uri` and `tls_client_auth_subject_dn` (RFC 7591 §2, RFC 8705 §2.1.2):
+/// their shapes. Which method needs which is checked with the method.
+fn validate_keys(s: &ClientSettings, bad: &mut impl FnMut(String, &str)) {
+    if s.jwks.is_some() && s.jwks_uri.is_some() {
+        bad(
+            "jwks_uri".into(),
+            "give jwks or jwks_uri, not both (RFC 7591 §2)",
+        );
+    }
+    if let Some(jwks) = &s.jwks {
+        match jwks.get("keys").and_then(Value::as_array) {
+            Some(keys) if !keys.is_empty() && keys.len() <= 20 => {
+                for (i, k) in keys.iter().enumerate() {
+                    let Some(k) = k.as_object() else {
+                        bad(format!("jwks.keys[{i}]"), "a JWK object (RFC 7517 §4)");
+                        continue;
+                    };
+                    if let Some(m) = PRIVATE_JWK_MEMBERS.iter().find(|m| k.contains_key(**m)) {
+                        bad(
+                            format!("jwks.keys[{i}].{m}"),
+                            "a private key member: register the public key only (the private key stays with the client)",
+                        );
+                    }
+                    if !k.get("kty").is_some_and(Value::is_string) {
+                        bad(
+                            format!("jwks.keys[{i}].kty"),
+                            "a JWK needs its kty (EC, OKP or RSA)",
+                        );
+                    }
+                }
+            }
+            _ => bad(
+                "jwks".into(),
+                "a JWK Set: an object whose keys member is an array of 1 to 20 public JWKs (RFC 7517 §5)",
+            ),
+        }
+        if serde_json::to_string(jwks).map_or(0, |t| t.len()) > 64 * 1024 {
+            bad("jwks".into(), "at most 64 KiB of JSON");
+        }
+    }
+    if let Some(uri) = &s.jwks_uri {
+        let loopback = ["http://127.0.0.1:", "http://[::1]:", "http://localhost:"]
+            .iter()
+            .any(|p| uri.starts_with(p));
+        if !(uri.starts_with("https://") || loopback)
+            || uri.chars().count() > 2000
+            || uri.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            bad(
+                "jwks_uri".into(),
+                "an https URL of at most 2000 characters (plain http only on the loopback interface, for tests)",
+            );
+        }
+    }
+    if let Some(dn) = &s.tls_client_auth_subject_dn
+        && (dn.trim().is_empty() || dn.chars().count() > 2000 || dn.chars().any(char::is_control))
+    {
+        bad(
+            "tls_client_auth_subject_dn".into(),
+            "an RFC 4514 distinguished name such as CN=client.example.com,O=Example, at most 2000 characters",
+        );
     }
 }
 

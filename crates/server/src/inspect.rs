@@ -174,6 +174,9 @@ async fn opaque(
     if !t.scope.is_empty() {
         claims["scope"] = Value::String(t.scope);
     }
+    if let Some(cnf) = t.cnf.as_deref().and_then(|c| serde_json::from_str(c).ok()) {
+        claims["cnf"] = cnf;
+    }
     Ok(Active::judged(policy.judge_claims(claims, now), true))
 }
 

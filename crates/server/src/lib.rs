@@ -198,14 +198,28 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+/// What a token grants: to whom, for what, for how long, bound to what.
+pub(crate) struct Grant<'a> {
+    pub client_id: &'a str,
+    pub audience: &'a str,
+    pub scopes: &'a [String],
+    pub ttl: i64,
+    /// The client's static claims (validated JSON object text).
+    pub extra_claims: Option<&'a str>,
+    /// The key the token is bound to (RFC 7800 §3.1): a DPoP key (RFC 9449 §6) or a
+    /// client certificate (RFC 8705 §3); `None` for a bearer token.
+    pub cnf: Option<&'a auth_broker_proto::Confirmation>,
+}
+
 impl AppState {
     /// Issues an access token in the deployment's format, with the client's own
-    /// lifetime and extra claims when it has them.
+    /// lifetime and extra claims when it has them, bound to `cnf` when given.
     pub(crate) async fn issue(
         &self,
         client: &store::ClientRecord,
         audience: &str,
         scopes: &[String],
+        cnf: Option<&auth_broker_proto::Confirmation>,
     ) -> Result<Issued, IssueError> {
         let ttl = client
             .access_token_ttl
@@ -215,11 +229,14 @@ impl AppState {
                 let key = self.keys.covering(&self.store, ttl).await?;
                 self.sign(
                     &key,
-                    &client.id,
-                    audience,
-                    scopes,
-                    ttl,
-                    client.extra_claims.as_deref(),
+                    &Grant {
+                        client_id: &client.id,
+                        audience,
+                        scopes,
+                        ttl,
+                        extra_claims: client.extra_claims.as_deref(),
+                        cnf,
+                    },
                 )
             }
             TokenFormat::Opaque => {
@@ -236,6 +253,10 @@ impl AppState {
                         audience: audience.to_owned(),
                         issued_at: iat,
                         expires_at: exp,
+                        cnf: cnf
+                            .map(serde_json::to_string)
+                            .transpose()
+                            .map_err(KeyError::Json)?,
                     })
                     .await?;
                 Ok(Issued {
@@ -257,26 +278,29 @@ impl AppState {
     ) -> Result<Issued, IssueError> {
         self.sign(
             &self.keys.active(),
-            client_id,
-            audience,
-            scopes,
-            self.config.token_ttl_secs,
-            None,
+            &Grant {
+                client_id,
+                audience,
+                scopes,
+                ttl: self.config.token_ttl_secs,
+                extra_claims: None,
+                cnf: None,
+            },
         )
     }
 
     /// `iat` is the current second rounded down and `exp = iat + ttl`, so
     /// `expires_in` (the time left from *now*, rounded down) is `ttl - 1` unless the
     /// request landed exactly on a whole second: 3599 for the default hour.
-    fn sign(
-        &self,
-        key: &keys::SigningKey,
-        client_id: &str,
-        audience: &str,
-        scopes: &[String],
-        ttl: i64,
-        extra_claims: Option<&str>,
-    ) -> Result<Issued, IssueError> {
+    fn sign(&self, key: &keys::SigningKey, grant: &Grant<'_>) -> Result<Issued, IssueError> {
+        let Grant {
+            client_id,
+            audience,
+            scopes,
+            ttl,
+            extra_claims,
+            cnf,
+        } = *grant;
         let now_nanos = self.clock.now_nanos();
         let iat = now_nanos.div_euclid(1_000_000_000);
         let exp = iat.saturating_add(ttl);
@@ -290,6 +314,7 @@ impl AppState {
             nbf: None,
             jti: Some(secret::random_id::<16>()?),
             scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+            cnf: cnf.cloned(),
         };
         let token = token::sign(key, &claims, extra_claims)?;
         Ok(Issued {

@@ -2,10 +2,11 @@
 //!
 //! GCRA (the generic cell rate algorithm, as in `governor`, which the failure limiter
 //! uses; written out here because each client has its own rate): a client may take
-//! its whole minute's allowance at once and then one more each `60 / n` seconds. The
-//! state is one instant per limited client, in this replica's memory: with `R`
-//! replicas behind a load balancer a client can get up to `R × n` tokens a minute
-//! (each replica allows `n`), and `n` when its requests stick to one replica. A
+//! its whole minute's allowance at once and then one more each `60 / n` seconds (`n`
+//! a minute sustained, at most `2n − 1` in any 60 s). The state is one instant per
+//! limited client, in this replica's memory: with `R` replicas behind a load
+//! balancer a client can get up to `R` times that (each replica allows its own), and
+//! what one replica allows when its requests stick to one replica. A
 //! client that caches its token, as it should, never meets the cap.
 
 use std::collections::HashMap;

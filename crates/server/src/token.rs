@@ -61,6 +61,7 @@ mod tests {
             nbf: None,
             jti: Some("j".into()),
             scope: None,
+            cnf: None,
         };
         let t = sign(&key, &claims, None).unwrap_or_else(|e| panic!("{e}"));
         let u = parse(&t).unwrap_or_else(|e| panic!("{e}"));
@@ -100,6 +101,7 @@ mod tests {
                 nbf: None,
                 jti: Some("j".into()),
                 scope: None,
+                cnf: None,
             };
             let t = sign(&key, &claims, None).unwrap_or_else(|e| panic!("{e}"));
             let sig = parse(&t).unwrap_or_else(|e| panic!("{e}")).signature;

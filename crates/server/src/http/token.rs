@@ -99,7 +99,7 @@ async fn handle(
         }));
     }
     let issued = app
-        .issue(&client, audience, &granted)
+        .issue(&client, audience, &granted, None)
         .await
         .map_err(ApiError::from)?;
     let response = TokenResponse {

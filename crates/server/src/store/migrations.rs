@@ -105,6 +105,22 @@ pub const SQLITE: &[Migration] = &[
     );
     CREATE INDEX usage_by_minute ON usage (minute);",
     ),
+    (
+        5,
+        "key-bound clients: jwks, jwks_uri, certificate subject, DPoP; assertion ids; bound opaque tokens",
+        "ALTER TABLE clients ADD COLUMN jwks TEXT;
+    ALTER TABLE clients ADD COLUMN jwks_uri TEXT;
+    ALTER TABLE clients ADD COLUMN tls_client_auth_subject_dn TEXT;
+    ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE client_assertions (
+        client_id TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (client_id, jti)
+    );
+    CREATE INDEX client_assertions_expiry ON client_assertions (expires_at);
+    ALTER TABLE opaque_tokens ADD COLUMN cnf TEXT;",
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -200,6 +216,22 @@ pub const POSTGRES: &[Migration] = &[
         PRIMARY KEY (client_id, minute)
     );
     CREATE INDEX usage_by_minute ON usage (minute);",
+    ),
+    (
+        5,
+        "key-bound clients: jwks, jwks_uri, certificate subject, DPoP; assertion ids; bound opaque tokens",
+        "ALTER TABLE clients ADD COLUMN jwks TEXT;
+    ALTER TABLE clients ADD COLUMN jwks_uri TEXT;
+    ALTER TABLE clients ADD COLUMN tls_client_auth_subject_dn TEXT;
+    ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE TABLE client_assertions (
+        client_id TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (client_id, jti)
+    );
+    CREATE INDEX client_assertions_expiry ON client_assertions (expires_at);
+    ALTER TABLE opaque_tokens ADD COLUMN cnf TEXT;",
     ),
 ];
 

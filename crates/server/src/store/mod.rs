@@ -19,12 +19,13 @@ macro_rules! client_columns {
     () => {
         "id, name, secret_hash, previous_secret_hash, previous_secret_expires_at, scopes, audience, enabled, created_at, updated_at, \
          audiences, access_token_ttl, extra_claims, tokens_per_minute, token_endpoint_auth_method, client_secret_expires_at, \
-         contacts, description, version, tokens_revoked_before, secret_issued_at"
+         contacts, description, version, tokens_revoked_before, secret_issued_at, \
+         jwks, jwks_uri, tls_client_auth_subject_dn, dpop_bound_access_tokens"
     };
 }
 
 /// The number of [`client_columns`], for the placeholders of a full-row write.
-const CLIENT_COLUMNS: usize = 21;
+const CLIENT_COLUMNS: usize = 25;
 
 mod client_cache;
 mod migrations;
@@ -79,6 +80,14 @@ pub struct ClientRecord {
     /// When the current secret was made: with `secret_expires_at`, the lifetime a
     /// rotation gives the next secret.
     pub secret_issued_at: Timestamp,
+    /// Its public keys, a JWK Set's text (RFC 7591 §2), validated when set.
+    pub jwks: Option<String>,
+    /// Where it publishes them instead (RFC 7591 §2).
+    pub jwks_uri: Option<String>,
+    /// For `tls_client_auth`: the subject DN its certificate must carry (RFC 8705 §2.1.2).
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// Its tokens must be DPoP-bound (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl ClientRecord {
@@ -105,6 +114,10 @@ impl ClientRecord {
             version: 1,
             tokens_revoked_before: None,
             secret_issued_at: now,
+            jwks: None,
+            jwks_uri: None,
+            tls_client_auth_subject_dn: None,
+            dpop_bound_access_tokens: false,
         }
     }
 }
@@ -273,6 +286,8 @@ pub struct OpaqueRecord {
     pub audience: String,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The key it is bound to (RFC 7800 `cnf`) as JSON text; `None` for a bearer token.
+    pub cnf: Option<String>,
 }
 
 /// What a periodic clean-up removed.

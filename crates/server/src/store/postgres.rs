@@ -95,6 +95,10 @@ fn client_from_row(r: &Row) -> Result<ClientRecord, tokio_postgres::Error> {
         version: r.try_get(18)?,
         tokens_revoked_before: r.try_get(19)?,
         secret_issued_at: r.try_get(20)?,
+        jwks: r.try_get(21)?,
+        jwks_uri: r.try_get(22)?,
+        tls_client_auth_subject_dn: r.try_get(23)?,
+        dpop_bound_access_tokens: r.try_get(24)?,
     })
 }
 
@@ -149,6 +153,10 @@ impl<'a> ClientValues<'a> {
             &c.version,
             &c.tokens_revoked_before,
             &c.secret_issued_at,
+            &c.jwks,
+            &c.jwks_uri,
+            &c.tls_client_auth_subject_dn,
+            &c.dpop_bound_access_tokens,
         ]
     }
 }
@@ -428,7 +436,8 @@ impl PgStore {
                     ", TRUE FROM clients WHERE id = $1 \
                      UNION ALL \
                      SELECT $1, '', $2, NULL, NULL, '', NULL, FALSE, 0::BIGINT, 0::BIGINT, \
-                            '', NULL::BIGINT, NULL, NULL::BIGINT, '', 0::BIGINT, '[]', '', 0::BIGINT, NULL::BIGINT, 0::BIGINT, FALSE \
+                            '', NULL::BIGINT, NULL, NULL::BIGINT, '', 0::BIGINT, '[]', '', 0::BIGINT, NULL::BIGINT, 0::BIGINT, \
+                            NULL, NULL, NULL, FALSE, FALSE \
                      WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = $1)"
                 ))
                 .await?;
@@ -520,7 +529,7 @@ impl PgStore {
                 concat!(
                     "INSERT INTO clients (",
                     client_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
                 ),
                 &values.params(),
             )
@@ -563,7 +572,9 @@ impl PgStore {
                      updated_at = $9, audiences = $10, access_token_ttl = $11, extra_claims = $12, \
                      tokens_per_minute = $13, token_endpoint_auth_method = $14, \
                      client_secret_expires_at = $15, contacts = $16, description = $17, \
-                     version = version + 1, tokens_revoked_before = $19, secret_issued_at = $20 \
+                     version = version + 1, tokens_revoked_before = $19, secret_issued_at = $20, \
+                     jwks = $21, jwks_uri = $22, tls_client_auth_subject_dn = $23, \
+                     dpop_bound_access_tokens = $24 \
                      WHERE id = $1 AND version = $18",
                     &params,
                 )
@@ -894,12 +905,12 @@ impl PgStore {
             let conn = self.conn().await?;
             let stmt = conn
                 .prepare_cached(
-                    "INSERT INTO opaque_tokens (token_hash, jti, client_id, scope, audience, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO opaque_tokens (token_hash, jti, client_id, scope, audience, issued_at, expires_at, cnf) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .await?;
             conn.execute(
                 &stmt,
-                &[&Sensitive(&t.token_hash), &t.jti, &t.client_id, &t.scope, &t.audience, &t.issued_at, &t.expires_at],
+                &[&Sensitive(&t.token_hash), &t.jti, &t.client_id, &t.scope, &t.audience, &t.issued_at, &t.expires_at, &t.cnf],
             )
             .await?;
             Ok(())
@@ -912,7 +923,7 @@ impl PgStore {
             let conn = self.conn().await?;
             let stmt = conn
                 .prepare_cached(
-                    "SELECT token_hash, jti, client_id, scope, audience, issued_at, expires_at FROM opaque_tokens WHERE token_hash = $1",
+                    "SELECT token_hash, jti, client_id, scope, audience, issued_at, expires_at, cnf FROM opaque_tokens WHERE token_hash = $1",
                 )
                 .await?;
             match conn.query_opt(&stmt, &[&Sensitive(token_hash)]).await? {
@@ -925,6 +936,7 @@ impl PgStore {
                     audience: r.try_get(4)?,
                     issued_at: r.try_get(5)?,
                     expires_at: r.try_get(6)?,
+                    cnf: r.try_get(7)?,
                 })),
             }
         })

@@ -149,6 +149,10 @@ fn client_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
         version: r.get(18)?,
         tokens_revoked_before: r.get(19)?,
         secret_issued_at: r.get(20)?,
+        jwks: r.get(21)?,
+        jwks_uri: r.get(22)?,
+        tls_client_auth_subject_dn: r.get(23)?,
+        dpop_bound_access_tokens: r.get(24)?,
     })
 }
 
@@ -176,6 +180,10 @@ fn client_params(c: &ClientRecord) -> [Box<dyn rusqlite::ToSql>; super::CLIENT_C
         Box::new(c.version),
         Box::new(c.tokens_revoked_before),
         Box::new(c.secret_issued_at),
+        Box::new(c.jwks.clone()),
+        Box::new(c.jwks_uri.clone()),
+        Box::new(c.tls_client_auth_subject_dn.clone()),
+        Box::new(c.dpop_bound_access_tokens),
     ]
 }
 
@@ -371,7 +379,7 @@ impl SqliteStore {
                     ", 1 FROM clients WHERE id = ?1 \
                      UNION ALL \
                      SELECT ?1, '', ?2, NULL, NULL, '', NULL, 0, 0, 0, \
-                            '', NULL, NULL, NULL, '', 0, '[]', '', 0, NULL, 0, 0 \
+                            '', NULL, NULL, NULL, '', 0, '[]', '', 0, NULL, 0, NULL, NULL, NULL, 0, 0 \
                      WHERE NOT EXISTS (SELECT 1 FROM clients WHERE id = ?1)"
                 ))?
                 .query_row([id, dummy_hash], |r| {
@@ -452,7 +460,7 @@ impl SqliteStore {
                 concat!(
                     "INSERT INTO clients (",
                     client_columns!(),
-                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
                 ),
                 rusqlite::params_from_iter(client_params(&c)),
             );
@@ -489,7 +497,9 @@ impl SqliteStore {
                  updated_at = ?10, audiences = ?11, access_token_ttl = ?12, extra_claims = ?13, \
                  tokens_per_minute = ?14, token_endpoint_auth_method = ?15, \
                  client_secret_expires_at = ?16, contacts = ?17, description = ?18, \
-                 version = version + 1, tokens_revoked_before = ?20, secret_issued_at = ?21 \
+                 version = version + 1, tokens_revoked_before = ?20, secret_issued_at = ?21, \
+                 jwks = ?22, jwks_uri = ?23, tls_client_auth_subject_dn = ?24, \
+                 dpop_bound_access_tokens = ?25 \
                  WHERE id = ?1 AND version = ?19",
                 rusqlite::params_from_iter(client_params(&c)),
             );
@@ -774,9 +784,9 @@ impl SqliteStore {
         let t = t.clone();
         self.write(move |c| {
             c.prepare_cached(
-                "INSERT INTO opaque_tokens (token_hash, jti, client_id, scope, audience, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO opaque_tokens (token_hash, jti, client_id, scope, audience, issued_at, expires_at, cnf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![t.token_hash, t.jti, t.client_id, t.scope, t.audience, t.issued_at, t.expires_at])?;
+            .execute(params![t.token_hash, t.jti, t.client_id, t.scope, t.audience, t.issued_at, t.expires_at, t.cnf])?;
             Ok(())
         })
         .await
@@ -785,7 +795,7 @@ impl SqliteStore {
     pub async fn get_opaque(&self, token_hash: &str) -> Result<Option<OpaqueRecord>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT token_hash, jti, client_id, scope, audience, issued_at, expires_at FROM opaque_tokens WHERE token_hash = ?1",
+                "SELECT token_hash, jti, client_id, scope, audience, issued_at, expires_at, cnf FROM opaque_tokens WHERE token_hash = ?1",
             )?
             .query_row([token_hash], |r| {
                 Ok(OpaqueRecord {
@@ -796,6 +806,7 @@ impl SqliteStore {
                     audience: r.get(4)?,
                     issued_at: r.get(5)?,
                     expires_at: r.get(6)?,
+                    cnf: r.get(7)?,
                 })
             })
             .optional()

@@ -227,10 +227,7 @@ async fn access_needs_the_right_token_and_scope(backend: Backend) {
         assert!(detail.contains(says), "{detail}");
         let info: Value = b
             .http
-            .get(b.url(&format!(
-                "/auth-broker/token-info?audience={}",
-                b.issuer
-            )))
+            .get(b.url(&format!("/auth-broker/token-info?audience={}", b.issuer)))
             .bearer_auth(bad)
             .send()
             .await
