@@ -99,10 +99,7 @@ impl Backend {
         match self {
             Self::Local { admin, actor } => {
                 let (client, secret) = admin.create_client(actor, settings).await?;
-                Ok(CreatedClient {
-                    client,
-                    client_secret: secret.expose_secret().to_owned(),
-                })
+                Ok(CreatedClient::new(client, secret.expose_secret()))
             }
             Self::Remote(api) => {
                 let body = serde_json::to_value(&settings)?;

@@ -154,6 +154,15 @@ pub struct ServeArgs {
     /// [default: 20]
     #[arg(long, env = "AUTH_BROKER_AUTH_FAILURES_PER_MINUTE", value_name = "N")]
     pub auth_failures_per_minute: Option<u32>,
+    /// How far ahead a private_key_jwt client assertion's exp may be (RFC 7523 §3),
+    /// e.g. 5m. Each assertion's jti is remembered until its exp, so it can be used
+    /// once. [default: 5m]
+    #[arg(
+        long,
+        env = "AUTH_BROKER_ASSERTION_MAX_LIFETIME",
+        value_name = "DURATION"
+    )]
+    pub assertion_max_lifetime: Option<String>,
     /// Also serve GET /metrics on this address (plain HTTP), with what the public
     /// /metrics leaves out: failed authentications by precise cause (unknown client,
     /// wrong secret, disabled client), which the public one merges so that nobody can

@@ -403,11 +403,22 @@ pub async fn run(cmd: ClientCommand, backend: &Backend) -> anyhow::Result<()> {
                 print_json(&created)?;
             } else {
                 print_client(&created.client);
-                out!("client_secret: {}", created.client_secret);
-                out!();
-                out!(
-                    "The secret is shown only now (only a hash is stored): copy it to your secret store."
-                );
+                match &created.client_secret {
+                    Some(secret) => {
+                        out!("client_secret: {secret}");
+                        out!();
+                        out!(
+                            "The secret is shown only now (only a hash is stored): copy it to your secret store."
+                        );
+                    }
+                    None => {
+                        out!();
+                        out!(
+                            "No secret: this client authenticates with a client assertion signed by its private key (auth-broker token --client-id {} --private-key KEY.pem).",
+                            created.client.client_id
+                        );
+                    }
+                }
             }
         }
         ClientCommand::List { json } => {

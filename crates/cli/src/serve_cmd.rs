@@ -67,6 +67,17 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
         c.auth_failures_per_minute = std::num::NonZeroU32::new(n)
             .context("--auth-failures-per-minute must be at least 1")?;
     }
+    if let Some(d) = args.assertion_max_lifetime.as_ref() {
+        let d = humantime::parse_duration(d).with_context(|| {
+            format!("--assertion-max-lifetime '{d}' is not a duration; use e.g. 60s or 5m")
+        })?;
+        if d.is_zero() || d > std::time::Duration::from_secs(3600) {
+            bail!(
+                "--assertion-max-lifetime must be between 1s and 1h (an assertion is made for one request)"
+            );
+        }
+        c.assertion_max_lifetime = d;
+    }
     if let Some(at) = args.metrics_listen.as_ref() {
         c.metrics_listen = Some(at.parse::<SocketAddr>().with_context(|| {
             format!("--metrics-listen '{at}' is not an address; use IP:PORT such as 127.0.0.1:9090")

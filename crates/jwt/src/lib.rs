@@ -8,6 +8,7 @@
 //! ES256 signature malleability ([`ecdsa`]).
 #![forbid(unsafe_code)]
 
+pub mod assertion;
 pub mod clock;
 pub mod ecdsa;
 mod fault;

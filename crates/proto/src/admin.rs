@@ -188,29 +188,44 @@ pub struct ClientSettings {
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub tokens_per_minute: Option<u32>,
     /// `client_secret_basic` (default) or `client_secret_post`: both are accepted for
-    /// a client with a secret.
+    /// a client with a secret; `private_key_jwt` (RFC 7523 §2.2) with `jwks` or
+    /// `jwks_uri`: no secret, assertions signed by the client's key.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = String,
-        pattern = "^client_secret_(basic|post)$"))]
+        pattern = "^(client_secret_basic|client_secret_post|private_key_jwt)$"))]
     pub token_endpoint_auth_method: AuthMethod,
     /// The client's public keys, a JWK Set (RFC 7517 §5), for `private_key_jwt`
     /// (RFC 7523 §2.2) and `self_signed_tls_client_auth` (RFC 8705 §2.2); at most one
     /// of `jwks` and `jwks_uri` (RFC 7591 §2). Public members only.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(inline, value_type = Option<JwkSet>))]
     pub jwks: Option<Value>,
     /// Where the client publishes its public keys instead of `jwks`: an `https` URL
-    /// (RFC 7591 §2), fetched with a bounded cache.
+    /// (RFC 7591 §2; plain `http` only on the loopback interface, for tests),
+    /// fetched with a bounded cache. A patch that sets one of `jwks` and `jwks_uri`
+    /// clears the other.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = r"^(https://|http://127\.0\.0\.1:|http://\[::1\]:|http://localhost:)[^\s\u0000-\u001F\u007F-\u009F]+$"
+        )
+    )]
     pub jwks_uri: Option<String>,
     /// For `tls_client_auth`: the subject distinguished name its certificate must
     /// carry (RFC 8705 §2.1.2), as an RFC 4514 string.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub tls_client_auth_subject_dn: Option<String>,
     /// Its tokens must be DPoP-bound: a token request without a valid DPoP proof is
-    /// refused (RFC 9449 §5.2).
+    /// refused (RFC 9449 §5.2). Not supported yet: only `false` is accepted.
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
     /// Unix time after which the secret stops working; 0: never (RFC 7591 §3.2.1). A
@@ -288,8 +303,36 @@ pub struct Client {
 pub struct CreatedClient {
     #[serde(flatten)]
     pub client: Client,
-    /// Shown only here; only a hash is stored.
-    pub client_secret: String,
+    /// Shown only here; only a hash is stored. None for a client of a method without
+    /// a secret (`private_key_jwt`): it signs assertions with its own key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// The members a registered public JWK may have, each a string (RFC 7517 §4, RFC
+/// 7518 §6.2.1 and §6.3.1, RFC 8037 §2); the broker refuses any other (a private
+/// key's above all) rather than keep it unread.
+pub const PUBLIC_JWK_MEMBERS: [&str; 12] = [
+    "kty", "kid", "use", "alg", "crv", "x", "y", "n", "e", "x5u", "x5t", "x5t#S256",
+];
+
+/// The members of a public JWK that are arrays of strings (RFC 7517 §4.3, §4.7).
+pub const PUBLIC_JWK_LISTS: [&str; 2] = ["key_ops", "x5c"];
+
+impl CreatedClient {
+    /// The answer to a creation: the secret only for a client that authenticates
+    /// with one.
+    pub fn new(client: Client, secret: &str) -> Self {
+        let client_secret = client
+            .settings
+            .token_endpoint_auth_method
+            .uses_secret()
+            .then(|| secret.to_owned());
+        Self {
+            client,
+            client_secret,
+        }
+    }
 }
 
 #[cfg(feature = "openapi")]
@@ -297,8 +340,11 @@ mod schemas {
     //! The schemas of [`Client`] and [`CreatedClient`]: the settings' object (every
     //! member present in an answer, so all required) with the members around them.
 
-    use super::{Client, ClientSettings, CreatedClient};
-    use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaFormat, Type};
+    use super::{Client, ClientSettings, CreatedClient, PUBLIC_JWK_LISTS, PUBLIC_JWK_MEMBERS};
+    use utoipa::openapi::schema::{
+        AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, Object, ObjectBuilder,
+        Schema, SchemaFormat, Type,
+    };
     use utoipa::openapi::{KnownFormat, RefOr};
     use utoipa::{PartialSchema, ToSchema};
 
@@ -383,9 +429,8 @@ mod schemas {
             o.description = Some("The new client, with its secret shown this once.".into());
             o.properties.insert(
                 "client_secret".into(),
-                string("Shown only here; only a hash is stored"),
+                string("Shown only here; only a hash is stored. Absent for a private_key_jwt client, which has no secret"),
             );
-            o.required.push("client_secret".into());
             RefOr::T(Schema::Object(o))
         }
     }
@@ -415,15 +460,82 @@ mod schemas {
                         .into();
                 }
             }
-            RefOr::T(Schema::Object(o))
+            one_key_source(o)
         }
     }
 
     impl ToSchema for ClientPatch {}
+
+    /// The body of `POST /admin/v1/clients`: [`ClientSettings`], with at most one
+    /// of `jwks` and `jwks_uri`.
+    #[derive(Debug)]
+    pub struct NewClientBody;
+
+    impl PartialSchema for NewClientBody {
+        fn schema() -> RefOr<Schema> {
+            one_key_source(settings_object())
+        }
+    }
+
+    impl ToSchema for NewClientBody {}
+
+    /// `o`, and RFC 7591 §2's rule: `jwks` and `jwks_uri` are never both given (each
+    /// may be absent or null).
+    fn one_key_source(o: Object) -> RefOr<Schema> {
+        let null = |name: &str| {
+            ObjectBuilder::new().property(name, ObjectBuilder::new().schema_type(Type::Null))
+        };
+        AllOfBuilder::new()
+            .item(o)
+            .item(
+                AnyOfBuilder::new()
+                    .item(null("jwks"))
+                    .item(null("jwks_uri"))
+                    .description(Some("jwks or jwks_uri, not both (RFC 7591 §2)")),
+            )
+            .into()
+    }
+
+    /// A JWK Set of public keys (RFC 7517 §5): 1 to 20 JWKs with the members of
+    /// [`PUBLIC_JWK_MEMBERS`] and [`PUBLIC_JWK_LISTS`], `kty` required.
+    #[derive(Debug)]
+    pub struct JwkSet;
+
+    impl PartialSchema for JwkSet {
+        fn schema() -> RefOr<Schema> {
+            let string = || ObjectBuilder::new().schema_type(Type::String);
+            let mut jwk = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .required("kty")
+                .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+            for m in PUBLIC_JWK_MEMBERS {
+                jwk = jwk.property(m, string());
+            }
+            for m in PUBLIC_JWK_LISTS {
+                jwk = jwk.property(m, ArrayBuilder::new().items(string()));
+            }
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .required("keys")
+                .property(
+                    "keys",
+                    ArrayBuilder::new()
+                        .items(jwk)
+                        .min_items(Some(1))
+                        .max_items(Some(20)),
+                )
+                .description(Some(
+                    "A JWK Set of the client's public keys (RFC 7517 §5); private members are refused",
+                ))
+                .into()
+        }
+    }
+
+    impl ToSchema for JwkSet {}
 }
 
 #[cfg(feature = "openapi")]
-pub use schemas::ClientPatch;
+pub use schemas::{ClientPatch, JwkSet, NewClientBody};
 
 /// `POST /admin/v1/clients/{client_id}/secret`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ use crate::store::{
     AuditQuery, AuditRow, ClientQuery, ClientRecord, KeyRecord, NewEvent, Store, StoreError,
     Timestamp, Written,
 };
+use auth_broker_proto::admin::AuthMethod;
 use auth_broker_proto::admin::{
     AuditEvent, AuditPage, Client, ClientPage, ClientSettings, FieldError, Key, KeyState,
     REGISTERED_CLAIMS, Usage, UsagePoint, merge_patch,
@@ -368,6 +369,7 @@ impl Admin {
                 return Err(AdminError::Invalid(faults));
             }
         }
+        let patch = &one_key_source(patch);
         self.change(actor, id, if_match, "client.update", |record, _| {
             let mut value = to_value(&settings_of(record));
             merge_patch(&mut value, patch);
@@ -928,10 +930,15 @@ pub(crate) fn validate(mut s: ClientSettings) -> Result<ClientSettings, AdminErr
             "1 to 1000000, or null for no cap",
         );
     }
-    if !s.token_endpoint_auth_method.uses_secret() {
+    // A private_key_jwt client without keys yet is fine: its assertions are refused
+    // ("no registered key") until jwks or jwks_uri is set.
+    if matches!(
+        s.token_endpoint_auth_method,
+        AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
+    ) {
         bad(
             "token_endpoint_auth_method".into(),
-            "this broker authenticates clients with client_secret_basic or client_secret_post",
+            "this broker authenticates clients with client_secret_basic, client_secret_post or private_key_jwt (mutual TLS is not supported yet)",
         );
     }
     validate_keys(&s, &mut bad);
@@ -969,9 +976,26 @@ pub(crate) fn validate(mut s: ClientSettings) -> Result<ClientSettings, AdminErr
     }
 }
 
+/// `jwks` and `jwks_uri` are one setting in two forms (RFC 7591 §2: never both): a
+/// patch that gives one replaces the other, so a client moves its keys from the
+/// registration to a URL (or back) in one change.
+fn one_key_source(patch: &Value) -> Value {
+    let mut patch = patch.clone();
+    if let Some(obj) = patch.as_object_mut() {
+        for (given, other) in [("jwks", "jwks_uri"), ("jwks_uri", "jwks")] {
+            if obj.get(given).is_some_and(|v| !v.is_null()) && !obj.contains_key(other) {
+                obj.insert(other.into(), Value::Null);
+            }
+        }
+    }
+    patch
+}
+
 /// The members of a JWK that only a private key has (RFC 7518 §6.2.2, §6.3.2, §6.4;
 /// RFC 8037 §2): a client registers its public keys, never these.
-const PRIVATE_JWK_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
+const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+use auth_broker_proto::admin::{PUBLIC_JWK_LISTS, PUBLIC_JWK_MEMBERS};
 
 /// `jwks`, `jwks_uri` and `tls_client_auth_subject_dn` (RFC 7591 §2, RFC 8705 §2.1.2):
 /// their shapes. Which method needs which is checked with the method.
@@ -990,11 +1014,24 @@ fn validate_keys(s: &ClientSettings, bad: &mut impl FnMut(String, &str)) {
                         bad(format!("jwks.keys[{i}]"), "a JWK object (RFC 7517 §4)");
                         continue;
                     };
-                    if let Some(m) = PRIVATE_JWK_MEMBERS.iter().find(|m| k.contains_key(**m)) {
-                        bad(
-                            format!("jwks.keys[{i}].{m}"),
-                            "a private key member: register the public key only (the private key stays with the client)",
-                        );
+                    for (name, value) in k {
+                        let list = PUBLIC_JWK_LISTS.contains(&name.as_str());
+                        let fault = if PRIVATE_JWK_MEMBERS.contains(&name.as_str()) {
+                            "a private key member: register the public key only (the private key stays with the client)"
+                        } else if !list && !PUBLIC_JWK_MEMBERS.contains(&name.as_str()) {
+                            "not a member of a public JWK (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2)"
+                        } else if list
+                            && !value
+                                .as_array()
+                                .is_some_and(|a| a.iter().all(Value::is_string))
+                        {
+                            "an array of strings"
+                        } else if !list && !value.is_string() {
+                            "a string"
+                        } else {
+                            continue;
+                        };
+                        bad(format!("jwks.keys[{i}].{name}"), fault);
                     }
                     if !k.get("kty").is_some_and(Value::is_string) {
                         bad(
@@ -1014,10 +1051,15 @@ fn validate_keys(s: &ClientSettings, bad: &mut impl FnMut(String, &str)) {
         }
     }
     if let Some(uri) = &s.jwks_uri {
-        let loopback = ["http://127.0.0.1:", "http://[::1]:", "http://localhost:"]
-            .iter()
-            .any(|p| uri.starts_with(p));
-        if !(uri.starts_with("https://") || loopback)
+        let prefixed = [
+            "https://",
+            "http://127.0.0.1:",
+            "http://[::1]:",
+            "http://localhost:",
+        ]
+        .iter()
+        .any(|p| uri.len() > p.len() && uri.starts_with(p));
+        if !prefixed
             || uri.chars().count() > 2000
             || uri.chars().any(|c| c.is_control() || c.is_whitespace())
         {

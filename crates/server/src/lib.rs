@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod client_keys;
 pub mod clock;
 pub mod http;
 mod inspect;
@@ -94,6 +95,9 @@ pub struct Config {
     /// How often per-client usage counts are written to the store (and at shutdown).
     /// Checked on the key poll tick, so at most that often.
     pub usage_flush_interval: Duration,
+    /// How far ahead a `private_key_jwt` client assertion's `exp` may be (RFC 7523
+    /// §3): its `jti` is remembered until then.
+    pub assertion_max_lifetime: Duration,
 }
 
 /// The access token format of a deployment.
@@ -139,6 +143,9 @@ impl Default for Config {
             tls: None,
             metrics_listen: None,
             usage_flush_interval: usage::FLUSH_INTERVAL,
+            assertion_max_lifetime: Duration::from_secs(
+                auth_broker_jwt::assertion::DEFAULT_MAX_LIFETIME_SECS.unsigned_abs(),
+            ),
         }
     }
 }
@@ -163,6 +170,10 @@ pub struct AppState {
     pub(crate) metadata_json: String,
     /// The guard of the admin API (the guard crate, judging with this state).
     pub(crate) admin_guard: auth_broker_guard::Guard,
+    /// The keys of `private_key_jwt` clients, with the `jwks_uri` sets fetched.
+    pub(crate) client_keys: client_keys::ClientKeySource,
+    /// What a client assertion must be (RFC 7523 §3): its `aud` names this broker.
+    pub(crate) assertion_policy: auth_broker_jwt::assertion::AssertionPolicy,
 }
 
 /// A freshly signed token.
@@ -377,6 +388,7 @@ impl AppState {
                 revocations = p.revocations,
                 opaque_tokens = p.opaque_tokens,
                 keys = p.keys,
+                assertions = p.assertions,
                 "pruned expired entries"
             ),
             Ok(_) => {}
@@ -434,7 +446,24 @@ impl Server {
             clock.as_ref(),
         )
         .await?;
-        let metadata_json = serde_json::to_string(&http::wellknown::metadata(&issuer))?;
+        let metadata = http::wellknown::metadata(&issuer);
+        let metadata_json = serde_json::to_string(&metadata)?;
+        // RFC 7523 §3 item 3: the issuer, or the URL of the endpoint the assertion is
+        // sent to (the token endpoint last: it is the one a refusal suggests).
+        let assertion_policy = auth_broker_jwt::assertion::AssertionPolicy {
+            audiences: [
+                Some(issuer.clone()),
+                metadata.introspection_endpoint.clone(),
+                metadata.revocation_endpoint.clone(),
+                Some(metadata.token_endpoint.clone()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            max_lifetime: i64::try_from(config.assertion_max_lifetime.as_secs())
+                .unwrap_or(i64::MAX),
+            leeway: i64::try_from(auth_broker_jwt::DEFAULT_LEEWAY.as_secs()).unwrap_or(60),
+        };
         let limiter = FailureLimiter::new(config.auth_failures_per_minute);
         let _ = metrics::handle();
         Ok(Self {
@@ -453,6 +482,8 @@ impl Server {
                 quotas: quota::Quotas::new(),
                 usage: usage::UsageCounter::new(),
                 metadata_json,
+                client_keys: client_keys::ClientKeySource::new(),
+                assertion_policy,
             }),
         })
     }

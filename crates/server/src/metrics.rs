@@ -89,7 +89,10 @@ pub const PRIVATE_FAMILIES: [&str; 1] = [AUTH_FAILURES_BY_CAUSE];
 /// causes of a failed authentication merged, see the module doc) and its precise one.
 pub fn auth_failure(reason: &'static str) {
     let public = match reason {
-        "unknown_client" | "wrong_secret" | "disabled_client" => "invalid_client",
+        "unknown_client" | "wrong_secret" | "disabled_client" | "secret_not_allowed" => {
+            "invalid_client"
+        }
+        r if r.starts_with("assertion_") => "invalid_client",
         other => other,
     };
     metrics::counter!("auth_broker_auth_failures_total", "reason" => public).increment(1);

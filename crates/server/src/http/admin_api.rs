@@ -406,7 +406,7 @@ pub async fn list_clients(
     path = "/admin/v1/clients",
     tag = "admin",
     operation_id = "admin_create_client",
-    request_body(content = ClientSettings, content_type = "application/json"),
+    request_body(content = auth_broker_proto::admin::NewClientBody, content_type = "application/json"),
     security(("bearer" = ["admin:write"])),
     responses(
         (status = 201, description = "Created; only this answer shows the secret", body = CreatedClient,
@@ -440,10 +440,7 @@ pub async fn create_client(
     let actor = caller_actor(&caller, &headers, peer);
     let (client, secret) = app.admin.create_client(&actor, settings).await?;
     let location = format!("/admin/v1/clients/{}", client.client_id);
-    let created = CreatedClient {
-        client,
-        client_secret: secret.expose_secret().to_owned(),
-    };
+    let created = CreatedClient::new(client, secret.expose_secret());
     let mut r = with_etag(json(StatusCode::CREATED, &created), created.client.version);
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);

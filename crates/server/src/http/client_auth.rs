@@ -6,6 +6,7 @@ use super::error::{AUTH_FAILED, ApiError};
 use crate::AppState;
 use crate::secret;
 use crate::store::ClientRecord;
+use auth_broker_proto::admin::AuthMethod;
 use auth_broker_proto::{
     BasicCredentials, BasicError, ClientSecret, ErrorCode, FORM_CONTENT_TYPE, Form,
 };
@@ -54,10 +55,19 @@ pub(crate) fn refused(reason: &'static str, error: ApiError) -> Refused {
     Refused { error, reason }
 }
 
-/// How the client authenticated (RFC 6749 §2.3.1).
+/// How the client authenticated (RFC 6749 §2.3.1, RFC 7523 §2.2).
 enum Credentials {
     Basic(BasicCredentials),
-    Post { id: String, secret: ClientSecret },
+    Post {
+        id: String,
+        secret: ClientSecret,
+    },
+    /// `private_key_jwt`: a JWT signed with one of the client's keys, and the body's
+    /// `client_id` when it has one (RFC 7521 §4.2: optional, but then the same).
+    Assertion {
+        token: String,
+        client_id: Option<String>,
+    },
 }
 
 async fn read_body(
@@ -147,6 +157,17 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError
     // RFC 6749 §3.1: a parameter without a value is treated as omitted.
     let body_id = form.get_nonempty("client_id");
     let body_secret = form.get_nonempty("client_secret");
+    let assertion_type = form.get_nonempty("client_assertion_type");
+    let assertion = form.get_nonempty("client_assertion");
+    if assertion_type.is_some() || assertion.is_some() {
+        return assertion_credentials(
+            header.is_some(),
+            body_id,
+            body_secret,
+            assertion_type,
+            assertion,
+        );
+    }
     match header {
         Some(value) => {
             let basic = BasicCredentials::parse(value.as_bytes()).map_err(|e| match e {
@@ -189,6 +210,145 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError
     }
 }
 
+/// `private_key_jwt` (RFC 7521 §4.2): both assertion parameters, and no other method
+/// beside them (RFC 6749 §2.3: one method per request).
+fn assertion_credentials(
+    has_header: bool,
+    body_id: Option<&str>,
+    body_secret: Option<&str>,
+    assertion_type: Option<&str>,
+    assertion: Option<&str>,
+) -> Result<Credentials, ApiError> {
+    use auth_broker_jwt::assertion::ASSERTION_TYPE;
+    if has_header || body_secret.is_some() {
+        return Err(ApiError::invalid_request(
+            "the request authenticates twice: a client_assertion and also a secret (Authorization or client_secret); use one method",
+        ));
+    }
+    match (assertion_type, assertion) {
+        (Some(ASSERTION_TYPE), Some(token)) => Ok(Credentials::Assertion {
+            token: token.to_owned(),
+            client_id: body_id.map(str::to_owned),
+        }),
+        (Some(other), Some(_)) => Err(ApiError::invalid_client(format!(
+            "client_assertion_type '{}' is not supported; send client_assertion_type={ASSERTION_TYPE} with a JWT client_assertion (RFC 7523 §2.2)",
+            auth_broker_proto::escaped(other)
+        ))),
+        (None, _) => Err(ApiError::invalid_request(format!(
+            "the body has a client_assertion but no client_assertion_type; add client_assertion_type={ASSERTION_TYPE} (RFC 7521 §4.2)"
+        ))),
+        (Some(_), None) => Err(ApiError::invalid_request(
+            "the body has a client_assertion_type but no client_assertion; add the signed JWT as client_assertion (RFC 7521 §4.2)",
+        )),
+    }
+}
+
+/// Authenticates a `private_key_jwt` client (RFC 7523 §2.2, §3): the assertion's
+/// issuer names the client, one of its registered keys must have signed it, its
+/// claims must be for this broker and current, and its `jti` must be new. Refusals
+/// are `invalid_client` with the fault in the description (RFC 7521 §4.2.1), rate
+/// limited like wrong secrets. Whether an id is a `private_key_jwt` client is told
+/// (its keys are public and it proves itself by signing); an unknown id, a client
+/// of another method and a client in no state to be told more get one answer;
+/// "disabled" is said only to the holder of a valid assertion.
+async fn authenticate_assertion(
+    app: &AppState,
+    peer: SocketAddr,
+    token: &str,
+    client_id: Option<&str>,
+) -> Result<Arc<ClientRecord>, Refused> {
+    use auth_broker_jwt::assertion::{AssertionFault, peek_issuer};
+    let now = app.clock.now_secs();
+    let mut counted: Option<Arc<ClientRecord>> = None;
+    /// A refusal and its reason, or the store failing (`503`, not the client's fault).
+    enum Fail {
+        Store(crate::store::StoreError),
+        Fault(&'static str, AssertionFault),
+    }
+    let fault = |reason, f| Fail::Fault(reason, f);
+    let verdict: Result<Arc<ClientRecord>, Fail> = async {
+        let peeked = peek_issuer(token).map_err(|f| fault("assertion_malformed", f))?;
+        let iss = peeked.issuer();
+        if let Some(id) = client_id
+            && id != iss
+        {
+            return Err(fault(
+                "assertion_malformed",
+                AssertionFault::ClientIdMismatch {
+                    client_id: auth_broker_proto::Untrusted::new(id),
+                    iss: auth_broker_proto::Untrusted::new(iss),
+                },
+            ));
+        }
+        let client = app
+            .store
+            .get_client_for_auth(iss, secret::DUMMY_HASH)
+            .await
+            .map_err(Fail::Store)?
+            .filter(|c| c.auth_method == AuthMethod::PrivateKeyJwt.as_str());
+        let Some(client) = client else {
+            return Err(fault(
+                "assertion_unknown_client",
+                AssertionFault::UnknownClient(auth_broker_proto::Untrusted::new(iss)),
+            ));
+        };
+        counted = Some(client.clone());
+        let keys = app
+            .client_keys
+            .keys_for(&client, peeked.kid(), now)
+            .await
+            .map_err(|e| {
+                fault(
+                    "assertion_keys_unavailable",
+                    AssertionFault::KeysUnavailable(auth_broker_proto::Untrusted::new(&e.0)),
+                )
+            })?;
+        let accepted = peeked
+            .judge(&keys, &app.assertion_policy, now)
+            .map_err(|f| fault("assertion_rejected", f))?;
+        // Kept past `exp` by the leeway, for as long as the assertion is accepted.
+        let until = accepted.exp.saturating_add(app.assertion_policy.leeway);
+        let first = app
+            .store
+            .use_assertion_jti(&client.id, &accepted.jti, until)
+            .await
+            .map_err(Fail::Store)?;
+        if !first {
+            return Err(fault(
+                "assertion_replayed",
+                AssertionFault::Replayed(auth_broker_proto::Untrusted::new(&accepted.jti)),
+            ));
+        }
+        if !client.enabled {
+            return Err(fault("assertion_disabled_client", AssertionFault::Disabled));
+        }
+        Ok(client)
+    }
+    .await;
+    let (reason, fault) = match verdict {
+        Ok(c) => return Ok(c),
+        Err(Fail::Store(e)) => {
+            tracing::warn!(error = %e, "store failure while checking a client assertion");
+            return Err(Refused::from(ApiError::from(e)));
+        }
+        Err(Fail::Fault(reason, f)) => (reason, f),
+    };
+    if let Some(c) = &counted {
+        app.usage.count(&c.id, now, crate::usage::Outcome::Failed);
+    }
+    let claimed = counted.as_ref().map_or("", |c| c.id.as_str());
+    tracing::info!(client_id = %auth_broker_proto::escaped(claimed), reason, %fault, "client assertion refused");
+    match app.limiter.record_failure(claimed, peer.ip()) {
+        Some(wait) => Err(refused(
+            "rate_limited",
+            ApiError::TooManyFailures {
+                retry_after_secs: wait.as_secs().max(1),
+            },
+        )),
+        None => Err(refused(reason, ApiError::invalid_client(fault.to_string()))),
+    }
+}
+
 /// Checks the credentials against the store. Every failure (unknown id, wrong
 /// secret, disabled client) gives the same answer after the same work; failures are
 /// rate limited, successes never are.
@@ -208,6 +368,9 @@ async fn authenticate(
                 .collect(),
         ),
         Credentials::Post { id, secret } => (vec![id.as_str()], vec![secret]),
+        Credentials::Assertion { token, client_id } => {
+            return authenticate_assertion(app, peer, token, client_id.as_deref()).await;
+        }
     };
     // An unknown id and a wrong secret must take the same time (no enumeration).
     // Every reading of the id is looked up (no early exit on a hit), each lookup
@@ -247,8 +410,16 @@ async fn authenticate(
         previous_ok |=
             previous.map_or_else(|| secret::verify_dummy(s), |h| secret::verify_secret(s, h));
     }
+    // A client of another method (private_key_jwt) has no secret anyone knows;
+    // refused even so, whatever was sent.
+    let secret_allowed = client.as_ref().is_some_and(|c| {
+        c.auth_method
+            .parse::<AuthMethod>()
+            .is_ok_and(AuthMethod::uses_secret)
+    });
     let reason = match &client {
         None => "unknown_client",
+        Some(_) if !secret_allowed => "secret_not_allowed",
         Some(c) => match (current_ok && !expired, previous_ok, c.enabled) {
             (true, _, true) | (_, true, true) => return Ok(c.clone()),
             (true, _, false) | (_, true, false) => "disabled_client",
@@ -274,8 +445,14 @@ async fn authenticate(
     }
 }
 
-/// The parameters of client authentication in a form body (RFC 6749 §2.3.1).
-pub(crate) const CLIENT_PARAMS: [&str; 2] = ["client_id", "client_secret"];
+/// The parameters of client authentication in a form body (RFC 6749 §2.3.1, RFC
+/// 7521 §4.2).
+pub(crate) const CLIENT_PARAMS: [&str; 4] = [
+    "client_id",
+    "client_secret",
+    "client_assertion_type",
+    "client_assertion",
+];
 
 /// Reads the body of a form endpoint: bounded in size and time, the right media
 /// type, strictly parsed. Only the `recognized` parameters are kept; the others are

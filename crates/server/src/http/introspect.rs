@@ -21,11 +21,13 @@ use std::sync::Arc;
 
 /// The parameters of both requests (RFC 7662 §2.1, RFC 7009 §2.1) and of
 /// `client_secret_post`; others are ignored.
-const RECOGNIZED: [&str; 4] = [
+const RECOGNIZED: [&str; 6] = [
     "token",
     "token_type_hint",
     client_auth::CLIENT_PARAMS[0],
     client_auth::CLIENT_PARAMS[1],
+    client_auth::CLIENT_PARAMS[2],
+    client_auth::CLIENT_PARAMS[3],
 ];
 
 /// The common start of introspection and revocation: a bounded, strict form body from

@@ -17,13 +17,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The parameters of a token request (RFC 6749 §4.4.2, RFC 8707 §2); others are ignored.
-const RECOGNIZED: [&str; 6] = [
+const RECOGNIZED: [&str; 8] = [
     "grant_type",
     "scope",
     "audience",
     "resource",
     client_auth::CLIENT_PARAMS[0],
     client_auth::CLIENT_PARAMS[1],
+    client_auth::CLIENT_PARAMS[2],
+    client_auth::CLIENT_PARAMS[3],
 ];
 
 /// Issue an access token: the client credentials grant (RFC 6749 §4.4).
@@ -83,6 +85,12 @@ async fn handle(
     let form = client_auth::read_form(app, headers, body, &RECOGNIZED).await?;
     check_grant_type(&form)?;
     let client = client_auth::authenticate_client(app, peer, headers, &form).await?;
+    if client.dpop_bound_access_tokens {
+        // Fail closed: the setting is stored, and honoured by refusing what it forbids.
+        return Err(Refused::from(ApiError::invalid_request(
+            "this client must bind its tokens to a key with a DPoP proof (dpop_bound_access_tokens, RFC 9449 §5.2), and this broker does not accept DPoP proofs yet: it issues no unbound token to this client; set dpop_bound_access_tokens to false to use bearer tokens",
+        )));
+    }
 
     let granted = granted_scopes(&client, form.get_nonempty("scope"))?;
     let audience = target_audience(app, &client, &form)?;

@@ -21,15 +21,22 @@ pub fn metadata(issuer: &str) -> AuthorizationServerMetadata {
         token_endpoint_auth_methods_supported: vec![
             "client_secret_basic".into(),
             "client_secret_post".into(),
+            "private_key_jwt".into(),
         ],
-        token_endpoint_auth_signing_alg_values_supported: vec![],
+        token_endpoint_auth_signing_alg_values_supported:
+            auth_broker_jwt::assertion::ASSERTION_ALGS
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect(),
         introspection_endpoint_auth_methods_supported: vec![
             "client_secret_basic".into(),
             "client_secret_post".into(),
+            "private_key_jwt".into(),
         ],
         revocation_endpoint_auth_methods_supported: vec![
             "client_secret_basic".into(),
             "client_secret_post".into(),
+            "private_key_jwt".into(),
         ],
         response_types_supported: vec![],
         scopes_supported: vec![],

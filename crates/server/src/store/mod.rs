@@ -296,6 +296,7 @@ pub struct Pruned {
     pub revocations: u64,
     pub opaque_tokens: u64,
     pub keys: u64,
+    pub assertions: u64,
 }
 
 /// Store failures. `Unavailable` is the one a caller may retry: the broker answers
@@ -611,6 +612,19 @@ impl Store {
         dispatch!(self, s => s.revoke(jti, client_id, expires_at, now, event).await)
     }
 
+    /// Records the `jti` of a client assertion (RFC 7523 §3 item 7: used once), kept
+    /// until `expires_at`; `false` when the client had used it already. One insert
+    /// that the primary key decides, so two replicas racing with the same assertion
+    /// cannot both succeed.
+    pub(crate) async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.use_assertion_jti(client_id, jti, expires_at).await)
+    }
+
     pub(crate) async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         dispatch!(self, s => s.is_revoked(jti).await)
     }
@@ -636,7 +650,8 @@ impl Store {
         dispatch!(self, s => s.delete_opaque(token_hash, event).await)
     }
 
-    /// Deletes revocations and opaque tokens that have expired, and retired keys
+    /// Deletes revocations, opaque tokens and client assertion `jti`s that have
+    /// expired, and retired keys
     /// whose last token has expired more than `leeway` seconds ago (reckoned from the
     /// key's stored [`KeyRecord::max_token_ttl`]).
     pub(crate) async fn prune(&self, now: Timestamp, leeway: i64) -> Result<Pruned, StoreError> {

@@ -889,6 +889,24 @@ impl PgStore {
         .await
     }
 
+    pub async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        bounded(async {
+            let conn = self.conn().await?;
+            let stmt = conn
+                .prepare_cached(
+                    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            Ok(conn.execute(&stmt, &[&client_id, &jti, &expires_at]).await? == 1)
+        })
+        .await
+    }
+
     pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         bounded(async {
             let conn = self.conn().await?;
@@ -994,11 +1012,18 @@ impl PgStore {
                     &[&now, &leeway, &crate::MAX_TOKEN_TTL_SECS],
                 )
                 .await?;
+            let assertions = tx
+                .execute(
+                    "DELETE FROM client_assertions WHERE expires_at <= $1",
+                    &[&now],
+                )
+                .await?;
             tx.commit().await?;
             Ok(Pruned {
                 revocations,
                 opaque_tokens,
                 keys,
+                assertions,
             })
         })
         .await

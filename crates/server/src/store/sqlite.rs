@@ -771,6 +771,24 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
+        self.write(move |c| {
+            let inserted = c
+                .prepare_cached(
+                    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![client_id, jti, expires_at])?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
     pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         self.read(|c| {
             c.prepare_cached("SELECT 1 FROM revocations WHERE jti = ?1")?
@@ -854,11 +872,16 @@ impl SqliteStore {
                  AND retired_at + COALESCE(max_token_ttl, ?3) + ?2 < ?1",
                 [now, leeway, crate::MAX_TOKEN_TTL_SECS],
             )?;
+            let assertions = tx.execute(
+                "DELETE FROM client_assertions WHERE expires_at <= ?1",
+                [now],
+            )?;
             tx.commit()?;
             Ok(Pruned {
                 revocations: revocations as u64,
                 opaque_tokens: opaque_tokens as u64,
                 keys: keys as u64,
+                assertions: assertions as u64,
             })
         })
         .await

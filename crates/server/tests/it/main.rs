@@ -10,6 +10,7 @@ mod endpoint_errors;
 mod jwt;
 mod openapi;
 mod ops;
+mod private_key_jwt;
 mod redaction;
 mod replicas;
 mod resource;

@@ -99,7 +99,11 @@ async fn health_readiness_metrics_and_metadata(backend: Backend) {
     );
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
     );
     assert_eq!(meta["response_types_supported"], serde_json::json!([]));
     let jwks: Value = b.get_json("/.well-known/jwks.json").await;
