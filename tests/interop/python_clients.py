@@ -1,6 +1,11 @@
 """Third-party Python OAuth clients against a running auth-broker, unmodified.
 
-    python3 python_clients.py TOKEN_URL CLIENT_ID CLIENT_SECRET
+    python3 python_clients.py keygen DIR
+    python3 python_clients.py TOKEN_URL CLIENT_ID CLIENT_SECRET [ALG:CLIENT_ID:KEY_PEM ...]
+
+`keygen` writes an RSA and a P-256 key (rs256.pem, es256.pem) and their public JWK Sets
+(rs256.jwks.json, es256.jwks.json) made by Authlib, to register private_key_jwt clients
+with; each ALG:CLIENT_ID:KEY_PEM then runs Authlib's PrivateKeyJWT (RFC 7523) with it.
 
 Uses requests-oauthlib (BackendApplicationClient) and Authlib (OAuth2Session with
 client_secret_basic and client_secret_post), verifies each token with PyJWT against
@@ -19,7 +24,30 @@ from authlib.integrations.requests_client import OAuth2Session
 from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session as RoSession
 
+if sys.argv[1] == "keygen":
+    from authlib.jose import JsonWebKey
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    out = sys.argv[2]
+    for name, key in [
+        ("rs256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("es256", ec.generate_private_key(ec.SECP256R1())),
+    ]:
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        with open(os.path.join(out, name + ".pem"), "wb") as f:
+            f.write(pem)
+        public = JsonWebKey.import_key(pem).as_dict(is_private=False)
+        with open(os.path.join(out, name + ".jwks.json"), "w") as f:
+            json.dump({"keys": [public]}, f)
+    sys.exit(0)
+
 token_url, client_id, client_secret = sys.argv[1:4]
+key_clients = [a.split(":", 2) for a in sys.argv[4:]]
 os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 base = token_url.rsplit("/auth-broker/", 1)[0]
 passed, failed = 0, 0
@@ -32,7 +60,7 @@ def check(name, fn):
         print(f"ok   {name}")
         passed += 1
     except Exception as e:  # noqa: BLE001 - report every failure
-        print(f"FAIL {name}: {e!r}")
+        print(f"FAIL {name}: {e!r} {getattr(e, 'description', '') or ''}")
         failed += 1
 
 
@@ -41,7 +69,7 @@ def get_json(url):
         return json.load(r)
 
 
-def verify(access_token):
+def verify(access_token, expected_client=None):
     meta = get_json(base + "/.well-known/oauth-authorization-server")
     jwks = jwt.PyJWKSet.from_dict(get_json(meta["jwks_uri"].replace(meta["issuer"], base, 1)))
     header = jwt.get_unverified_header(access_token)
@@ -55,7 +83,7 @@ def verify(access_token):
         audience=meta["issuer"],
         options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
     )
-    assert claims["client_id"] == client_id, claims
+    assert claims["client_id"] == (expected_client or client_id), claims
     req = urllib.request.Request(base + "/auth-broker/token-info", headers={"Authorization": "Bearer " + access_token})
     with urllib.request.urlopen(req) as r:
         assert json.load(r)["active"] is True
@@ -87,9 +115,55 @@ def authlib_wrong_secret():
     raise AssertionError("a wrong secret was accepted")
 
 
+def authlib_key(alg, pem_path):
+    """What Authlib's PrivateKeyJWT takes: an RSA key as PEM text, any other as a key
+    object of joserfc (Authlib's JOSE library)."""
+    with open(pem_path) as f:
+        pem = f.read()
+    if alg.startswith("RS") or alg.startswith("PS"):
+        return pem
+    from joserfc.jwk import ECKey
+
+    return ECKey.import_key(pem)
+
+
+def authlib_private_key_jwt(alg, key_client, pem_path):
+    def run():
+        from authlib.oauth2.rfc7523 import PrivateKeyJWT
+
+        key = authlib_key(alg, pem_path)
+        session = OAuth2Session(key_client, key, token_endpoint_auth_method="private_key_jwt")
+        session.register_client_auth_method(PrivateKeyJWT(token_url, alg=alg))
+        tok = session.fetch_token(token_url, grant_type="client_credentials")
+        assert tok["expires_in"] in (3599, 3600), tok
+        verify(tok["access_token"], key_client)
+    return run
+
+
+def authlib_private_key_jwt_refused(alg, key_client, pem_path):
+    def run():
+        from authlib.oauth2.rfc7523 import PrivateKeyJWT
+
+        key = authlib_key(alg, pem_path)
+        # Signed right, but for another audience: the broker names the fault.
+        session = OAuth2Session(key_client, key, token_endpoint_auth_method="private_key_jwt")
+        session.register_client_auth_method(PrivateKeyJWT("https://elsewhere.example/token", alg=alg))
+        try:
+            session.fetch_token(token_url, grant_type="client_credentials")
+        except Exception as e:  # Authlib raises OAuthError with the server's code
+            said = f"{e} {getattr(e, 'description', '')}"
+            assert "invalid_client" in said and "does not name this broker" in said, said
+            return
+        raise AssertionError("an assertion for another audience was accepted")
+    return run
+
+
 check("requests-oauthlib BackendApplicationClient", requests_oauthlib)
 check("authlib client_secret_basic", authlib("client_secret_basic"))
 check("authlib client_secret_post", authlib("client_secret_post"))
 check("authlib sees invalid_client for a wrong secret", authlib_wrong_secret)
+for alg, key_client, pem_path in key_clients:
+    check(f"authlib private_key_jwt {alg}", authlib_private_key_jwt(alg, key_client, pem_path))
+    check(f"authlib private_key_jwt {alg}, wrong aud refused", authlib_private_key_jwt_refused(alg, key_client, pem_path))
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -294,7 +294,7 @@ pub enum AssertionFault {
     )]
     Expired { ago: i64, leeway: i64 },
     #[error(
-        "client_assertion's exp is {ahead} s ahead; at most {max} s are accepted (an assertion is for one request): make exp now + 60 s"
+        "client_assertion's exp is {ahead} s ahead; at most {max} s are accepted (an assertion is for one request): make exp now + 60 s, or ask the broker's operator to raise --assertion-max-lifetime"
     )]
     TooFarAhead { ahead: i64, max: i64 },
     #[error("client_assertion is not valid for {wait} more s (nbf); check the client's clock")]
