@@ -480,6 +480,86 @@ fn python_oauth_libraries_get_and_verify_tokens() {
     serve.stop();
 }
 
+/// openid-client v6 (Node), unmodified: `clientCredentialsGrant` with `PrivateKeyJwt`
+/// (a WebCrypto P-256 key it made), discovery from the RFC 8414 metadata, the token
+/// verified with jose. node_modules are installed once under the target directory
+/// from the committed lockfile (the npm registry is reachable here); set
+/// AUTH_BROKER_SKIP_NODE_INTEROP=1 to leave this one out on a machine without node.
+#[test]
+fn openid_client_gets_a_token_with_private_key_jwt() {
+    if std::env::var_os("AUTH_BROKER_SKIP_NODE_INTEROP").is_some() {
+        eprintln!("AUTH_BROKER_SKIP_NODE_INTEROP is set: not running the Node interop check");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/node");
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-interop");
+    let lock = std::fs::read(root.join("package-lock.json")).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    for f in ["package.json", "openid_client.mjs"] {
+        std::fs::copy(root.join(f), work.join(f)).unwrap();
+    }
+    if std::fs::read(work.join("package-lock.json")).ok() != Some(lock.clone())
+        || !work.join("node_modules/openid-client").is_dir()
+    {
+        std::fs::write(work.join("package-lock.json"), &lock).unwrap();
+        let ok = Command::new("npm")
+            .args([
+                "ci",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--loglevel=error",
+            ])
+            .current_dir(&work)
+            .status()
+            .expect("node and npm are needed for the Node interop test")
+            .success();
+        assert!(ok, "npm ci of the interop lockfile failed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = |args: &[&str]| {
+        Command::new("node")
+            .arg(work.join("openid_client.mjs"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let keygen = node(&["keygen", dir.path().to_str().unwrap()]);
+    assert!(keygen.status.success(), "{keygen:?}");
+    let db = "sqlite://auth-broker.db";
+    let jwks = dir.path().join("jwks.json");
+    let created = cli_json(
+        dir.path(),
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "node",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks",
+            jwks.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let out = node(&[
+        &serve.base,
+        created["client_id"].as_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("4 passed, 0 failed"), "{text}");
+    serve.stop();
+}
+
 /// A store created by `auth-broker` is 0600; one that others may read (made by an
 /// older version, or copied with a loose umask) is warned about at every start, with
 /// the command that fixes it.

@@ -164,6 +164,11 @@ pub enum AdminError {
         "the client changed since version {expected} was read (it is at version {current}); read it again and redo the change on top"
     )]
     Stale { expected: i64, current: i64 },
+    /// A secret operation on a client that authenticates without one.
+    #[error(
+        "client '{0}' authenticates with private_key_jwt and has no secret: rotate its key in jwks or at jwks_uri instead (or set token_endpoint_auth_method to client_secret_basic first)"
+    )]
+    NoSecret(String),
     /// RFC 7009 §2.1: a client may revoke only its own tokens.
     #[error("this token was issued to another client; a client may revoke only its own tokens")]
     NotOwner,
@@ -433,6 +438,13 @@ impl Admin {
         let hash = secret::hash_secret(&secret);
         let client = self
             .change(actor, id, None, "client.secret.rotate", |record, now| {
+                if !record
+                    .auth_method
+                    .parse::<AuthMethod>()
+                    .is_ok_and(AuthMethod::uses_secret)
+                {
+                    return Err(AdminError::NoSecret(record.id.clone()));
+                }
                 let grace = i64::try_from(grace_secs).unwrap_or(i64::MAX);
                 let until = (grace > 0).then(|| {
                     let until = now.saturating_add(grace);

@@ -55,20 +55,21 @@ impl std::fmt::Debug for ClientKeySource {
 pub(crate) struct KeysUnavailable(pub String);
 
 impl ClientKeySource {
-    pub fn new() -> Self {
+    /// Fails only when no HTTP client can be made (no TLS backend); never falls
+    /// back to one that follows redirects or waits without a limit.
+    pub fn new() -> Result<Self, reqwest::Error> {
         // The process's one crypto backend (aws-lc-rs), as everywhere else.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FETCH_TIMEOUT)
             .user_agent(concat!("auth-broker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        Self {
+            .build()?;
+        Ok(Self {
             http,
             cache: Mutex::default(),
             fetching: tokio::sync::Mutex::new(()),
-        }
+        })
     }
 
     /// The keys that may have signed an assertion of `client` naming `kid`, at

@@ -465,6 +465,9 @@ impl Server {
             leeway: i64::try_from(auth_broker_jwt::DEFAULT_LEEWAY.as_secs()).unwrap_or(60),
         };
         let limiter = FailureLimiter::new(config.auth_failures_per_minute);
+        let client_keys = client_keys::ClientKeySource::new().map_err(|e| {
+            anyhow::anyhow!("cannot make the HTTP client for clients' jwks_uri: {e}")
+        })?;
         let _ = metrics::handle();
         Ok(Self {
             listener,
@@ -482,7 +485,7 @@ impl Server {
                 quotas: quota::Quotas::new(),
                 usage: usage::UsageCounter::new(),
                 metadata_json,
-                client_keys: client_keys::ClientKeySource::new(),
+                client_keys,
                 assertion_policy,
             }),
         })

@@ -165,6 +165,9 @@ impl IntoResponse for AdminApiError {
                 AdminError::NoSuchClient(_) => {
                     problem(StatusCode::NOT_FOUND, "Not Found", e.to_string(), vec![])
                 }
+                AdminError::NoSecret(_) => {
+                    problem(StatusCode::CONFLICT, "Conflict", e.to_string(), vec![])
+                }
                 AdminError::DuplicateName(_) => problem(
                     StatusCode::CONFLICT,
                     "Conflict",

@@ -29,6 +29,28 @@ struct Inner {
     writer: Mutex<Connection>,
     next: AtomicUsize,
     clients: ClientCache,
+    /// Client assertion `jti`s waiting for the next group commit.
+    jtis: Mutex<JtiBatch>,
+}
+
+/// One `jti` to record, and who waits for whether it was new.
+type PendingJti = (
+    String,
+    String,
+    Timestamp,
+    tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
+);
+
+/// Group commit of client assertion `jti`s. Each `private_key_jwt` token request
+/// records one, durably (`synchronous=FULL`), and one commit per request would make
+/// the disk's flush time the token endpoint's pace: the requests that arrive while a
+/// commit is under way wait for the next one, which writes all of them in one
+/// transaction and one flush.
+#[derive(Default)]
+struct JtiBatch {
+    pending: Vec<PendingJti>,
+    /// A writer task is taking batches; a new one is started only when none is.
+    writing: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -118,6 +140,52 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
 #[cfg(not(unix))]
 fn owner_only(_: &Path) -> Result<(), StoreError> {
     Ok(())
+}
+
+/// Takes batches of pending `jti`s until none is left, each in one transaction.
+fn write_jti_batches(inner: &Inner) {
+    loop {
+        let batch = {
+            let mut b = inner
+                .jtis
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if b.pending.is_empty() {
+                b.writing = false;
+                return;
+            }
+            std::mem::take(&mut b.pending)
+        };
+        let mut conn = lock(&inner.writer);
+        let written = (|| -> Result<Vec<bool>, StoreError> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut fresh = Vec::with_capacity(batch.len());
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )?;
+                for (client_id, jti, expires_at, _) in &batch {
+                    fresh.push(stmt.execute(params![client_id, jti, expires_at])? == 1);
+                }
+            }
+            tx.commit()?;
+            Ok(fresh)
+        })();
+        drop(conn);
+        match written {
+            Ok(fresh) => {
+                for ((.., tx), new) in batch.into_iter().zip(fresh) {
+                    let _ = tx.send(Ok(new));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (.., tx) in batch {
+                    let _ = tx.send(Err(StoreError::Unavailable(message.clone())));
+                }
+            }
+        }
+    }
 }
 
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
@@ -271,6 +339,7 @@ impl SqliteStore {
                     writer: Mutex::new(writer),
                     next: AtomicUsize::new(0),
                     clients,
+                    jtis: Mutex::default(),
                 }),
             })
         })
@@ -777,16 +846,23 @@ impl SqliteStore {
         jti: &str,
         expires_at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
-        self.write(move |c| {
-            let inserted = c
-                .prepare_cached(
-                    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![client_id, jti, expires_at])?;
-            Ok(inserted == 1)
-        })
-        .await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut b = self
+                .inner
+                .jtis
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            b.pending
+                .push((client_id.to_owned(), jti.to_owned(), expires_at, tx));
+            !std::mem::replace(&mut b.writing, true)
+        };
+        if start {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || write_jti_batches(&inner));
+        }
+        rx.await
+            .map_err(|_| StoreError::Task("the jti writer stopped".into()))?
     }
 
     pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {

@@ -19,6 +19,7 @@ on_both_stores!(
     every_algorithm_gets_a_token_once_per_assertion,
     each_fault_is_its_own_invalid_client,
     refusals_count_toward_the_failure_limit,
+    one_assertion_sent_at_once_is_used_once,
     keys_at_a_jwks_uri_are_cached_and_refetched_for_a_new_kid,
     the_admin_api_registers_key_clients,
 );
@@ -492,6 +493,55 @@ async fn each_fault_is_its_own_invalid_client(backend: Backend) {
     assert_eq!(r.json::<Value>().await.unwrap()["active"], false);
 }
 
+/// Twenty requests at once with one assertion: exactly one gets a token, whether the
+/// `jti`s land in one group commit or several.
+async fn one_assertion_sent_at_once_is_used_once(backend: Backend) {
+    // Replays are failures: a limit above what the test sends keeps them all 401s.
+    let config = Config {
+        auth_failures_per_minute: std::num::NonZeroU32::new(1000).unwrap(),
+        ..Config::default()
+    };
+    let b = TestBroker::start_config(backend, config).await;
+    let (key, jwk) = key_and_jwk(Algorithm::ES256, "k1");
+    let id = register(&b, "racer", Keys::Inline(vec![jwk])).await;
+    for round in 0..3 {
+        let token = assertion(
+            &key,
+            Algorithm::ES256,
+            Some("k1"),
+            &claims(&id, &b.token_url()),
+        );
+        let answers =
+            futures_util::future::join_all((0..20).map(|_| with_assertion(&b, &token))).await;
+        let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+        let replayed = answers
+            .iter()
+            .filter(|(s, v)| {
+                *s == 401
+                    && v["error_description"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("was used before")
+            })
+            .count();
+        assert_eq!((ok, replayed), (1, 19), "round {round}: {answers:?}");
+    }
+    // Different assertions at once all succeed (each its own jti in a shared commit).
+    let tokens: Vec<String> = (0..20)
+        .map(|_| {
+            assertion(
+                &key,
+                Algorithm::ES256,
+                Some("k1"),
+                &claims(&id, &b.token_url()),
+            )
+        })
+        .collect();
+    let answers =
+        futures_util::future::join_all(tokens.iter().map(|t| with_assertion(&b, t))).await;
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+}
+
 async fn refusals_count_toward_the_failure_limit(backend: Backend) {
     let config = Config {
         auth_failures_per_minute: std::num::NonZeroU32::new(3).unwrap(),
@@ -625,17 +675,15 @@ async fn the_admin_api_registers_key_clients(backend: Backend) {
     let admin = b.token(&admin, &admin_secret).await;
     let (key, jwk) = key_and_jwk(Algorithm::ES256, "k1");
     let send = |method: reqwest::Method, path: &str, body: Value| {
+        let media = if method == reqwest::Method::PATCH {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
         b.http
             .request(method, b.url(path))
             .bearer_auth(&admin)
-            .header(
-                "content-type",
-                if path.ends_with("clients") {
-                    "application/json"
-                } else {
-                    "application/merge-patch+json"
-                },
-            )
+            .header("content-type", media)
             .body(body.to_string())
             .send()
     };
@@ -658,6 +706,23 @@ async fn the_admin_api_registers_key_clients(backend: Backend) {
         &claims(&id, &b.token_url()),
     );
     assert_eq!(with_assertion(&b, &token).await.0, 200);
+    // It has no secret to rotate.
+    let r = send(
+        reqwest::Method::POST,
+        &format!("/admin/v1/clients/{id}/secret"),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 409);
+    let problem: Value = r.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("has no secret"),
+        "{problem}"
+    );
 
     // A private key, a member no JWK has, a member of the wrong type: each named.
     let mut private = jwk.clone();

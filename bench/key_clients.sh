@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Tokens/s by client authentication method, one broker, one run: client_secret_basic
+# (../shared/peers/token.lua) beside private_key_jwt (bench/assertion.lua, a new ES256
+# assertion per request, made beforehand by the make_assertions example).
+#
+#   bench/key_clients.sh [BIN]
+#
+# The broker is pinned to core 0 and wrk (-t1) to core 1, as in bench/load.sh.
+# Env: DURATION=8s CONNECTIONS=32 DATABASE=sqlite (or a postgres:// server URL,
+# for a fresh database on it) ASSERTIONS=400000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auth-broker-target}"
+DURATION=${DURATION:-8s} CONNECTIONS=${CONNECTIONS:-32} DATABASE=${DATABASE:-sqlite}
+N=${ASSERTIONS:-400000}
+LUA=$PWD/../shared/peers/token.lua
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build -q --release -p auth-broker
+cargo build -q --release -p auth-broker-server --example make_assertions
+BIN=${1:-$CARGO_TARGET_DIR/release/auth-broker}
+MAKE=$CARGO_TARGET_DIR/release/examples/make_assertions
+w=$(mktemp -d)
+if [ "$DATABASE" = sqlite ]; then db="sqlite://$w/s.db"; else
+  db="$DATABASE/kc_$$_$RANDOM"; psql "$DATABASE/postgres" -qc "CREATE DATABASE ${db##*/}" >/dev/null; fi
+pid=""
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$w"' EXIT
+out=$("$BIN" --database "$db" client create --name basic --json)
+id=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
+secret=$(printf '%s\n' "$out" | sed -n 's/.*"client_secret": "\([^"]*\)".*/\1/p')
+AUTH_BROKER_LOG=warn taskset -c 0 "$BIN" --database "$db" serve --listen 127.0.0.1:0 >"$w/out" 2>/dev/null &
+pid=$!
+for _ in $(seq 100); do grep -q 'listening on' "$w/out" 2>/dev/null && break; sleep 0.1; done
+url="$(sed -n 's/^auth-broker listening on //p' "$w/out")/auth-broker/request-token"
+"$MAKE" "$w" x "$url" 0
+out=$("$BIN" --database "$db" client create --name signer --auth-method private_key_jwt --jwks "$w/jwks.json" --json)
+kid=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
+"$MAKE" "$w" "$kid" "$url" "$N"
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d3s -s "$LUA" "$url" -- "$id" "$secret" >/dev/null
+run() {  # LABEL LUA ARGS...
+  local label=$1; shift
+  printf '%-20s ' "$label"
+  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "$@" |
+    sed -n 's/^WRK_RESULT .*\(rps=[0-9.]*\) p50_ms=\([0-9.]*\).*p99_ms=\([0-9.]*\).*\(non200=[0-9]*\).*/\1 p50_ms=\2 p99_ms=\3 \4/p'
+}
+run client_secret_basic "$LUA" "$url" -- "$id" "$secret"
+run private_key_jwt "$PWD/bench/assertion.lua" "$url" -- "$w/assertions.txt"
+run client_secret_basic "$LUA" "$url" -- "$id" "$secret"
