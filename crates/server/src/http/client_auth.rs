@@ -260,6 +260,9 @@ async fn authenticate_assertion(
     use auth_broker_jwt::assertion::{AssertionFault, peek_issuer};
     let now = app.clock.now_secs();
     let mut counted: Option<Arc<ClientRecord>> = None;
+    // The id the failure limit counts under: the assertion's issuer when it has one
+    // (a client id, known or not, as for secrets), else the body's client_id.
+    let mut claimed = client_id.map(str::to_owned);
     /// A refusal and its reason, or the store failing (`503`, not the client's fault).
     enum Fail {
         Store(crate::store::StoreError),
@@ -269,6 +272,7 @@ async fn authenticate_assertion(
     let verdict: Result<Arc<ClientRecord>, Fail> = async {
         let peeked = peek_issuer(token).map_err(|f| fault("assertion_malformed", f))?;
         let iss = peeked.issuer();
+        claimed = Some(iss.to_owned());
         if let Some(id) = client_id
             && id != iss
         {
@@ -336,7 +340,7 @@ async fn authenticate_assertion(
     if let Some(c) = &counted {
         app.usage.count(&c.id, now, crate::usage::Outcome::Failed);
     }
-    let claimed = counted.as_ref().map_or("", |c| c.id.as_str());
+    let claimed = claimed.as_deref().unwrap_or_default();
     tracing::info!(client_id = %auth_broker_proto::escaped(claimed), reason, %fault, "client assertion refused");
     match app.limiter.record_failure(claimed, peer.ip()) {
         Some(wait) => Err(refused(
