@@ -434,28 +434,9 @@ fn python_oauth_libraries_get_and_verify_tokens() {
     for alg in ["RS256", "ES256"] {
         let lower = alg.to_ascii_lowercase();
         let jwks = dir.path().join(format!("{lower}.jwks.json"));
-        let made = cli_json(
-            dir.path(),
-            db,
-            &[
-                "client",
-                "create",
-                "--name",
-                &format!("py-{lower}"),
-                "--auth-method",
-                "private_key_jwt",
-                "--jwks",
-                jwks.to_str().unwrap(),
-                "--json",
-            ],
-        );
-        assert!(made.get("client_secret").is_none(), "{made}");
+        let id = create_key_client(dir.path(), db, &format!("py-{lower}"), &jwks);
         let pem = dir.path().join(format!("{lower}.pem"));
-        key_clients.push(format!(
-            "{alg}:{}:{}",
-            made["client_id"].as_str().unwrap(),
-            pem.display()
-        ));
+        key_clients.push(format!("{alg}:{id}:{}", pem.display()));
     }
     // Authlib 1.9 signs every assertion for an hour (exp = iat + 3600, not
     // configurable); the broker's default allows 5 minutes, so this broker is told to
@@ -478,6 +459,28 @@ fn python_oauth_libraries_get_and_verify_tokens() {
     );
     assert!(text.contains("8 passed, 0 failed"), "{text}");
     serve.stop();
+}
+
+/// A `private_key_jwt` client with the JWK Set at `jwks`, made by the CLI; its id.
+/// It has no secret.
+fn create_key_client(dir: &Path, db: &str, name: &str, jwks: &Path) -> String {
+    let made = cli_json(
+        dir,
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            name,
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks",
+            jwks.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(made.get("client_secret").is_none(), "{made}");
+    made["client_id"].as_str().unwrap().to_owned()
 }
 
 /// openid-client v6 (Node), unmodified: `clientCredentialsGrant` with `PrivateKeyJwt`
@@ -527,28 +530,9 @@ fn openid_client_gets_a_token_with_private_key_jwt() {
     let keygen = node(&["keygen", dir.path().to_str().unwrap()]);
     assert!(keygen.status.success(), "{keygen:?}");
     let db = "sqlite://auth-broker.db";
-    let jwks = dir.path().join("jwks.json");
-    let created = cli_json(
-        dir.path(),
-        db,
-        &[
-            "client",
-            "create",
-            "--name",
-            "node",
-            "--auth-method",
-            "private_key_jwt",
-            "--jwks",
-            jwks.to_str().unwrap(),
-            "--json",
-        ],
-    );
+    let id = create_key_client(dir.path(), db, "node", &dir.path().join("jwks.json"));
     let serve = Serve::start(dir.path(), &[], &[]);
-    let out = node(&[
-        &serve.base,
-        created["client_id"].as_str().unwrap(),
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = node(&[&serve.base, &id, dir.path().to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
     assert!(

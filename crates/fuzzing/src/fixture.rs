@@ -132,3 +132,18 @@ pub fn token_from(data: &[u8]) -> Option<(String, bool)> {
     };
     Some((token, with_audience))
 }
+
+/// What every refusal of a token must be: it never repeats the token, is one line (no
+/// control character) and is bounded: the fixed text is under 400 characters, and a
+/// message holds at most a few values from the token of at most 100 characters each,
+/// escaped.
+pub fn check_refusal(token: &str, message: &str) {
+    if token.len() >= 64 {
+        assert!(!message.contains(token), "the message repeats the token");
+    }
+    assert!(
+        !message.chars().any(char::is_control),
+        "a control character in {message:?}"
+    );
+    assert!(message.chars().count() < 2_500, "{message:?}");
+}

@@ -375,12 +375,7 @@ async fn every_bad_field_gets_its_own_problem(backend: Backend) {
     )
     .await;
     let v = problem(r, 400).await;
-    let fields: Vec<&str> = v["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = crate::problem_fields(&v);
     assert_eq!(
         fields,
         [

@@ -64,3 +64,13 @@ pub async fn broker_with_client(
     let (id, secret) = b.create_client("app", "read write", None).await;
     (b, id, secret)
 }
+
+/// The `field` of each error of an RFC 9457 problem, in order.
+pub fn problem_fields(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect()
+}

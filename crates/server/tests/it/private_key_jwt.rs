@@ -738,14 +738,8 @@ async fn the_admin_api_registers_key_clients(backend: Backend) {
     .unwrap();
     assert_eq!(r.status(), 400);
     let problem: Value = r.json().await.unwrap();
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        fields,
+        crate::problem_fields(&problem),
         ["jwks.keys[0].colour", "jwks.keys[0].d", "jwks.keys[0].x"],
         "{problem}"
     );
