@@ -101,8 +101,12 @@ pub async fn authorize(
                 "{error} (the admin API takes tokens of this broker whose audience is its issuer, {})",
                 app.issuer
             ),
-            GuardError::InsufficientScope { .. } => format!(
-                "{error}: auth-broker client update {} --scope '{}'",
+            // Said as an operation of the admin API (the console shows it after "Not
+            // allowed:"), with the command that gives the scope.
+            GuardError::InsufficientScope { granted, .. } => format!(
+                "this operation needs a token with the scope '{}'; this one has '{}' (RFC 6750 section 3.1 insufficient_scope): give the client that scope (auth-broker client update {} --scope '{}') and fetch a new token",
+                required[0],
+                auth_broker_proto::escaped(&granted.join(" ")).max_chars(200),
                 auth_broker_proto::escaped(client),
                 required[0]
             ),

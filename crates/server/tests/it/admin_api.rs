@@ -246,7 +246,14 @@ async fn access_needs_the_right_token_and_scope(backend: Backend) {
             .unwrap()
             .contains("insufficient_scope")
     );
-    problem(r, 403).await;
+    let v = problem(r, 403).await;
+    // Worded for the operation (the console prints it after "Not allowed:").
+    assert!(
+        v["detail"].as_str().unwrap().starts_with(
+            "this operation needs a token with the scope 'admin:read'; this one has 'invoices:read'"
+        ),
+        "{v}"
+    );
     // admin:read reads, and may not change anything, its own scope included.
     assert_eq!(
         call(&b, &read, Method::GET, "/admin/v1/clients", None)
