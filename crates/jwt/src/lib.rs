@@ -10,9 +10,12 @@
 
 pub mod assertion;
 pub mod clock;
+pub mod dpop;
 pub mod ecdsa;
 mod fault;
 mod policy;
+#[cfg(test)]
+mod test_keys;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use fault::{Claim, ClaimFault, Fault, HeaderFault, KeyFault, TimeFault};
