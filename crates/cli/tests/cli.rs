@@ -6,7 +6,7 @@ mod admin_over_http;
 mod common;
 
 use auth_broker_testkit::{Backend, FreshStore};
-use common::{BIN, Serve, cli, cli_json, token_status};
+use common::{BIN, Serve, cli, cli_json, command, outcome, token_status};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -600,4 +600,58 @@ fn serve_takes_an_operator_metrics_listener() {
     let (_, public) = common::raw_http::get(&format!("{}/metrics", serve.base));
     assert!(!public.contains("unknown_client"), "{public}");
     assert_eq!(serve.stop(), 0);
+}
+
+/// The client side's DPoP (`call --dpop`, `doctor --dpop`) against the broker's: a
+/// client registered with `--require-dpop` gets no bearer token, and a DPoP token
+/// bound to the key `call` made works at token-info with a proof per request.
+#[test]
+fn call_and_doctor_with_dpop_against_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = "sqlite://auth-broker.db";
+    let created = cli_json(
+        dir.path(),
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "bound",
+            "--require-dpop",
+            "--json",
+        ],
+    );
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let client = |args: &[&str]| {
+        outcome(
+            command(BIN)
+                .current_dir(dir.path())
+                .env(
+                    "AUTH_BROKER_TOKEN_URL",
+                    format!("{}/auth-broker/request-token", serve.base),
+                )
+                .env(
+                    "AUTH_BROKER_CLIENT_ID",
+                    created["client_id"].as_str().unwrap(),
+                )
+                .env(
+                    "AUTH_BROKER_CLIENT_SECRET",
+                    created["client_secret"].as_str().unwrap(),
+                )
+                .args(args),
+        )
+    };
+    let (code, _, err) = client(&["token"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("invalid_dpop_proof"), "{err}");
+    let info = format!("{}/auth-broker/token-info", serve.base);
+    let (code, out, err) = client(&["call", "--dpop", &info]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["active"], true, "{v}");
+    assert!(v["claims"]["cnf"]["jkt"].is_string(), "{v}");
+    let (code, out, err) = client(&["doctor", "--dpop", "--api", &info]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("all checks passed"), "{out}");
+    serve.stop();
 }

@@ -196,15 +196,26 @@ impl Guard {
     /// two encodings of one ES256 signature are one entry, found without a second
     /// signature check. The key is always the whole token, signature included,
     /// never something (a `kid` and `jti`) that could be presented without it.
+    ///
+    /// A token bound to a key (DPoP, `cnf.jkt`, RFC 9449 §7.1) is refused: this guard
+    /// does not check DPoP proofs yet, and taking such a token as a bearer token would
+    /// undo its binding.
     pub async fn validate(&self, token: &str) -> Result<Arc<Claims>, GuardError> {
         let now = self.inner.clock.now_secs();
-        if let Some(hit) = self.cached(token, now) {
-            return hit;
+        let claims = match self.cached(token, now) {
+            Some(hit) => hit,
+            // The checks, a JWKS fetch or an introspection request live in a future
+            // of their own, boxed, so that a cache hit (the common case) does not
+            // carry their state.
+            None => Box::pin(self.validate_miss(token, now)).await,
+        }?;
+        if claims.cnf.as_ref().is_some_and(|c| c.jkt.is_some()) {
+            return Err(GuardError::Refused(format!(
+                "{}; this API's guard does not take DPoP proofs yet, so it refuses the token rather than accept it as a bearer token",
+                auth_broker_jwt::dpop::PresentationFault::BoundAsBearer
+            )));
         }
-        // The checks, a JWKS fetch or an introspection request live in a future of
-        // their own, boxed, so that a cache hit (the common case) does not carry
-        // their state.
-        Box::pin(self.validate_miss(token, now)).await
+        Ok(claims)
     }
 
     fn cached(&self, key: &str, now: i64) -> Option<CachedResult> {

@@ -304,6 +304,66 @@ pub fn judge_proof(
     })
 }
 
+/// Why a token was presented the wrong way for its binding (RFC 9449 §7.1), or with a
+/// proof that does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PresentationFault {
+    #[error(
+        "this token is bound to a key (DPoP, cnf.jkt): send it as 'Authorization: DPoP <token>' with a DPoP proof of this request in the DPoP header (RFC 9449 §7.1); as a Bearer token it is refused"
+    )]
+    BoundAsBearer,
+    #[error(
+        "this token is not bound to a key (it has no cnf.jkt): send it as 'Authorization: Bearer <token>'"
+    )]
+    UnboundAsDpop,
+    #[error(
+        "the request has no DPoP header: a DPoP token comes with a proof of the request, made with the token's key (RFC 9449 §7.1)"
+    )]
+    NoProof,
+    #[error("the request has more than one DPoP header; send one proof (RFC 9449 §4.3)")]
+    ProofTwice,
+    #[error(transparent)]
+    Proof(#[from] ProofFault),
+}
+
+impl PresentationFault {
+    /// Whether the fault is in the proof (`invalid_dpop_proof`) rather than in how the
+    /// token was sent (`invalid_token`).
+    pub fn is_proof_fault(&self) -> bool {
+        matches!(self, Self::NoProof | Self::ProofTwice | Self::Proof(_))
+    }
+}
+
+/// How a token was presented: the `Authorization` scheme, the token's binding
+/// (`cnf.jkt`, from its judgement) and the `DPoP` header values. A bound token needs
+/// the `DPoP` scheme and a proof by its key for `request` (whose `access_token` is the
+/// token); an unbound one the `Bearer` scheme. The accepted proof is returned, for the
+/// caller to check its `jti` is new.
+pub fn judge_presentation<'a>(
+    dpop_scheme: bool,
+    cnf_jkt: Option<&str>,
+    mut proofs: impl Iterator<Item = &'a str>,
+    request: &ProofRequest<'_>,
+    policy: &ProofPolicy,
+    now: i64,
+) -> Result<Option<Proof>, PresentationFault> {
+    match (dpop_scheme, cnf_jkt) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(PresentationFault::BoundAsBearer),
+        (true, None) => Err(PresentationFault::UnboundAsDpop),
+        (true, Some(jkt)) => {
+            let proof = proofs.next().ok_or(PresentationFault::NoProof)?;
+            if proofs.next().is_some() {
+                return Err(PresentationFault::ProofTwice);
+            }
+            let proof = judge_proof(proof, request, policy, now)?;
+            check_binding(jkt, &proof)?;
+            Ok(Some(proof))
+        }
+    }
+}
+
 /// RFC 9449 §7.1: a token bound to `token_jkt` (its `cnf.jkt`) goes only with a proof
 /// by that key.
 pub fn check_binding(token_jkt: &str, proof: &Proof) -> Result<(), ProofFault> {

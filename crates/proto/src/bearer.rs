@@ -77,9 +77,33 @@ fn is_b64token(s: &str) -> bool {
         })
 }
 
+/// The scheme an access token came with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Bearer` (RFC 6750 §2.1).
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1): the token is bound to a key, and a proof comes with it.
+    Dpop,
+}
+
 /// Takes the token out of the `Authorization` header values of a request. The scheme
 /// is matched case-insensitively (RFC 7235 §2.1) and may be followed by several spaces.
-pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, BearerError> {
+pub fn parse<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, BearerError> {
+    split(values, false).map(|(_, token)| token)
+}
+
+/// Like [`parse`], but `DPoP <token>` (RFC 9449 §7.1) is taken too, and the scheme
+/// is returned with the token.
+pub fn parse_with_dpop<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> Result<(Scheme, &'a str), BearerError> {
+    split(values, true)
+}
+
+fn split<'a>(
+    mut values: impl Iterator<Item = &'a [u8]>,
+    dpop: bool,
+) -> Result<(Scheme, &'a str), BearerError> {
     let value = values.next().ok_or(BearerError::Missing)?;
     if values.next().is_some() {
         return Err(BearerError::Repeated);
@@ -90,7 +114,14 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
         .ok_or(BearerError::NotAscii)?
         .trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let matched = if scheme.eq_ignore_ascii_case("bearer") {
+        Some(Scheme::Bearer)
+    } else if dpop && scheme.eq_ignore_ascii_case("dpop") {
+        Some(Scheme::Dpop)
+    } else {
+        None
+    };
+    let Some(matched) = matched else {
         // A bare token: a JWT, or anything longer than a scheme name (an opaque
         // `abo_...` token, perhaps with a stray character copied along). It is not
         // echoed back as a scheme, which would repeat its first characters.
@@ -102,7 +133,7 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
         return Err(BearerError::WrongScheme {
             scheme: scheme.to_owned(),
         });
-    }
+    };
     let token = rest.trim_start_matches(' ');
     if token.is_empty() {
         return Err(BearerError::Empty);
@@ -111,7 +142,7 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
         return Err(BearerError::Quoted);
     }
     if let Some((first, _)) = token.split_once([' ', '\t']) {
-        if first.eq_ignore_ascii_case("bearer") {
+        if first.eq_ignore_ascii_case(scheme) {
             return Err(BearerError::Twice);
         }
         return Err(BearerError::Whitespace);
@@ -119,7 +150,7 @@ pub fn parse<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, 
     if !is_b64token(token) {
         return Err(BearerError::BadCharacters);
     }
-    Ok(token)
+    Ok((matched, token))
 }
 
 #[cfg(test)]

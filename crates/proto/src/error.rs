@@ -29,6 +29,8 @@ pub enum ErrorCode {
     InsufficientScope,
     /// RFC 7009 §2.2.1: the server cannot revoke this token type.
     UnsupportedTokenType,
+    /// RFC 9449 §5, §7.1: the DPoP proof is missing where required, or invalid.
+    InvalidDpopProof,
     /// The server is temporarily unable to handle the request (store unreachable).
     TemporarilyUnavailable,
     /// The server hit an unexpected condition.
@@ -51,6 +53,7 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
             Self::Extension(s) => s,
@@ -70,6 +73,7 @@ impl ErrorCode {
             "invalid_token" => Self::InvalidToken,
             "insufficient_scope" => Self::InsufficientScope,
             "unsupported_token_type" => Self::UnsupportedTokenType,
+            "invalid_dpop_proof" => Self::InvalidDpopProof,
             "temporarily_unavailable" => Self::TemporarilyUnavailable,
             "server_error" => Self::ServerError,
             other => Self::Extension(other.to_owned()),

@@ -33,6 +33,9 @@ pub struct TokenResponse {
 /// The `token_type` this server issues.
 pub const TOKEN_TYPE_BEARER: &str = "bearer";
 
+/// The `token_type` of a DPoP-bound access token (RFC 9449 §5).
+pub const TOKEN_TYPE_DPOP: &str = "DPoP";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 pub mod admin;
 mod client_keys;
 pub mod clock;
+mod dpop_replay;
 pub mod http;
 mod inspect;
 mod keyring;
@@ -174,6 +175,10 @@ pub struct AppState {
     pub(crate) client_keys: client_keys::ClientKeySource,
     /// What a client assertion must be (RFC 7523 §3): its `aud` names this broker.
     pub(crate) assertion_policy: auth_broker_jwt::assertion::AssertionPolicy,
+    /// DPoP proofs seen recently, so each is used once (RFC 9449 §11.1).
+    pub(crate) dpop_replay: dpop_replay::ProofReplay,
+    /// The token endpoint's URL, as a DPoP proof's `htu` names it.
+    pub(crate) token_endpoint: String,
 }
 
 /// A freshly signed token.
@@ -487,6 +492,8 @@ impl Server {
                 metadata_json,
                 client_keys,
                 assertion_policy,
+                dpop_replay: dpop_replay::ProofReplay::default(),
+                token_endpoint: metadata.token_endpoint.clone(),
             }),
         })
     }
@@ -550,6 +557,7 @@ impl Server {
                 if last_prune.elapsed() >= state.config.prune_interval {
                     last_prune = std::time::Instant::now();
                     state.limiter.prune();
+                    state.dpop_replay.prune(state.clock.now_secs());
                     state.quotas.prune(std::time::Instant::now());
                     state.prune().await;
                 }

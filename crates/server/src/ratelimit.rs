@@ -19,6 +19,10 @@ pub struct FailureLimiter {
     by_client: Keyed<String>,
     by_peer: Keyed<IpAddr>,
     clock: DefaultClock,
+    /// Failures are recorded one at a time: two concurrent ones could otherwise each
+    /// take the last cell of one key and be refused by the other, and both be
+    /// refused although the allowance had room for one. Only failures pass here.
+    one_at_a_time: std::sync::Mutex<()>,
 }
 
 impl FailureLimiter {
@@ -29,11 +33,16 @@ impl FailureLimiter {
             by_client: RateLimiter::keyed(quota),
             by_peer: RateLimiter::keyed(quota),
             clock: DefaultClock::default(),
+            one_at_a_time: std::sync::Mutex::new(()),
         }
     }
 
     /// Records one failure; returns how long to wait when either key is over its limit.
     pub fn record_failure(&self, client_id: &str, peer: IpAddr) -> Option<Duration> {
+        let _one = self
+            .one_at_a_time
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = self.clock.now();
         // Bound the key so a client id of 60 KiB cannot bloat the table.
         let id: String = client_id.chars().take(128).collect();

@@ -203,6 +203,13 @@ impl IntoResponse for ApiError {
             }
             Self::InvalidToken { description, code } => {
                 let challenge = match &code {
+                    // RFC 9449 §7.1: a proof fault is answered with the DPoP scheme's
+                    // challenge, naming the algorithms a proof may use.
+                    Some(code @ ErrorCode::InvalidDpopProof) => format!(
+                        r#"DPoP algs="{}", error="{code}", error_description="{}""#,
+                        auth_broker_jwt::dpop::PROOF_ALGS.join(" "),
+                        auth_broker_proto::text::for_header(&description)
+                    ),
                     // RFC 6750 §3: the description in the characters a challenge
                     // may carry, the same text as the body's.
                     Some(code) => format!(

@@ -1,11 +1,14 @@
 //! `POST /auth-broker/request-token`: the client credentials grant (RFC 6749 §4.4).
 
-use super::client_auth::{self, Refused};
+use super::client_auth::{self, Refused, refused};
 use super::error::{ApiError, no_store_json};
 use crate::AppState;
 use crate::store::ClientRecord;
 use crate::usage::Outcome;
+use auth_broker_jwt::dpop::{Proof, ProofFault, ProofPolicy, ProofRequest, judge_proof};
+use auth_broker_proto::Confirmation;
 use auth_broker_proto::token::TOKEN_TYPE_BEARER;
+use auth_broker_proto::token::TOKEN_TYPE_DPOP;
 use auth_broker_proto::{
     AccessToken, ErrorCode, Form, GRANT_CLIENT_CREDENTIALS, TokenResponse, scope,
 };
@@ -85,12 +88,20 @@ async fn handle(
     let form = client_auth::read_form(app, headers, body, &RECOGNIZED).await?;
     check_grant_type(&form)?;
     let client = client_auth::authenticate_client(app, peer, headers, &form).await?;
-    if client.dpop_bound_access_tokens {
-        // Fail closed: the setting is stored, and honoured by refusing what it forbids.
-        return Err(Refused::from(ApiError::invalid_request(
-            "this client must bind its tokens to a key with a DPoP proof (dpop_bound_access_tokens, RFC 9449 §5.2), and this broker does not accept DPoP proofs yet: it issues no unbound token to this client; set dpop_bound_access_tokens to false to use bearer tokens",
-        )));
+    let proof = dpop_proof(app, headers)?;
+    if client.dpop_bound_access_tokens && proof.is_none() {
+        return Err(refused(
+            "invalid_dpop_proof",
+            ApiError::bad(
+                ErrorCode::InvalidDpopProof,
+                "this client's tokens must be bound to a key (dpop_bound_access_tokens): send a DPoP proof of the token request in the DPoP header (RFC 9449 §5)",
+            ),
+        ));
     }
+    let cnf = proof.map(|p| Confirmation {
+        jkt: Some(p.jkt),
+        x5t_s256: None,
+    });
 
     let granted = granted_scopes(&client, form.get_nonempty("scope"))?;
     let audience = target_audience(app, &client, &form)?;
@@ -107,14 +118,20 @@ async fn handle(
         }));
     }
     let issued = app
-        .issue(&client, audience, &granted, None)
+        .issue(&client, audience, &granted, cnf.as_ref())
         .await
         .map_err(ApiError::from)?;
     let response = TokenResponse {
         access_token: AccessToken::new(issued.token),
         expires_in: Some(issued.expires_in),
         scope: Some(granted.join(" ")),
-        token_type: TOKEN_TYPE_BEARER.to_owned(),
+        // RFC 9449 §5: a token bound to the proof's key is a DPoP token.
+        token_type: if cnf.is_some() {
+            TOKEN_TYPE_DPOP
+        } else {
+            TOKEN_TYPE_BEARER
+        }
+        .to_owned(),
     };
     let json = serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.to_string()))?;
     // Let the other requests that are ready finish their work before this answer is
@@ -174,6 +191,49 @@ fn target_audience<'a>(
         chosen = Some((param, found.as_str()));
     }
     Ok(chosen.map_or(allowed[0].as_str(), |(_, a)| a))
+}
+
+/// The DPoP proof of a token request (RFC 9449 §4.3, §5), when it has one: judged
+/// for `POST` to this token endpoint, and used once.
+fn dpop_proof(app: &AppState, headers: &HeaderMap) -> Result<Option<Proof>, Refused> {
+    let bad = |d: String| {
+        refused(
+            "invalid_dpop_proof",
+            ApiError::bad(ErrorCode::InvalidDpopProof, d),
+        )
+    };
+    let mut values = headers.get_all("dpop").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(bad(
+            "the request has more than one DPoP header; send one proof (RFC 9449 §4.3)".into(),
+        ));
+    }
+    let Ok(proof) = value.to_str() else {
+        return Err(bad(
+            "the DPoP header is not a JWT (it has non-ASCII bytes)".into()
+        ));
+    };
+    let now = app.clock.now_secs();
+    let policy = ProofPolicy::default();
+    let request = ProofRequest {
+        method: "POST",
+        url: &app.token_endpoint,
+        access_token: None,
+        nonce: None,
+    };
+    let proof = judge_proof(proof, &request, &policy, now).map_err(|f| bad(f.to_string()))?;
+    let until = proof.iat.saturating_add(policy.max_age + policy.leeway);
+    match app
+        .dpop_replay
+        .first_use(&proof.jkt, &proof.jti, until, now)
+    {
+        Ok(true) => Ok(Some(proof)),
+        Ok(false) => Err(bad(ProofFault::Replayed.to_string())),
+        Err(crate::dpop_replay::Full) => Err(Refused::from(ApiError::Unavailable)),
+    }
 }
 
 fn check_grant_type(form: &Form) -> Result<(), ApiError> {

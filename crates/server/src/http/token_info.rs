@@ -7,6 +7,8 @@
 use super::error::ApiError;
 use crate::AppState;
 use auth_broker_jwt::Header;
+use auth_broker_jwt::dpop::{ProofFault, ProofPolicy, ProofRequest, judge_presentation};
+use auth_broker_proto::bearer::Scheme;
 use auth_broker_proto::text::escaped;
 use auth_broker_proto::{AccessTokenClaims, BearerError, ErrorCode};
 use axum::extract::rejection::QueryRejection;
@@ -59,13 +61,29 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
             .iter()
             .map(|v| v.as_bytes()),
     )
-    .map_err(|e| {
+    .map_err(header_error)
+}
+
+/// Takes the token and its scheme (`Bearer`, or `DPoP` for a key-bound token, RFC
+/// 9449 §7.1) out of the header.
+fn presented_token(headers: &HeaderMap) -> Result<(Scheme, &str), ApiError> {
+    auth_broker_proto::bearer::parse_with_dpop(
+        headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+    .map_err(header_error)
+}
+
+fn header_error(e: BearerError) -> ApiError {
+    {
         ApiError::InvalidToken {
             description: e.to_string(),
             // RFC 6750 §3.1: a request without credentials gets no error code.
             code: (e != BearerError::Missing).then_some(ErrorCode::InvalidToken),
         }
-    })
+    }
 }
 
 /// Explain a bearer token: its claims, or exactly why it would be refused.
@@ -112,10 +130,54 @@ async fn inspect(
     headers: &HeaderMap,
     audience: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let raw = bearer_token(headers)?;
+    let (scheme, raw) = presented_token(headers)?;
     let active = crate::inspect::inspect(app, raw, audience)
         .await?
         .map_err(|refusal| ApiError::invalid_token(refusal.to_string()))?;
+    let jkt = active
+        .verified
+        .claims
+        .cnf
+        .as_ref()
+        .and_then(|c| c.jkt.as_deref());
+    let url = format!("{}/auth-broker/token-info", app.issuer);
+    let request = ProofRequest {
+        method: "GET",
+        url: &url,
+        access_token: Some(raw),
+        nonce: None,
+    };
+    let now = app.clock.now_secs();
+    let policy = ProofPolicy::default();
+    let proofs = headers
+        .get_all("dpop")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let presented = judge_presentation(scheme == Scheme::Dpop, jkt, proofs, &request, &policy, now)
+        .map_err(|f| ApiError::InvalidToken {
+            description: f.to_string(),
+            code: Some(if f.is_proof_fault() {
+                ErrorCode::InvalidDpopProof
+            } else {
+                ErrorCode::InvalidToken
+            }),
+        })?;
+    if let Some(proof) = presented {
+        let until = proof.iat.saturating_add(policy.max_age + policy.leeway);
+        match app
+            .dpop_replay
+            .first_use(&proof.jkt, &proof.jti, until, now)
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(ApiError::InvalidToken {
+                    description: ProofFault::Replayed.to_string(),
+                    code: Some(ErrorCode::InvalidDpopProof),
+                });
+            }
+            Err(crate::dpop_replay::Full) => return Err(ApiError::Unavailable),
+        }
+    }
     let v = active.verified;
     let body = TokenInfo {
         active: true,

@@ -28,6 +28,10 @@ pub fn metadata(issuer: &str) -> AuthorizationServerMetadata {
                 .iter()
                 .map(|a| (*a).to_owned())
                 .collect(),
+        dpop_signing_alg_values_supported: auth_broker_jwt::dpop::PROOF_ALGS
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect(),
         introspection_endpoint_auth_methods_supported: vec![
             "client_secret_basic".into(),
             "client_secret_post".into(),

@@ -5,6 +5,7 @@
 mod abuse;
 mod admin_api;
 mod console;
+mod dpop;
 mod echo;
 mod endpoint_errors;
 mod jwt;

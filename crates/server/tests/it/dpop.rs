@@ -1,0 +1,300 @@
+//! DPoP on the broker (RFC 9449, INTERFACE §8) over HTTP on both stores: proofs made
+//! with `jsonwebtoken` (not the broker's code) get `token_type: DPoP` tokens bound by
+//! `cnf.jkt`; token-info takes them as `Authorization: DPoP` with a proof, and refuses
+//! them as Bearer, with another key's proof, or with a replayed proof; a client that
+//! requires DPoP gets no bearer token; the guard refuses bound tokens.
+
+use crate::on_both_stores;
+use auth_broker_testkit::keybound::ClientKey;
+use auth_broker_testkit::{Backend, TestBroker};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+on_both_stores!(
+    a_proof_gets_a_token_bound_to_its_key,
+    a_client_that_requires_dpop_gets_no_bearer_token,
+    bad_proofs_at_the_token_endpoint,
+);
+
+/// A DPoP key: what signs proofs and its public JWK.
+struct DpopKey {
+    encoding: EncodingKey,
+    jwk: Jwk,
+}
+
+impl DpopKey {
+    fn new() -> Self {
+        let key = ClientKey::generate(Algorithm::ES256);
+        let body: String = key
+            .pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        let encoding = EncodingKey::from_ec_der(&der);
+        let jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();
+        Self { encoding, jwk }
+    }
+
+    fn jkt(&self) -> String {
+        self.jwk.thumbprint(ThumbprintHash::SHA256)
+    }
+
+    /// A proof of `method url`, for `token` when given.
+    fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let mut h = Header::new(Algorithm::ES256);
+        h.typ = Some("dpop+jwt".into());
+        h.jwk = Some(self.jwk.clone());
+        let mut claims = json!({
+            "jti": format!("p-{}-{}", now(), N.fetch_add(1, Ordering::Relaxed)),
+            "htm": method, "htu": url, "iat": now(),
+        });
+        if let Some(t) = token {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
+            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(digest));
+        }
+        jsonwebtoken::encode(&h, &claims, &self.encoding).unwrap()
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn token_request(
+    b: &TestBroker,
+    id: &str,
+    secret: &auth_broker_proto::ClientSecret,
+    proofs: &[&str],
+) -> (u16, Value) {
+    let mut r = b
+        .http
+        .post(b.token_url())
+        .basic_auth(id, Some(secret.expose_secret()))
+        .form(&[("grant_type", "client_credentials")]);
+    for p in proofs {
+        r = r.header("DPoP", *p);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// token-info with `authorization` and the proofs: status, description, challenge.
+async fn token_info(b: &TestBroker, authorization: &str, proofs: &[&str]) -> (u16, String, String) {
+    let mut r = b
+        .http
+        .get(b.url("/auth-broker/token-info"))
+        .header("authorization", authorization);
+    for p in proofs {
+        r = r.header("DPoP", *p);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let v: Value = r.json().await.unwrap();
+    let d = v["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, d, challenge)
+}
+
+async fn a_proof_gets_a_token_bound_to_its_key(backend: Backend) {
+    let b = TestBroker::start(backend).await;
+    let (id, secret) = b.create_client("bound", "read", None).await;
+    let key = DpopKey::new();
+    let (s, v) = token_request(
+        &b,
+        &id,
+        &secret,
+        &[&key.proof("POST", &b.token_url(), None)],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["token_type"], "DPoP");
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(payload["cnf"]["jkt"], key.jkt().as_str(), "{payload}");
+
+    let info = b.url("/auth-broker/token-info");
+    let dpop = format!("DPoP {token}");
+    // With a proof of this request by the token's key: accepted.
+    let good = key.proof("GET", &info, Some(&token));
+    let (s, d, _) = token_info(&b, &dpop, &[&good]).await;
+    assert_eq!(s, 200, "{d}");
+    // The same proof again: a replay.
+    let (s, d, challenge) = token_info(&b, &dpop, &[&good]).await;
+    assert_eq!(s, 401);
+    assert!(d.contains("was used before"), "{d}");
+    assert!(
+        challenge.starts_with(r#"DPoP algs="ES256 EdDSA RS256 PS256", error="invalid_dpop_proof""#),
+        "{challenge}"
+    );
+    // As a bearer token: refused, saying why.
+    let (s, d, challenge) = token_info(&b, &format!("Bearer {token}"), &[]).await;
+    assert_eq!(s, 401);
+    assert!(d.contains("bound to a key (DPoP, cnf.jkt)"), "{d}");
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // Every other fault, each in words.
+    let other = DpopKey::new();
+    let rows = [
+        (
+            other.proof("GET", &info, Some(&token)),
+            "bound to another key",
+        ),
+        (key.proof("GET", &info, None), "no ath"),
+        (
+            key.proof("GET", &info, Some("another token")),
+            "not the SHA-256 of this access token",
+        ),
+        (
+            key.proof("POST", &info, Some(&token)),
+            "for method 'POST' (htm), but the request is a GET",
+        ),
+        (
+            key.proof("GET", &b.token_url(), Some(&token)),
+            "(htu), but the request went to",
+        ),
+    ];
+    for (proof, needle) in rows {
+        let (s, d, _) = token_info(&b, &dpop, &[&proof]).await;
+        assert_eq!(s, 401, "{needle}");
+        assert!(d.contains(needle), "{needle}: {d}");
+    }
+    let (s, d, _) = token_info(&b, &dpop, &[]).await;
+    assert_eq!(s, 401);
+    assert!(d.contains("no DPoP header"), "{d}");
+    // An unbound token with the DPoP scheme: refused, use Bearer.
+    let plain = b.token(&id, &secret).await;
+    let (s, d, _) = token_info(
+        &b,
+        &format!("DPoP {plain}"),
+        &[&key.proof("GET", &info, Some(&plain))],
+    )
+    .await;
+    assert_eq!(s, 401);
+    assert!(d.contains("not bound to a key"), "{d}");
+    // Introspection tells a resource server the binding (RFC 9449 §6.2).
+    let r = b
+        .http
+        .post(b.url("/auth-broker/introspect"))
+        .basic_auth(&id, Some(secret.expose_secret()))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["cnf"]["jkt"], key.jkt().as_str(), "{v}");
+    // The guard (here the admin API's) does not take proofs yet: it refuses.
+    let (admin, admin_secret) = b.create_client("ops", "admin:read", None).await;
+    let (_, v) = token_request(
+        &b,
+        &admin,
+        &admin_secret,
+        &[&key.proof("POST", &b.token_url(), None)],
+    )
+    .await;
+    let bound_admin = v["access_token"].as_str().unwrap();
+    let r = b
+        .http
+        .get(b.url("/admin/v1/clients"))
+        .bearer_auth(bound_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not take DPoP proofs yet"),
+        "{v}"
+    );
+    // Metadata says which proofs are taken (RFC 9449 §5.1).
+    let meta: Value = b.get_json("/.well-known/oauth-authorization-server").await;
+    assert_eq!(
+        meta["dpop_signing_alg_values_supported"],
+        json!(["ES256", "EdDSA", "RS256", "PS256"])
+    );
+}
+
+async fn a_client_that_requires_dpop_gets_no_bearer_token(backend: Backend) {
+    let b = TestBroker::start(backend).await;
+    let (id, secret) = b.create_client("strict", "", None).await;
+    b.admin()
+        .update_client(
+            &auth_broker_server::admin::Actor::cli(),
+            &id,
+            &json!({"dpop_bound_access_tokens": true}),
+            None,
+        )
+        .await
+        .unwrap();
+    let (s, v) = token_request(&b, &id, &secret, &[]).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"], "invalid_dpop_proof");
+    let key = DpopKey::new();
+    let (s, v) = token_request(
+        &b,
+        &id,
+        &secret,
+        &[&key.proof("POST", &b.token_url(), None)],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["token_type"], "DPoP");
+}
+
+async fn bad_proofs_at_the_token_endpoint(backend: Backend) {
+    let b = TestBroker::start(backend).await;
+    let (id, secret) = b.create_client("c", "", None).await;
+    let key = DpopKey::new();
+    let url = b.token_url();
+    let used = key.proof("POST", &url, None);
+    assert_eq!(token_request(&b, &id, &secret, &[&used]).await.0, 200);
+    let rows: Vec<(Vec<String>, &str)> = vec![
+        (vec![used.clone()], "was used before"),
+        (
+            vec![key.proof("POST", "https://elsewhere.example/token", None)],
+            "(htu), but the request went to",
+        ),
+        (vec![key.proof("GET", &url, None)], "for method 'GET' (htm)"),
+        (
+            vec![key.proof("POST", &url, None), key.proof("POST", &url, None)],
+            "more than one DPoP header",
+        ),
+        (vec!["not-a-jwt".into()], "not a compact JWT"),
+    ];
+    for (proofs, needle) in rows {
+        let refs: Vec<&str> = proofs.iter().map(String::as_str).collect();
+        let (s, v) = token_request(&b, &id, &secret, &refs).await;
+        assert_eq!(s, 400, "{needle}: {v}");
+        assert_eq!(v["error"], "invalid_dpop_proof", "{v}");
+        assert!(
+            v["error_description"].as_str().unwrap().contains(needle),
+            "{needle}: {v}"
+        );
+    }
+}
