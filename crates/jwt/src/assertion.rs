@@ -341,11 +341,33 @@ pub fn peek_issuer(token: &str) -> Result<Peeked<'_>, AssertionFault> {
     Ok(Peeked { jwt, issuer })
 }
 
-fn string_claim<'v>(claims: &'v Value, name: &'static str) -> Result<&'v str, AssertionFault> {
+/// What is wrong with a claim a client JWT (an assertion, a DPoP proof) must have.
+pub(crate) enum ClaimProblem {
+    Missing(&'static str),
+    Mistyped {
+        claim: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl From<ClaimProblem> for AssertionFault {
+    fn from(p: ClaimProblem) -> Self {
+        match p {
+            ClaimProblem::Missing(c) => Self::Missing(c),
+            ClaimProblem::Mistyped { claim, expected } => Self::Mistyped { claim, expected },
+        }
+    }
+}
+
+/// A claim that must be a non-empty string.
+pub(crate) fn string_claim<'v>(
+    claims: &'v Value,
+    name: &'static str,
+) -> Result<&'v str, ClaimProblem> {
     match claims.get(name) {
-        None | Some(Value::Null) => Err(AssertionFault::Missing(name)),
+        None | Some(Value::Null) => Err(ClaimProblem::Missing(name)),
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(_) => Err(AssertionFault::Mistyped {
+        Some(_) => Err(ClaimProblem::Mistyped {
             claim: name,
             expected: "a non-empty string",
         }),
@@ -353,11 +375,11 @@ fn string_claim<'v>(claims: &'v Value, name: &'static str) -> Result<&'v str, As
 }
 
 /// A NumericDate claim (RFC 7519 §2) as whole seconds; `None` when absent.
-fn date_claim(claims: &Value, name: &'static str) -> Result<Option<i64>, AssertionFault> {
+pub(crate) fn date_claim(claims: &Value, name: &'static str) -> Result<Option<i64>, ClaimProblem> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(Some(auth_broker_proto::claims::numeric_date_secs(n))),
-        Some(_) => Err(AssertionFault::Mistyped {
+        Some(_) => Err(ClaimProblem::Mistyped {
             claim: name,
             expected: "a NumericDate (a number of seconds since 1970)",
         }),

@@ -12,7 +12,9 @@
 //! its RFC 7638 thumbprint (`jkt`), which a bound token carries as `cnf.jkt`. Replay
 //! of a `jti` is the caller's to check (it holds the cache).
 
-use crate::assertion::{ASSERTION_ALGS, ClientKey, MAX_JTI_CHARS};
+use crate::assertion::{
+    ASSERTION_ALGS, ClaimProblem, ClientKey, MAX_JTI_CHARS, date_claim, string_claim,
+};
 use auth_broker_proto::{Jwk, Untrusted};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -149,6 +151,15 @@ pub enum ProofFault {
     Binding { token: Untrusted, proof: String },
 }
 
+impl From<ClaimProblem> for ProofFault {
+    fn from(p: ClaimProblem) -> Self {
+        match p {
+            ClaimProblem::Missing(c) => Self::Missing(c),
+            ClaimProblem::Mistyped { claim, expected } => Self::Mistyped { claim, expected },
+        }
+    }
+}
+
 /// The `ath` of an access token (RFC 9449 §4.2): its SHA-256, base64url.
 pub fn ath(access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
@@ -238,14 +249,7 @@ pub fn judge_proof(
         return Err(ProofFault::Signature);
     }
     let c = &jwt.claims;
-    let string = |name: &'static str| match c.get(name) {
-        None | Some(Value::Null) => Err(ProofFault::Missing(name)),
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
-        Some(_) => Err(ProofFault::Mistyped {
-            claim: name,
-            expected: "a non-empty string",
-        }),
-    };
+    let string = |name: &'static str| string_claim(c, name).map_err(ProofFault::from);
     let jti = string("jti")?;
     if jti.chars().count() > MAX_JTI_CHARS || jti.chars().any(char::is_control) {
         return Err(ProofFault::BadJti);
@@ -265,16 +269,7 @@ pub fn judge_proof(
             expected,
         });
     }
-    let iat = match c.get("iat") {
-        None | Some(Value::Null) => return Err(ProofFault::Missing("iat")),
-        Some(Value::Number(n)) => auth_broker_proto::claims::numeric_date_secs(n),
-        Some(_) => {
-            return Err(ProofFault::Mistyped {
-                claim: "iat",
-                expected: "a NumericDate (a number of seconds since 1970)",
-            });
-        }
-    };
+    let iat = date_claim(c, "iat")?.ok_or(ProofFault::Missing("iat"))?;
     if iat > now.saturating_add(policy.leeway) {
         return Err(ProofFault::InFuture {
             ahead: iat.saturating_sub(now),
