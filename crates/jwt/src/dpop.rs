@@ -15,6 +15,7 @@
 use crate::assertion::{
     ASSERTION_ALGS, ClaimProblem, ClientKey, MAX_JTI_CHARS, date_claim, string_claim,
 };
+use auth_broker_proto::admin::PRIVATE_JWK_MEMBERS;
 use auth_broker_proto::{Jwk, Untrusted};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,9 +31,6 @@ pub const PROOF_ALGS: [&str; 4] = ASSERTION_ALGS;
 /// How old a proof's `iat` may be, unless set otherwise (RFC 9449 §11.1: a short
 /// window bounds the replay cache).
 pub const DEFAULT_MAX_AGE_SECS: i64 = 300;
-
-/// The members only a private JWK has (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The request a proof must be for.
 #[derive(Debug, Clone, Copy)]
@@ -232,7 +230,7 @@ pub fn judge_proof(
     let Some(jwk) = header.get("jwk").filter(|j| j.is_object()) else {
         return Err(ProofFault::NoKey);
     };
-    if let Some(m) = PRIVATE_MEMBERS.iter().find(|m| jwk.get(**m).is_some()) {
+    if let Some(m) = PRIVATE_JWK_MEMBERS.iter().find(|m| jwk.get(**m).is_some()) {
         return Err(ProofFault::PrivateKey(m));
     }
     let key = ClientKey::from_jwk(jwk).map_err(|why| ProofFault::UnusableKey {
@@ -330,6 +328,17 @@ impl PresentationFault {
     }
 }
 
+/// The request's one `DPoP` header value, if it has one (RFC 9449 §4.3: not two).
+pub fn one_proof<'a>(
+    mut proofs: impl Iterator<Item = &'a str>,
+) -> Result<Option<&'a str>, PresentationFault> {
+    let first = proofs.next();
+    if proofs.next().is_some() {
+        return Err(PresentationFault::ProofTwice);
+    }
+    Ok(first)
+}
+
 /// How a token was presented: the `Authorization` scheme, the token's binding
 /// (`cnf.jkt`, from its judgement) and the `DPoP` header values. A bound token needs
 /// the `DPoP` scheme and a proof by its key for `request` (whose `access_token` is the
@@ -338,7 +347,7 @@ impl PresentationFault {
 pub fn judge_presentation<'a>(
     dpop_scheme: bool,
     cnf_jkt: Option<&str>,
-    mut proofs: impl Iterator<Item = &'a str>,
+    proofs: impl Iterator<Item = &'a str>,
     request: &ProofRequest<'_>,
     policy: &ProofPolicy,
     now: i64,
@@ -348,10 +357,7 @@ pub fn judge_presentation<'a>(
         (false, Some(_)) => Err(PresentationFault::BoundAsBearer),
         (true, None) => Err(PresentationFault::UnboundAsDpop),
         (true, Some(jkt)) => {
-            let proof = proofs.next().ok_or(PresentationFault::NoProof)?;
-            if proofs.next().is_some() {
-                return Err(PresentationFault::ProofTwice);
-            }
+            let proof = one_proof(proofs)?.ok_or(PresentationFault::NoProof)?;
             let proof = judge_proof(proof, request, policy, now)?;
             check_binding(jkt, &proof)?;
             Ok(Some(proof))

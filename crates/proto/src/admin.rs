@@ -319,6 +319,10 @@ pub const PUBLIC_JWK_MEMBERS: [&str; 12] = [
 /// The members of a public JWK that are arrays of strings (RFC 7517 §4.3, §4.7).
 pub const PUBLIC_JWK_LISTS: [&str; 2] = ["key_ops", "x5c"];
 
+/// The members only a private JWK has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2):
+/// a client registers, and a DPoP proof carries, public keys only.
+pub const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
 impl CreatedClient {
     /// The answer to a creation: the secret only for a client that authenticates
     /// with one.

@@ -1003,11 +1003,7 @@ fn one_key_source(patch: &Value) -> Value {
     patch
 }
 
-/// The members of a JWK that only a private key has (RFC 7518 §6.2.2, §6.3.2, §6.4;
-/// RFC 8037 §2): a client registers its public keys, never these.
-const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-
-use auth_broker_proto::admin::{PUBLIC_JWK_LISTS, PUBLIC_JWK_MEMBERS};
+use auth_broker_proto::admin::{PRIVATE_JWK_MEMBERS, PUBLIC_JWK_LISTS, PUBLIC_JWK_MEMBERS};
 
 /// `jwks`, `jwks_uri` and `tls_client_auth_subject_dn` (RFC 7591 §2, RFC 8705 §2.1.2):
 /// their shapes. Which method needs which is checked with the method.

@@ -5,8 +5,13 @@
 //! restarts forgets them, and a proof replayed to another replica within its window
 //! is not caught there: the window is what bounds that, as the RFC says.
 
+use auth_broker_jwt::dpop::{Proof, ProofPolicy};
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+/// The `DPoP` request header (RFC 9449 §4.1), made once rather than parsed from a
+/// string on every request.
+pub(crate) const DPOP_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("dpop");
 
 /// The most proofs remembered at once (about 100 bytes each).
 pub const MAX_PROOFS: usize = 200_000;
@@ -21,7 +26,29 @@ pub(crate) struct ProofReplay {
 #[derive(Debug)]
 pub(crate) struct Full;
 
+/// Why an accepted proof may not be used.
+#[derive(Debug)]
+pub(crate) enum NotUsable {
+    /// Its `jti` was used before (`invalid_dpop_proof`).
+    Replayed,
+    /// The set is full ([`Full`]): `503`, retry.
+    Full,
+}
+
 impl ProofReplay {
+    /// Uses an accepted proof once: remembered for as long as `policy` would accept
+    /// it.
+    pub fn use_once(&self, proof: &Proof, policy: &ProofPolicy, now: i64) -> Result<(), NotUsable> {
+        let until = proof
+            .iat
+            .saturating_add(policy.max_age.saturating_add(policy.leeway));
+        match self.first_use(&proof.jkt, &proof.jti, until, now) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(NotUsable::Replayed),
+            Err(Full) => Err(NotUsable::Full),
+        }
+    }
+
     /// Records the proof `jti` of key `jkt`, remembered until `until`; `Ok(false)`
     /// when it was seen before (a replay).
     pub fn first_use(&self, jkt: &str, jti: &str, until: i64, now: i64) -> Result<bool, Full> {

@@ -3,9 +3,10 @@
 use super::client_auth::{self, Refused, refused};
 use super::error::{ApiError, no_store_json};
 use crate::AppState;
+use crate::dpop_replay::NotUsable;
 use crate::store::ClientRecord;
 use crate::usage::Outcome;
-use auth_broker_jwt::dpop::{Proof, ProofFault, ProofPolicy, ProofRequest, judge_proof};
+use auth_broker_jwt::dpop::{Proof, ProofFault, ProofPolicy, ProofRequest, judge_proof, one_proof};
 use auth_broker_proto::Confirmation;
 use auth_broker_proto::token::TOKEN_TYPE_BEARER;
 use auth_broker_proto::token::TOKEN_TYPE_DPOP;
@@ -202,19 +203,13 @@ fn dpop_proof(app: &AppState, headers: &HeaderMap) -> Result<Option<Proof>, Refu
             ApiError::bad(ErrorCode::InvalidDpopProof, d),
         )
     };
-    let mut values = headers.get_all("dpop").iter();
-    let Some(value) = values.next() else {
+    // A value that is not ASCII is judged as what it is not: a compact JWT.
+    let values = headers
+        .get_all(crate::dpop_replay::DPOP_HEADER)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let Some(proof) = one_proof(values).map_err(|f| bad(f.to_string()))? else {
         return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(bad(
-            "the request has more than one DPoP header; send one proof (RFC 9449 §4.3)".into(),
-        ));
-    }
-    let Ok(proof) = value.to_str() else {
-        return Err(bad(
-            "the DPoP header is not a JWT (it has non-ASCII bytes)".into()
-        ));
     };
     let now = app.clock.now_secs();
     let policy = ProofPolicy::default();
@@ -225,14 +220,10 @@ fn dpop_proof(app: &AppState, headers: &HeaderMap) -> Result<Option<Proof>, Refu
         nonce: None,
     };
     let proof = judge_proof(proof, &request, &policy, now).map_err(|f| bad(f.to_string()))?;
-    let until = proof.iat.saturating_add(policy.max_age + policy.leeway);
-    match app
-        .dpop_replay
-        .first_use(&proof.jkt, &proof.jti, until, now)
-    {
-        Ok(true) => Ok(Some(proof)),
-        Ok(false) => Err(bad(ProofFault::Replayed.to_string())),
-        Err(crate::dpop_replay::Full) => Err(Refused::from(ApiError::Unavailable)),
+    match app.dpop_replay.use_once(&proof, &policy, now) {
+        Ok(()) => Ok(Some(proof)),
+        Err(NotUsable::Replayed) => Err(bad(ProofFault::Replayed.to_string())),
+        Err(NotUsable::Full) => Err(Refused::from(ApiError::Unavailable)),
     }
 }
 

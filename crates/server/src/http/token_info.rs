@@ -6,6 +6,7 @@
 
 use super::error::ApiError;
 use crate::AppState;
+use crate::dpop_replay::NotUsable;
 use auth_broker_jwt::Header;
 use auth_broker_jwt::dpop::{ProofFault, ProofPolicy, ProofRequest, judge_presentation};
 use auth_broker_proto::bearer::Scheme;
@@ -150,7 +151,7 @@ async fn inspect(
     let now = app.clock.now_secs();
     let policy = ProofPolicy::default();
     let proofs = headers
-        .get_all("dpop")
+        .get_all(crate::dpop_replay::DPOP_HEADER)
         .iter()
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     let presented = judge_presentation(scheme == Scheme::Dpop, jkt, proofs, &request, &policy, now)
@@ -163,20 +164,15 @@ async fn inspect(
             }),
         })?;
     if let Some(proof) = presented {
-        let until = proof.iat.saturating_add(policy.max_age + policy.leeway);
-        match app
-            .dpop_replay
-            .first_use(&proof.jkt, &proof.jti, until, now)
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(ApiError::InvalidToken {
+        app.dpop_replay
+            .use_once(&proof, &policy, now)
+            .map_err(|e| match e {
+                NotUsable::Replayed => ApiError::InvalidToken {
                     description: ProofFault::Replayed.to_string(),
                     code: Some(ErrorCode::InvalidDpopProof),
-                });
-            }
-            Err(crate::dpop_replay::Full) => return Err(ApiError::Unavailable),
-        }
+                },
+                NotUsable::Full => ApiError::Unavailable,
+            })?;
     }
     let v = active.verified;
     let body = TokenInfo {
