@@ -1,14 +1,16 @@
 //! Guard validation cost: a token seen for the first time (parse, ES256 verify,
-//! claim checks) and a token seen before (cache hit), beside one raw ES256 verify.
+//! claim checks), a token seen before (cache hit), and a DPoP-bound token with a fresh
+//! proof per request, beside one raw ES256 verify.
 //!
 //! `cargo bench -p auth-broker-guard --bench validate`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: failing setup is a failed run
 
-use auth_broker_guard::Guard;
+use auth_broker_guard::{Guard, RequestView};
+use auth_broker_testkit::keybound::ProofKey;
 use auth_broker_jwt::VerifyingKey;
 use auth_broker_proto::Jwks;
 use auth_broker_testkit::{Backend, TestBroker};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
@@ -17,7 +19,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (_broker, token, cached, uncached, key) = rt.block_on(async {
+    let (broker, token, cached, uncached, key) = rt.block_on(async {
         let b = TestBroker::start(Backend::Sqlite).await;
         let (id, secret) = b.create_client("bench", "invoices:read", None).await;
         let token = b.token(&id, &secret).await;
@@ -55,17 +57,74 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { cached.validate(black_box(&token)).await.unwrap() })
     });
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        format!("Bearer {token}").parse().unwrap(),
-    );
+    let req = http::Request::get("/invoices")
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(())
+        .unwrap();
     let required = vec!["invoices:read".to_owned()];
     g.bench_function("check_header_and_scope_cached", |b| {
         b.to_async(&rt)
-            .iter(|| async { cached.check(black_box(&headers), &required).await.unwrap() })
+            .iter(|| async { cached.check(view(&req), &required).await.unwrap() })
+    });
+
+    // A DPoP-bound token (RFC 9449 §7.1): each request carries a fresh proof, judged
+    // (parse, the proof key's ES256 verify, the RFC 7638 thumbprint, htm/htu/iat/ath)
+    // and used once; the token itself is a cache hit. The proofs are made outside
+    // the measurement.
+    let key = ProofKey::new();
+    let dpop_token = rt.block_on(dpop_token(&broker, &key));
+    let url = "https://api.example/invoices";
+    let dpop_guard = rt.block_on(async {
+        Guard::builder(&broker.issuer)
+            .public_url("https://api.example")
+            .build()
+            .await
+            .unwrap()
+    });
+    let request = |proof: String| {
+        http::Request::get("/invoices")
+            .header(http::header::AUTHORIZATION, format!("DPoP {dpop_token}"))
+            .header("dpop", proof)
+            .body(())
+            .unwrap()
+    };
+    let first = request(key.proof("GET", url, Some(&dpop_token)));
+    rt.block_on(dpop_guard.check(view(&first), &required))
+        .unwrap();
+    g.bench_function("check_dpop_proof_and_token_cached", |b| {
+        b.to_async(&rt).iter_batched(
+            || request(key.proof("GET", url, Some(&dpop_token))),
+            |req| {
+                let (guard, required) = (&dpop_guard, &required);
+                async move { guard.check(view(&req), required).await.unwrap() }
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
+}
+
+fn view<B>(req: &http::Request<B>) -> RequestView<'_> {
+    RequestView::of(req)
+}
+
+/// A DPoP token bound to `key`, from the broker's token endpoint.
+async fn dpop_token(b: &TestBroker, key: &ProofKey) -> String {
+    let (id, secret) = b.create_client("bench-dpop", "invoices:read", None).await;
+    let v: serde_json::Value = b
+        .http
+        .post(b.token_url())
+        .basic_auth(&id, Some(secret.expose_secret()))
+        .header("DPoP", key.proof("POST", &b.token_url(), None))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
 }
 
 criterion_group!(benches, bench);

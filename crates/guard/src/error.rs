@@ -3,6 +3,8 @@
 //! `GET /auth-broker/token-info`, so an integrator sees one story.
 
 use auth_broker_jwt::Fault;
+use auth_broker_jwt::dpop::PresentationFault;
+use auth_broker_jwt::mtls::CertificateFault;
 use auth_broker_proto::BearerError;
 use auth_broker_proto::text::escaped;
 use http::StatusCode;
@@ -27,6 +29,14 @@ pub enum GuardError {
     /// revoked, or its client disabled or deleted since).
     #[error("{0}")]
     Refused(String),
+    /// A token presented the wrong way for its binding, or with a DPoP proof that does
+    /// not hold (RFC 9449 §7.1).
+    #[error(transparent)]
+    Presentation(#[from] PresentationFault),
+    /// A certificate-bound token over a connection without its certificate (RFC
+    /// 8705 §3).
+    #[error(transparent)]
+    Certificate(#[from] CertificateFault),
     /// The token is valid but lacks a scope the route requires (RFC 6750 §3.1).
     #[error(
         "the token's scope is '{}', but this route requires '{}' (missing: '{}'); ask the broker for a token with that scope (the client must be allowed it)",
@@ -50,9 +60,12 @@ pub enum GuardError {
 impl GuardError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Header(_) | Self::Token(_) | Self::Inactive | Self::Refused(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Header(_)
+            | Self::Token(_)
+            | Self::Inactive
+            | Self::Refused(_)
+            | Self::Presentation(_)
+            | Self::Certificate(_) => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotInstalled => StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,9 +77,13 @@ impl GuardError {
     pub fn code(&self) -> Option<&'static str> {
         match self {
             Self::Header(BearerError::Missing) => None,
-            Self::Header(_) | Self::Token(_) | Self::Inactive | Self::Refused(_) => {
-                Some("invalid_token")
-            }
+            Self::Presentation(f) if f.is_proof_fault() => Some("invalid_dpop_proof"),
+            Self::Header(_)
+            | Self::Token(_)
+            | Self::Inactive
+            | Self::Refused(_)
+            | Self::Presentation(_)
+            | Self::Certificate(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::Unavailable(_) => Some("temporarily_unavailable"),
             Self::NotInstalled => Some("server_error"),

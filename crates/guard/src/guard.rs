@@ -7,7 +7,11 @@ use crate::error::{BuildError, GuardError};
 use crate::introspect::Introspector;
 use crate::keys::{KeyCache, KeySet, Lookup};
 use crate::local::Judge;
+use auth_broker_jwt::dpop::{PresentationFault, ProofFault, ProofPolicy, ProofRequest};
+use auth_broker_jwt::mtls::ClientCertificate;
+use auth_broker_jwt::replay::{NotUsable, ProofReplay};
 use auth_broker_jwt::{Claim, Fault, Policy};
+use auth_broker_proto::bearer::Scheme;
 use auth_broker_proto::text::escaped;
 use auth_broker_proto::{AuthorizationServerMetadata, ClientSecret};
 use std::sync::Arc;
@@ -30,6 +34,9 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 pub const DEFAULT_INTROSPECTION_POSITIVE_TTL: Duration = Duration::from_secs(30);
 /// How long an inactive introspection result is reused.
 pub const DEFAULT_INTROSPECTION_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+/// The request header of a DPoP proof (RFC 9449 §4.1).
+const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
 
 /// How a guard decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +85,45 @@ struct Inner {
     negative_ttl: i64,
     introspections: AtomicU64,
     cache_hits: AtomicU64,
+    /// The API's public origin (and path prefix), for a DPoP proof's `htu`.
+    public_url: Option<String>,
+    /// The header a trusted TLS-terminating proxy puts the client's certificate in.
+    cert_header: Option<http::HeaderName>,
+    /// DPoP proofs used here, each once (per process: RFC 9449 §11.1).
+    replay: ProofReplay,
+    proof_policy: ProofPolicy,
+}
+
+/// What the guard reads of a request: the `Authorization` and `DPoP` headers, and
+/// for a key-bound token the method and URL (a DPoP proof names them) and the TLS
+/// client certificate ([`ClientCertificate`] in the extensions, put there by the
+/// server that terminates TLS).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a http::Method,
+    pub uri: &'a http::Uri,
+    pub headers: &'a http::HeaderMap,
+    pub extensions: &'a http::Extensions,
+}
+
+impl<'a> RequestView<'a> {
+    pub fn of<B>(req: &'a http::Request<B>) -> Self {
+        Self {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        }
+    }
+
+    pub fn of_parts(parts: &'a http::request::Parts) -> Self {
+        Self {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            extensions: &parts.extensions,
+        }
+    }
 }
 
 /// Validates bearer tokens for one API (one expected audience). Cheap to clone.
@@ -104,6 +150,8 @@ pub struct GuardBuilder {
     positive_ttl: Duration,
     negative_ttl: Duration,
     http: Option<reqwest::Client>,
+    public_url: Option<String>,
+    cert_header: Option<http::HeaderName>,
 }
 
 impl Guard {
@@ -126,6 +174,8 @@ impl Guard {
             positive_ttl: DEFAULT_INTROSPECTION_POSITIVE_TTL,
             negative_ttl: DEFAULT_INTROSPECTION_NEGATIVE_TTL,
             http: None,
+            public_url: None,
+            cert_header: None,
         }
     }
 
@@ -171,51 +221,162 @@ impl Guard {
         }
     }
 
-    /// Checks a request's `Authorization` header and the scopes a route requires
+    /// Checks a request: its token (`Authorization: Bearer`, or `DPoP` with a proof
+    /// for a key-bound token), the token's binding, and the scopes a route requires
     /// (every one of `required` must be granted).
     pub async fn check(
         &self,
-        headers: &http::HeaderMap,
+        req: RequestView<'_>,
         required: &[String],
     ) -> Result<Arc<Claims>, GuardError> {
-        let token = auth_broker_proto::bearer::parse(
-            headers
+        let (scheme, token) = auth_broker_proto::bearer::parse_with_dpop(
+            req.headers
                 .get_all(http::header::AUTHORIZATION)
                 .iter()
                 .map(|v| v.as_bytes()),
         )?;
-        let claims = self.validate(token).await?;
+        let claims = self.judged(token).await?;
+        self.check_binding(&claims, scheme == Scheme::Dpop, token, &req)?;
         require_scopes(&claims, required)?;
         Ok(claims)
     }
 
-    /// Validates a bare token (what follows `Bearer `). A token validated before
-    /// is answered from the cache while it is still within its validity.
+    /// Validates a bare token presented as a bearer token (what follows `Bearer `).
+    /// A token validated before is answered from the cache while it is still within
+    /// its validity.
     ///
     /// The cache files a JWT under its low-S form (`auth_broker_jwt::ecdsa`): the
     /// two encodings of one ES256 signature are one entry, found without a second
     /// signature check. The key is always the whole token, signature included,
     /// never something (a `kid` and `jti`) that could be presented without it.
     ///
-    /// A token bound to a key (DPoP, `cnf.jkt`, RFC 9449 §7.1) is refused: this guard
-    /// does not check DPoP proofs yet, and taking such a token as a bearer token would
-    /// undo its binding.
+    /// A token bound to a key (DPoP `cnf.jkt`, RFC 9449 §7.1; a certificate
+    /// `cnf.x5t#S256`, RFC 8705 §3) is refused: it goes with a proof or a
+    /// certificate, which only [`Guard::check`] sees.
     pub async fn validate(&self, token: &str) -> Result<Arc<Claims>, GuardError> {
+        let claims = self.judged(token).await?;
+        match claims.cnf.as_ref() {
+            Some(c) if c.jkt.is_some() => Err(PresentationFault::BoundAsBearer.into()),
+            Some(c) if c.x5t_s256.is_some() => Err(GuardError::Certificate(
+                auth_broker_jwt::mtls::CertificateFault::NoCertificate,
+            )),
+            _ => Ok(claims),
+        }
+    }
+
+    /// The token's judgement, from the cache or made now; bindings not checked.
+    async fn judged(&self, token: &str) -> Result<Arc<Claims>, GuardError> {
         let now = self.inner.clock.now_secs();
-        let claims = match self.cached(token, now) {
+        match self.cached(token, now) {
             Some(hit) => hit,
             // The checks, a JWKS fetch or an introspection request live in a future
             // of their own, boxed, so that a cache hit (the common case) does not
             // carry their state.
             None => Box::pin(self.validate_miss(token, now)).await,
-        }?;
-        if claims.cnf.as_ref().is_some_and(|c| c.jkt.is_some()) {
-            return Err(GuardError::Refused(format!(
-                "{}; this API's guard does not take DPoP proofs yet, so it refuses the token rather than accept it as a bearer token",
-                auth_broker_jwt::dpop::PresentationFault::BoundAsBearer
-            )));
         }
-        Ok(claims)
+    }
+
+    /// The token's binding holds for this request: a DPoP token comes with the
+    /// `DPoP` scheme and a fresh proof of this request by its key (RFC 9449 §7.1,
+    /// each proof used once here), an unbound one as `Bearer`; a certificate-bound
+    /// token over a connection presenting its certificate (RFC 8705 §3).
+    fn check_binding(
+        &self,
+        claims: &Claims,
+        dpop_scheme: bool,
+        token: &str,
+        req: &RequestView<'_>,
+    ) -> Result<(), GuardError> {
+        let cnf = claims.cnf.as_ref();
+        let jkt = cnf.and_then(|c| c.jkt.as_deref());
+        if dpop_scheme || jkt.is_some() {
+            let now = self.inner.clock.now_secs();
+            let url = self.proof_url(req);
+            let request = ProofRequest {
+                method: req.method.as_str(),
+                url: &url,
+                access_token: Some(token),
+                nonce: None,
+            };
+            let policy = &self.inner.proof_policy;
+            let proofs = req
+                .headers
+                .get_all(DPOP)
+                .iter()
+                .map(|v| v.to_str().unwrap_or("\u{0}"));
+            let proof = auth_broker_jwt::dpop::judge_presentation(
+                dpop_scheme,
+                jkt,
+                proofs,
+                &request,
+                policy,
+                now,
+            )?;
+            if let Some(proof) = proof {
+                self.inner
+                    .replay
+                    .use_once(&proof, policy, now)
+                    .map_err(|e| match e {
+                        NotUsable::Replayed => PresentationFault::Proof(ProofFault::Replayed).into(),
+                        NotUsable::Full => GuardError::Unavailable(
+                            "this API has seen too many DPoP proofs in the last minutes to remember another; retry shortly".into(),
+                        ),
+                    })?;
+            }
+        }
+        if let Some(x5t) = cnf.and_then(|c| c.x5t_s256.as_deref()) {
+            let from_header;
+            let cert = match req.extensions.get::<ClientCertificate>() {
+                Some(c) => Some(c),
+                None => {
+                    from_header = self.header_certificate(req.headers)?;
+                    from_header.as_ref()
+                }
+            };
+            auth_broker_jwt::mtls::check_binding(x5t, cert)?;
+        }
+        Ok(())
+    }
+
+    /// The certificate a trusted proxy forwarded, when the guard trusts one.
+    fn header_certificate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<ClientCertificate>, GuardError> {
+        let Some(name) = &self.inner.cert_header else {
+            return Ok(None);
+        };
+        headers
+            .get(name)
+            .map(|v| ClientCertificate::from_header(v.as_bytes()))
+            .transpose()
+            .map_err(GuardError::Refused)
+    }
+
+    /// The URL a proof of this request names as `htu` (RFC 9449 §4.2): without query
+    /// and fragment; the path as the client sent it, before any router nesting.
+    fn proof_url(&self, req: &RequestView<'_>) -> String {
+        let path = req
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(req.uri.path(), |o| o.0.path());
+        match &self.inner.public_url {
+            Some(base) => format!("{base}{path}"),
+            None => {
+                let host = req
+                    .uri
+                    .authority()
+                    .map(|a| a.as_str())
+                    .or_else(|| {
+                        req.headers
+                            .get(http::header::HOST)
+                            .and_then(|h| h.to_str().ok())
+                    })
+                    .unwrap_or_default();
+                let scheme = req.uri.scheme_str().unwrap_or("https");
+                format!("{scheme}://{host}{path}")
+            }
+        }
     }
 
     fn cached(&self, key: &str, now: i64) -> Option<CachedResult> {
@@ -456,6 +617,27 @@ impl GuardBuilder {
         self
     }
 
+    /// The URL clients reach this API at (`https://api.example.com`, or with a path
+    /// prefix), which a DPoP proof's `htu` must name (RFC 9449 §4.3): the request's
+    /// path is appended. Without it the guard takes `https://` and the request's
+    /// `Host`: set it when the API is served over plain HTTP, or behind a proxy that
+    /// changes the host or the path.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Trusts the client certificate a TLS-terminating proxy forwards in `header`
+    /// (RFC 9440 `Client-Cert`, `:base64 DER:`) for certificate-bound tokens (RFC 8705
+    /// §3). Off by default: only when the proxy removes the header from what clients
+    /// send, since anyone can send it. A certificate from a TLS connection the server
+    /// terminates itself ([`ClientCertificate`] in the request's extensions) is used
+    /// first.
+    pub fn trust_client_cert_header(mut self, header: http::HeaderName) -> Self {
+        self.cert_header = Some(header);
+        self
+    }
+
     fn rebase(&self, url: String) -> String {
         match &self.discovery_base {
             Some(base) => match url.strip_prefix(&self.issuer) {
@@ -563,6 +745,10 @@ impl GuardBuilder {
                 negative_ttl: secs(self.negative_ttl),
                 introspections: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
+                public_url: self.public_url,
+                cert_header: self.cert_header,
+                replay: ProofReplay::default(),
+                proof_policy: ProofPolicy::default(),
             }),
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::claims::Claims;
 use crate::error::GuardError;
-use crate::guard::Guard;
+use crate::guard::{Guard, RequestView};
 use auth_broker_proto::BearerError;
 use auth_broker_proto::text::for_header;
 use axum::extract::FromRequestParts;
@@ -100,7 +100,7 @@ where
         let guard = self.guard.clone();
         let required = self.required.clone();
         Box::pin(async move {
-            match guard.check(req.headers(), &required).await {
+            match guard.check(RequestView::of(&req), &required).await {
                 Ok(claims) => {
                     req.extensions_mut().insert(Authenticated(claims));
                     inner.call(req).await
@@ -161,6 +161,17 @@ impl Rejection {
     /// The `WWW-Authenticate` value: every quoted-string in the characters RFC 6750
     /// §3 allows ([`for_header`]), the description the same text as the body's.
     pub fn challenge(&self) -> String {
+        // RFC 9449 §7.1: a proof fault is answered with the DPoP scheme's challenge,
+        // naming the algorithms a proof may use.
+        if let (GuardError::Presentation(_), Some(code @ "invalid_dpop_proof")) =
+            (&self.error, self.error.code())
+        {
+            return format!(
+                r#"DPoP algs="{}", error="{code}", error_description="{}""#,
+                auth_broker_jwt::dpop::PROOF_ALGS.join(" "),
+                for_header(&self.error.to_string())
+            );
+        }
         let mut c = format!(r#"Bearer realm="{}""#, for_header(&self.realm));
         if let Some(code) = self.error.code() {
             c.push_str(&format!(

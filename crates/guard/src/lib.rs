@@ -48,8 +48,10 @@ pub use error::{BuildError, GuardError};
 pub use guard::{
     DEFAULT_CACHE_CAPACITY, DEFAULT_INTROSPECTION_NEGATIVE_TTL, DEFAULT_INTROSPECTION_POSITIVE_TTL,
     DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_REFETCH_INTERVAL, DEFAULT_LEEWAY, Guard, GuardBuilder,
-    GuardStats, Mode, require_scopes, validate_with_keys,
+    GuardStats, Mode, RequestView, require_scopes, validate_with_keys,
 };
+pub use auth_broker_jwt::dpop::{PresentationFault, ProofFault};
+pub use auth_broker_jwt::mtls::{CLIENT_CERT_HEADER, CertificateFault, ClientCertificate};
 pub use keys::KeySet;
 pub use layer::{Authenticated, GuardLayer, GuardService, Rejection};
 pub use local::{Judge, Judgement};

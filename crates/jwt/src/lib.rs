@@ -12,6 +12,8 @@ pub mod assertion;
 pub mod clock;
 pub mod dpop;
 pub mod ecdsa;
+pub mod mtls;
+pub mod replay;
 mod fault;
 mod policy;
 #[cfg(test)]

@@ -176,7 +176,7 @@ pub struct AppState {
     /// What a client assertion must be (RFC 7523 §3): its `aud` names this broker.
     pub(crate) assertion_policy: auth_broker_jwt::assertion::AssertionPolicy,
     /// DPoP proofs seen recently, so each is used once (RFC 9449 §11.1).
-    pub(crate) dpop_replay: dpop_replay::ProofReplay,
+    pub(crate) dpop_replay: auth_broker_jwt::replay::ProofReplay,
     /// The token endpoint's URL, as a DPoP proof's `htu` names it.
     pub(crate) token_endpoint: String,
 }
@@ -492,7 +492,7 @@ impl Server {
                 metadata_json,
                 client_keys,
                 assertion_policy,
-                dpop_replay: dpop_replay::ProofReplay::default(),
+                dpop_replay: auth_broker_jwt::replay::ProofReplay::default(),
                 token_endpoint: metadata.token_endpoint.clone(),
             }),
         })

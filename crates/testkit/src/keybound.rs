@@ -57,6 +57,63 @@ impl ClientKey {
     }
 }
 
+/// A DPoP key made with `jsonwebtoken`, independently of the client crate: it signs
+/// proofs (RFC 9449 §4.2) for tests of the broker and the guard.
+pub struct ProofKey {
+    encoding: jsonwebtoken::EncodingKey,
+    pub jwk: jsonwebtoken::jwk::Jwk,
+}
+
+impl Default for ProofKey {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for ProofKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProofKey").field("jkt", &self.jkt()).finish()
+    }
+}
+
+impl ProofKey {
+    pub fn new() -> Self {
+        let key = ClientKey::generate(Algorithm::ES256);
+        let body: String = key
+            .pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        let encoding = jsonwebtoken::EncodingKey::from_ec_der(&der);
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();
+        Self { encoding, jwk }
+    }
+
+    pub fn jkt(&self) -> String {
+        self.jwk.thumbprint(ThumbprintHash::SHA256)
+    }
+
+    /// A proof of `method url`, for `token` when given.
+    pub fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
+        h.typ = Some("dpop+jwt".into());
+        h.jwk = Some(self.jwk.clone());
+        let mut claims = json!({
+            "jti": format!("p-{}-{}", now(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            "htm": method, "htu": url, "iat": now(),
+        });
+        if let Some(t) = token {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
+            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(digest));
+        }
+        jsonwebtoken::encode(&h, &claims, &self.encoding).unwrap()
+    }
+}
+
 /// How the fake behaves.
 #[derive(Debug)]
 pub struct Options {

@@ -126,9 +126,18 @@ pub async fn authorize(
             detail,
         }
     };
+    // Bearer tokens only: a key-bound token (DPoP, mutual TLS) is refused by
+    // `validate` with a message that says why.
+    let token = auth_broker_proto::bearer::parse(
+        headers
+            .get_all(axum::http::header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+    .map_err(|e| refused("", e.into()))?;
     let claims = app
         .admin_guard
-        .check(headers, &[])
+        .validate(token)
         .await
         .map_err(|e| refused("", e))?;
     // `admin:write` includes reading.

@@ -3,7 +3,7 @@
 use super::client_auth::{self, Refused, refused};
 use super::error::{ApiError, no_store_json};
 use crate::AppState;
-use crate::dpop_replay::NotUsable;
+use auth_broker_jwt::replay::NotUsable;
 use crate::store::ClientRecord;
 use crate::usage::Outcome;
 use auth_broker_jwt::dpop::{Proof, ProofFault, ProofPolicy, ProofRequest, judge_proof, one_proof};

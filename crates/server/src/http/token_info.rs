@@ -6,7 +6,7 @@
 
 use super::error::ApiError;
 use crate::AppState;
-use crate::dpop_replay::NotUsable;
+use auth_broker_jwt::replay::NotUsable;
 use auth_broker_jwt::Header;
 use auth_broker_jwt::dpop::{ProofFault, ProofPolicy, ProofRequest, judge_presentation};
 use auth_broker_proto::bearer::Scheme;

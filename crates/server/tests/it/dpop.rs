@@ -5,72 +5,17 @@
 //! requires DPoP gets no bearer token; the guard refuses bound tokens.
 
 use crate::on_both_stores;
-use auth_broker_testkit::keybound::ClientKey;
+use auth_broker_testkit::keybound::ProofKey;
 use auth_broker_testkit::{Backend, TestBroker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 on_both_stores!(
     a_proof_gets_a_token_bound_to_its_key,
     a_client_that_requires_dpop_gets_no_bearer_token,
     bad_proofs_at_the_token_endpoint,
 );
-
-/// A DPoP key: what signs proofs and its public JWK.
-struct DpopKey {
-    encoding: EncodingKey,
-    jwk: Jwk,
-}
-
-impl DpopKey {
-    fn new() -> Self {
-        let key = ClientKey::generate(Algorithm::ES256);
-        let body: String = key
-            .pem
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap();
-        let encoding = EncodingKey::from_ec_der(&der);
-        let jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();
-        Self { encoding, jwk }
-    }
-
-    fn jkt(&self) -> String {
-        self.jwk.thumbprint(ThumbprintHash::SHA256)
-    }
-
-    /// A proof of `method url`, for `token` when given.
-    fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let mut h = Header::new(Algorithm::ES256);
-        h.typ = Some("dpop+jwt".into());
-        h.jwk = Some(self.jwk.clone());
-        let mut claims = json!({
-            "jti": format!("p-{}-{}", now(), N.fetch_add(1, Ordering::Relaxed)),
-            "htm": method, "htu": url, "iat": now(),
-        });
-        if let Some(t) = token {
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
-            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(digest));
-        }
-        jsonwebtoken::encode(&h, &claims, &self.encoding).unwrap()
-    }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 async fn token_request(
     b: &TestBroker,
@@ -117,7 +62,7 @@ async fn token_info(b: &TestBroker, authorization: &str, proofs: &[&str]) -> (u1
 async fn a_proof_gets_a_token_bound_to_its_key(backend: Backend) {
     let b = TestBroker::start(backend).await;
     let (id, secret) = b.create_client("bound", "read", None).await;
-    let key = DpopKey::new();
+    let key = ProofKey::new();
     let (s, v) = token_request(
         &b,
         &id,
@@ -156,7 +101,7 @@ async fn a_proof_gets_a_token_bound_to_its_key(backend: Backend) {
     assert!(d.contains("bound to a key (DPoP, cnf.jkt)"), "{d}");
     assert!(challenge.contains("invalid_token"), "{challenge}");
     // Every other fault, each in words.
-    let other = DpopKey::new();
+    let other = ProofKey::new();
     let rows = [
         (
             other.proof("GET", &info, Some(&token)),
@@ -255,7 +200,7 @@ async fn a_client_that_requires_dpop_gets_no_bearer_token(backend: Backend) {
     let (s, v) = token_request(&b, &id, &secret, &[]).await;
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["error"], "invalid_dpop_proof");
-    let key = DpopKey::new();
+    let key = ProofKey::new();
     let (s, v) = token_request(
         &b,
         &id,
@@ -270,7 +215,7 @@ async fn a_client_that_requires_dpop_gets_no_bearer_token(backend: Backend) {
 async fn bad_proofs_at_the_token_endpoint(backend: Backend) {
     let b = TestBroker::start(backend).await;
     let (id, secret) = b.create_client("c", "", None).await;
-    let key = DpopKey::new();
+    let key = ProofKey::new();
     let url = b.token_url();
     let used = key.proof("POST", &url, None);
     assert_eq!(token_request(&b, &id, &secret, &[&used]).await.0, 200);
