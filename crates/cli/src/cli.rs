@@ -163,6 +163,14 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub assertion_max_lifetime: Option<String>,
+    /// Make DPoP proofs at the token endpoint carry a nonce of the broker's (RFC 9449
+    /// §8): a proof without one, or with one older than about two minutes, gets 400
+    /// use_dpop_nonce and a fresh nonce in the DPoP-Nonce header, which DPoP clients
+    /// (auth-broker --dpop, openid-client) follow with one retry. Stops proofs made
+    /// ahead of time from being used later. Nonces need no store and are good at
+    /// every replica.
+    #[arg(long, env = "AUTH_BROKER_DPOP_NONCE")]
+    pub dpop_nonce: bool,
     /// Also serve GET /metrics on this address (plain HTTP), with what the public
     /// /metrics leaves out: failed authentications by precise cause (unknown client,
     /// wrong secret, disabled client), which the public one merges so that nobody can

@@ -78,6 +78,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
         }
         c.assertion_max_lifetime = d;
     }
+    c.dpop_nonce = args.dpop_nonce;
     if let Some(at) = args.metrics_listen.as_ref() {
         c.metrics_listen = Some(at.parse::<SocketAddr>().with_context(|| {
             format!("--metrics-listen '{at}' is not an address; use IP:PORT such as 127.0.0.1:9090")

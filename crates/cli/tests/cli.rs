@@ -621,7 +621,7 @@ fn call_and_doctor_with_dpop_against_the_broker() {
             "--json",
         ],
     );
-    let serve = Serve::start(dir.path(), &[], &[]);
+    let serve = Serve::start(dir.path(), &[("AUTH_BROKER_DPOP_NONCE", "true")], &[]);
     let client = |args: &[&str]| {
         outcome(
             command(BIN)
@@ -651,6 +651,7 @@ fn call_and_doctor_with_dpop_against_the_broker() {
     assert_eq!(v["active"], true, "{v}");
     assert!(v["claims"]["cnf"]["jkt"].is_string(), "{v}");
     let (code, out, err) = client(&["doctor", "--dpop", "--api", &info]);
+    assert!(out.contains("use_dpop_nonce"), "{out}");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("all checks passed"), "{out}");
     serve.stop();

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: failing setup is a failed run
 
 use auth_broker_guard::{Guard, RequestView};
-use auth_broker_testkit::keybound::ProofKey;
 use auth_broker_jwt::VerifyingKey;
 use auth_broker_proto::Jwks;
+use auth_broker_testkit::keybound::ProofKey;
 use auth_broker_testkit::{Backend, TestBroker};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

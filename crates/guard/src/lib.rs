@@ -40,6 +40,8 @@ mod keys;
 mod layer;
 mod local;
 
+pub use auth_broker_jwt::dpop::{PresentationFault, ProofFault};
+pub use auth_broker_jwt::mtls::{CLIENT_CERT_HEADER, CertificateFault, ClientCertificate};
 pub use auth_broker_jwt::{Claim, ClaimFault, Fault, HeaderFault, KeyFault, Policy, TimeFault};
 pub use auth_broker_proto::{AccessTokenClaims, Audience};
 pub use claims::Claims;
@@ -50,8 +52,6 @@ pub use guard::{
     DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_REFETCH_INTERVAL, DEFAULT_LEEWAY, Guard, GuardBuilder,
     GuardStats, Mode, RequestView, require_scopes, validate_with_keys,
 };
-pub use auth_broker_jwt::dpop::{PresentationFault, ProofFault};
-pub use auth_broker_jwt::mtls::{CLIENT_CERT_HEADER, CertificateFault, ClientCertificate};
 pub use keys::KeySet;
 pub use layer::{Authenticated, GuardLayer, GuardService, Rejection};
 pub use local::{Judge, Judgement};

@@ -71,6 +71,9 @@ pub struct Proof {
     pub jkt: String,
     pub jti: String,
     pub iat: i64,
+    /// The server nonce the proof carries (§8), for a server that checks nonces
+    /// itself rather than naming one in [`ProofRequest::nonce`].
+    pub nonce: Option<String>,
 }
 
 /// Why a DPoP proof is refused (`invalid_dpop_proof`, RFC 9449 §5, §7.1).
@@ -294,6 +297,7 @@ pub fn judge_proof(
         jkt: thumbprint_of(jwk),
         jti: jti.to_owned(),
         iat,
+        nonce: c.get("nonce").and_then(Value::as_str).map(str::to_owned),
     })
 }
 

@@ -12,10 +12,10 @@ pub mod assertion;
 pub mod clock;
 pub mod dpop;
 pub mod ecdsa;
-pub mod mtls;
-pub mod replay;
 mod fault;
+pub mod mtls;
 mod policy;
+pub mod replay;
 #[cfg(test)]
 mod test_keys;
 

@@ -31,6 +31,9 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     /// RFC 9449 §5, §7.1: the DPoP proof is missing where required, or invalid.
     InvalidDpopProof,
+    /// RFC 9449 §8, §9: the server wants a (new) nonce of its own in the proof; the
+    /// answer's `DPoP-Nonce` header has it.
+    UseDpopNonce,
     /// The server is temporarily unable to handle the request (store unreachable).
     TemporarilyUnavailable,
     /// The server hit an unexpected condition.
@@ -54,6 +57,7 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
             Self::Extension(s) => s,
@@ -74,6 +78,7 @@ impl ErrorCode {
             "insufficient_scope" => Self::InsufficientScope,
             "unsupported_token_type" => Self::UnsupportedTokenType,
             "invalid_dpop_proof" => Self::InvalidDpopProof,
+            "use_dpop_nonce" => Self::UseDpopNonce,
             "temporarily_unavailable" => Self::TemporarilyUnavailable,
             "server_error" => Self::ServerError,
             other => Self::Extension(other.to_owned()),

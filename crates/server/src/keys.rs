@@ -28,6 +28,9 @@ pub struct SigningKey {
     rng: SystemRandom,
     /// base64url of `{"alg":..,"kid":..,"typ":"at+jwt"}`.
     header_b64: String,
+    /// What DPoP nonces are made and checked with ([`crate::dpop`]), derived
+    /// from this key's private material, so every replica holding the key agrees.
+    nonce_key: aws_lc_rs::hmac::Key,
 }
 
 impl fmt::Debug for SigningKey {
@@ -144,6 +147,7 @@ impl SigningKey {
             pair,
             rng: SystemRandom::new(),
             header_b64: URL_SAFE_NO_PAD.encode(header),
+            nonce_key: crate::dpop::derive_nonce_key(&rec.private_key),
         })
     }
 
@@ -158,6 +162,11 @@ impl SigningKey {
 
     pub fn alg(&self) -> SigningAlg {
         self.alg
+    }
+
+    /// The key DPoP nonces are made with while this key signs.
+    pub fn nonce_key(&self) -> &aws_lc_rs::hmac::Key {
+        &self.nonce_key
     }
 
     /// The encoded JWS protected header.

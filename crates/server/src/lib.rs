@@ -8,7 +8,7 @@
 pub mod admin;
 mod client_keys;
 pub mod clock;
-mod dpop_replay;
+mod dpop;
 pub mod http;
 mod inspect;
 mod keyring;
@@ -99,6 +99,9 @@ pub struct Config {
     /// How far ahead a `private_key_jwt` client assertion's `exp` may be (RFC 7523
     /// §3): its `jti` is remembered until then.
     pub assertion_max_lifetime: Duration,
+    /// Whether DPoP proofs at the token endpoint must carry a nonce of the broker's
+    /// (RFC 9449 §8): bounds how far ahead a client can make proofs.
+    pub dpop_nonce: bool,
 }
 
 /// The access token format of a deployment.
@@ -147,6 +150,7 @@ impl Default for Config {
             assertion_max_lifetime: Duration::from_secs(
                 auth_broker_jwt::assertion::DEFAULT_MAX_LIFETIME_SECS.unsigned_abs(),
             ),
+            dpop_nonce: false,
         }
     }
 }

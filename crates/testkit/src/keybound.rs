@@ -72,7 +72,9 @@ impl Default for ProofKey {
 
 impl std::fmt::Debug for ProofKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProofKey").field("jkt", &self.jkt()).finish()
+        f.debug_struct("ProofKey")
+            .field("jkt", &self.jkt())
+            .finish()
     }
 }
 
@@ -98,6 +100,17 @@ impl ProofKey {
 
     /// A proof of `method url`, for `token` when given.
     pub fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
+        self.proof_with_nonce(method, url, token, None)
+    }
+
+    /// A proof of `method url` with the server's `nonce` (RFC 9449 §8).
+    pub fn proof_with_nonce(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        nonce: Option<&str>,
+    ) -> String {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
         h.typ = Some("dpop+jwt".into());
@@ -106,6 +119,9 @@ impl ProofKey {
             "jti": format!("p-{}-{}", now(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
             "htm": method, "htu": url, "iat": now(),
         });
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
         if let Some(t) = token {
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
             claims["ath"] = json!(URL_SAFE_NO_PAD.encode(digest));

@@ -108,7 +108,12 @@ async fn a_dpop_token_passes_with_a_fresh_proof_of_the_request() {
     refused(&again, "invalid_dpop_proof", "used before");
 
     // As a bearer token: refused, saying how to send it.
-    let bearer = get(&app, "/invoices", &[("authorization", format!("Bearer {token}"))]).await;
+    let bearer = get(
+        &app,
+        "/invoices",
+        &[("authorization", format!("Bearer {token}"))],
+    )
+    .await;
     refused(&bearer, "invalid_token", "Authorization: DPoP");
     assert!(guard.validate(&token).await.is_err());
 
@@ -156,7 +161,10 @@ async fn a_dpop_token_passes_with_a_fresh_proof_of_the_request() {
         "/admin",
         &[
             ("authorization", auth.clone()),
-            ("dpop", key.proof("GET", &format!("{API}/admin"), Some(&token))),
+            (
+                "dpop",
+                key.proof("GET", &format!("{API}/admin"), Some(&token)),
+            ),
         ],
     )
     .await;
@@ -201,13 +209,20 @@ async fn the_proof_url_is_the_public_one_or_https_and_the_host() {
 
     // An unbound token sent with the DPoP scheme.
     let bearer_token = crate::common::token(&b, "", None).await;
-    let guard = Guard::builder(&b.issuer).public_url(API).build().await.unwrap();
+    let guard = Guard::builder(&b.issuer)
+        .public_url(API)
+        .build()
+        .await
+        .unwrap();
     let a = get(
         &api(guard),
         "/me",
         &[
             ("authorization", format!("DPoP {bearer_token}")),
-            ("dpop", key.proof("GET", &format!("{API}/me"), Some(&bearer_token))),
+            (
+                "dpop",
+                key.proof("GET", &format!("{API}/me"), Some(&bearer_token)),
+            ),
         ],
     )
     .await;

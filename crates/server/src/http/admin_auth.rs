@@ -110,6 +110,7 @@ pub async fn authorize(
                 auth_broker_proto::escaped(client),
                 required[0]
             ),
+            GuardError::Presentation(_) | GuardError::Certificate(_) => "the admin API takes Bearer tokens only, and this token is bound to a key (DPoP, cnf.jkt) or a TLS client certificate (cnf.x5t#S256): fetch the admin client's token without a DPoP proof, over a connection without a client certificate".to_owned(),
             _ => error.to_string(),
         };
         let rejection = Rejection::new(error, REALM, &required);

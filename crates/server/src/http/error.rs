@@ -32,6 +32,9 @@ pub enum ApiError {
         per_minute: u32,
         retry_after_secs: u64,
     },
+    /// RFC 9449 §8: the proof lacks the server's nonce, or has a stale one: `400
+    /// use_dpop_nonce` with the nonce to use in `DPoP-Nonce`.
+    UseDpopNonce { description: String, nonce: String },
     /// `401` from a bearer-protected endpoint, RFC 6750 §3.
     InvalidToken {
         description: String,
@@ -158,6 +161,16 @@ impl IntoResponse for ApiError {
         match self {
             Self::BadRequest { code, description } => {
                 no_store_json(StatusCode::BAD_REQUEST, body(code, description))
+            }
+            Self::UseDpopNonce { description, nonce } => {
+                let mut r = no_store_json(
+                    StatusCode::BAD_REQUEST,
+                    body(ErrorCode::UseDpopNonce, description),
+                );
+                if let Ok(v) = HeaderValue::from_str(&nonce) {
+                    r.headers_mut().insert(crate::dpop::DPOP_NONCE_HEADER, v);
+                }
+                r
             }
             Self::InvalidClient { description } => {
                 let mut r = no_store_json(

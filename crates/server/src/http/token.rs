@@ -3,10 +3,10 @@
 use super::client_auth::{self, Refused, refused};
 use super::error::{ApiError, no_store_json};
 use crate::AppState;
-use auth_broker_jwt::replay::NotUsable;
 use crate::store::ClientRecord;
 use crate::usage::Outcome;
 use auth_broker_jwt::dpop::{Proof, ProofFault, ProofPolicy, ProofRequest, judge_proof, one_proof};
+use auth_broker_jwt::replay::NotUsable;
 use auth_broker_proto::Confirmation;
 use auth_broker_proto::token::TOKEN_TYPE_BEARER;
 use auth_broker_proto::token::TOKEN_TYPE_DPOP;
@@ -147,7 +147,21 @@ async fn handle(
     metrics::counter!("auth_broker_tokens_issued_total").increment(1);
     app.usage.count(&client.id, now, Outcome::Issued);
     tracing::debug!(client_id = %client.id, scope = %response.scope.as_deref().unwrap_or(""), "token issued");
-    Ok(no_store_json(StatusCode::OK, json))
+    let mut answer = no_store_json(StatusCode::OK, json);
+    // RFC 9449 §8.2: a fresh nonce with every answer to a DPoP request, so the
+    // client's next proof has one before the current one goes stale.
+    if app.config.dpop_nonce
+        && cnf.is_some()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&crate::dpop::make_nonce(
+            app.keys.active().nonce_key(),
+            now,
+        ))
+    {
+        answer
+            .headers_mut()
+            .insert(crate::dpop::DPOP_NONCE_HEADER, v);
+    }
+    Ok(answer)
 }
 
 /// The token's `aud`: one of the client's audiences (the issuer when it has none),
@@ -205,7 +219,7 @@ fn dpop_proof(app: &AppState, headers: &HeaderMap) -> Result<Option<Proof>, Refu
     };
     // A value that is not ASCII is judged as what it is not: a compact JWT.
     let values = headers
-        .get_all(crate::dpop_replay::DPOP_HEADER)
+        .get_all(crate::dpop::DPOP_HEADER)
         .iter()
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     let Some(proof) = one_proof(values).map_err(|f| bad(f.to_string()))? else {
@@ -220,6 +234,28 @@ fn dpop_proof(app: &AppState, headers: &HeaderMap) -> Result<Option<Proof>, Refu
         nonce: None,
     };
     let proof = judge_proof(proof, &request, &policy, now).map_err(|f| bad(f.to_string()))?;
+    if app.config.dpop_nonce {
+        let key = app.keys.active();
+        let key = key.nonce_key();
+        let description = match proof.nonce.as_deref() {
+            None => {
+                "this broker wants its nonce in DPoP proofs (RFC 9449 §8): make a new proof with the nonce from this answer's DPoP-Nonce header as its 'nonce' claim"
+            }
+            Some(n) if !crate::dpop::nonce_is_fresh(key, n, now) => {
+                "the proof's nonce is not one this broker gave out in the last two minutes (RFC 9449 §8): make a new proof with the nonce from this answer's DPoP-Nonce header"
+            }
+            Some(_) => "",
+        };
+        if !description.is_empty() {
+            return Err(refused(
+                "use_dpop_nonce",
+                ApiError::UseDpopNonce {
+                    description: description.to_owned(),
+                    nonce: crate::dpop::make_nonce(key, now),
+                },
+            ));
+        }
+    }
     match app.dpop_replay.use_once(&proof, &policy, now) {
         Ok(()) => Ok(Some(proof)),
         Err(NotUsable::Replayed) => Err(bad(ProofFault::Replayed.to_string())),

@@ -6,9 +6,9 @@
 
 use super::error::ApiError;
 use crate::AppState;
-use auth_broker_jwt::replay::NotUsable;
 use auth_broker_jwt::Header;
 use auth_broker_jwt::dpop::{ProofFault, ProofPolicy, ProofRequest, judge_presentation};
+use auth_broker_jwt::replay::NotUsable;
 use auth_broker_proto::bearer::Scheme;
 use auth_broker_proto::text::escaped;
 use auth_broker_proto::{AccessTokenClaims, BearerError, ErrorCode};
@@ -151,7 +151,7 @@ async fn inspect(
     let now = app.clock.now_secs();
     let policy = ProofPolicy::default();
     let proofs = headers
-        .get_all(crate::dpop_replay::DPOP_HEADER)
+        .get_all(crate::dpop::DPOP_HEADER)
         .iter()
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     let presented = judge_presentation(scheme == Scheme::Dpop, jkt, proofs, &request, &policy, now)

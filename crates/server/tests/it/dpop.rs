@@ -15,6 +15,7 @@ on_both_stores!(
     a_proof_gets_a_token_bound_to_its_key,
     a_client_that_requires_dpop_gets_no_bearer_token,
     bad_proofs_at_the_token_endpoint,
+    server_nonces_when_enabled,
 );
 
 async fn token_request(
@@ -174,7 +175,7 @@ async fn a_proof_gets_a_token_bound_to_its_key(backend: Backend) {
         v["detail"]
             .as_str()
             .unwrap()
-            .contains("does not take DPoP proofs yet"),
+            .contains("takes Bearer tokens only"),
         "{v}"
     );
     // Metadata says which proofs are taken (RFC 9449 §5.1).
@@ -242,4 +243,91 @@ async fn bad_proofs_at_the_token_endpoint(backend: Backend) {
             "{needle}: {v}"
         );
     }
+}
+
+/// RFC 9449 §8: with `serve --dpop-nonce` a proof must carry a nonce of the broker's;
+/// without one, or with a forged one, `400 use_dpop_nonce` hands out a fresh nonce, and
+/// a proof with it gets the token (and the next nonce).
+async fn server_nonces_when_enabled(backend: Backend) {
+    let b = TestBroker::start_with(
+        backend,
+        auth_broker_testkit::Options {
+            config: auth_broker_server::Config {
+                dpop_nonce: true,
+                ..auth_broker_server::Config::default()
+            },
+            ..auth_broker_testkit::Options::default()
+        },
+    )
+    .await;
+    let (id, secret) = b.create_client("c", "", None).await;
+    let key = ProofKey::new();
+    let url = b.token_url();
+    let send = |proof: String| {
+        let r = b
+            .http
+            .post(b.token_url())
+            .basic_auth(&id, Some(secret.expose_secret()))
+            .header("DPoP", proof)
+            .form(&[("grant_type", "client_credentials")])
+            .send();
+        async move {
+            let r = r.await.unwrap();
+            let nonce = r
+                .headers()
+                .get("dpop-nonce")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (status, nonce, v)
+        }
+    };
+    let (s, nonce, v) = send(key.proof("POST", &url, None)).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("use_dpop_nonce")),
+        "{v}"
+    );
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("DPoP-Nonce"),
+        "{v}"
+    );
+    let nonce = nonce.expect("a DPoP-Nonce header");
+
+    let (s, _, v) = send(key.proof_with_nonce("POST", &url, None, Some("forged"))).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("use_dpop_nonce")),
+        "{v}"
+    );
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not one this broker gave out"),
+        "{v}"
+    );
+
+    let (s, next, v) = send(key.proof_with_nonce("POST", &url, None, Some(&nonce))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["token_type"], "DPoP");
+    assert!(
+        next.is_some(),
+        "a successful DPoP answer carries the next nonce"
+    );
+
+    // Bearer requests are untouched.
+    let r = b
+        .http
+        .post(b.token_url())
+        .basic_auth(&id, Some(secret.expose_secret()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("dpop-nonce").is_none());
 }
