@@ -149,6 +149,18 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Mutual TLS (RFC 8705): ask TLS clients for a certificate (optional, so other
+    /// clients connect as before). FILE holds the PEM certificate(s) of the CA that
+    /// issues tls_client_auth clients' certificates; self_signed_tls_client_auth
+    /// clients register theirs in their jwks instead. Tokens requested over mutual TLS
+    /// are bound to the certificate (cnf.x5t#S256). Needs --tls-cert/--tls-key.
+    #[arg(
+        long,
+        env = "AUTH_BROKER_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
     /// Failed client authentications allowed per minute, per client id and per peer
     /// address, before further failures get 429 (successes are never limited).
     /// [default: 20]

@@ -63,6 +63,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
             "--tls-cert and --tls-key go together: give both (the certificate chain and its private key) or neither"
         ),
     };
+    c.tls_client_ca.clone_from(&args.tls_client_ca);
     if let Some(n) = args.auth_failures_per_minute {
         c.auth_failures_per_minute = std::num::NonZeroU32::new(n)
             .context("--auth-failures-per-minute must be at least 1")?;

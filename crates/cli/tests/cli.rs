@@ -656,3 +656,114 @@ fn call_and_doctor_with_dpop_against_the_broker() {
     assert!(out.contains("all checks passed"), "{out}");
     serve.stop();
 }
+
+/// Mutual TLS (RFC 8705) against the real binary: `serve --tls-client-ca`, a
+/// `tls_client_auth` client made with the CLI, a token from curl with a client
+/// certificate (a client nobody on the project wrote) and from `auth-broker token`,
+/// bound to the certificate (`cnf.x5t#S256`); `call` presents the certificate to the
+/// API too; curl without it gets the token refused.
+#[test]
+fn mutual_tls_with_curl_and_the_cli() {
+    use auth_broker_testkit::tls::{TestCa, TlsDir};
+    let t = TlsDir::new();
+    let dir = t.dir.path();
+    let clients = TestCa::new("client CA");
+    clients.write(&dir.join("client-ca.pem"));
+    let leaf = clients.leaf("orders-service");
+    std::fs::write(dir.join("client.pem"), &leaf.cert_pem).unwrap();
+    std::fs::write(dir.join("client.key"), &leaf.key_pem).unwrap();
+    let db = "sqlite://auth-broker.db";
+    let created = cli_json(
+        dir,
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "orders",
+            "--auth-method",
+            "tls_client_auth",
+            "--tls-subject-dn",
+            "CN=orders-service",
+            "--json",
+        ],
+    );
+    let id = created["client_id"].as_str().unwrap();
+    let (cert, key) = (
+        t.files.cert.to_str().unwrap(),
+        t.files.key.to_str().unwrap(),
+    );
+    let serve = Serve::start(
+        dir,
+        &[],
+        &[
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--tls-client-ca",
+            "client-ca.pem",
+        ],
+    );
+    assert!(serve.base.starts_with("https://"), "{}", serve.base);
+    let token_url = format!("{}/auth-broker/request-token", serve.base);
+    let info_url = format!("{}/auth-broker/token-info", serve.base);
+    let ca = t.ca_file.to_str().unwrap();
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "--cacert", ca])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+    };
+    let v = curl(&[
+        "--cert",
+        "client.pem",
+        "--key",
+        "client.key",
+        "-d",
+        "grant_type=client_credentials",
+        "-d",
+        &format!("client_id={id}"),
+        &token_url,
+    ]);
+    let token = v["access_token"].as_str().unwrap_or_else(|| panic!("{v}"));
+    let bearer = format!("Authorization: Bearer {token}");
+    let info = curl(&[
+        "--cert",
+        "client.pem",
+        "--key",
+        "client.key",
+        "-H",
+        &bearer,
+        &info_url,
+    ]);
+    assert_eq!(info["active"], true, "{info}");
+    assert!(info["claims"]["cnf"]["x5t#S256"].is_string(), "{info}");
+    let without = curl(&["-H", &bearer, &info_url]);
+    assert_eq!(without["error"], "invalid_token", "{without}");
+
+    let client = |args: &[&str]| {
+        outcome(
+            command(BIN)
+                .current_dir(dir)
+                .env("AUTH_BROKER_TOKEN_URL", &token_url)
+                .env("AUTH_BROKER_CLIENT_ID", id)
+                .env("AUTH_BROKER_TLS_CLIENT_CERT", "client.pem")
+                .env("AUTH_BROKER_TLS_CLIENT_KEY", "client.key")
+                .env("AUTH_BROKER_CA_FILE", ca)
+                .args(args),
+        )
+    };
+    let (code, out, err) = client(&["token", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["token_type"], "bearer", "{v}");
+    let (code, out, err) = client(&["call", &info_url]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["active"], true, "{v}");
+    serve.stop();
+}

@@ -154,6 +154,9 @@ impl ClientKey {
 pub struct ClientKeys {
     keys: Vec<ClientKey>,
     skipped: Vec<String>,
+    /// `x5t#S256` of the first `x5c` certificate of each key that has one: the
+    /// certificates a `self_signed_tls_client_auth` client may present (RFC 8705 §2.2).
+    certificates: Vec<String>,
 }
 
 impl ClientKeys {
@@ -166,6 +169,15 @@ impl ClientKeys {
             return out;
         };
         for (i, jwk) in keys.iter().enumerate() {
+            // RFC 7517 §4.7: standard base64 (not base64url) of the DER.
+            if let Some(der) = jwk
+                .get("x5c")
+                .and_then(|c| c.get(0))
+                .and_then(Value::as_str)
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            {
+                out.certificates.push(crate::mtls::x5t_s256(&der));
+            }
             if jwk
                 .get("use")
                 .and_then(Value::as_str)
@@ -183,13 +195,24 @@ impl ClientKeys {
         out
     }
 
+    /// Whether a key of the set carries the certificate whose `x5t#S256` this is
+    /// (first `x5c` entry, RFC 8705 §2.2).
+    pub fn has_certificate(&self, x5t_s256: &str) -> bool {
+        self.certificates.iter().any(|c| c == x5t_s256)
+    }
+
+    /// How many keys carry a certificate.
+    pub fn certificate_count(&self) -> usize {
+        self.certificates.len()
+    }
+
     /// A JWK Set in JSON text.
     pub fn from_json(text: &str) -> Self {
         match serde_json::from_str::<Value>(text) {
             Ok(v) => Self::from_jwks(&v),
             Err(e) => Self {
-                keys: Vec::new(),
                 skipped: vec![format!("the JWK Set is not JSON: {e}")],
+                ..Self::default()
             },
         }
     }

@@ -24,6 +24,10 @@ pub struct AuthorizationServerMetadata {
     /// The algorithms of DPoP proofs the server accepts (RFC 9449 §5.1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dpop_signing_alg_values_supported: Vec<String>,
+    /// Whether the server binds tokens to the client's TLS certificate when it is
+    /// used on the token request (RFC 8705 §3.3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_client_certificate_bound_access_tokens: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -942,15 +942,15 @@ pub(crate) fn validate(mut s: ClientSettings) -> Result<ClientSettings, AdminErr
             "1 to 1000000, or null for no cap",
         );
     }
-    // A private_key_jwt client without keys yet is fine: its assertions are refused
-    // ("no registered key") until jwks or jwks_uri is set.
-    if matches!(
-        s.token_endpoint_auth_method,
-        AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
-    ) {
+    // A private_key_jwt or self_signed_tls_client_auth client without keys yet is
+    // fine: it is refused ("no registered key", "not among the certificates") until
+    // jwks or jwks_uri is set. A tls_client_auth client is nothing without its DN.
+    if s.token_endpoint_auth_method == AuthMethod::TlsClientAuth
+        && s.tls_client_auth_subject_dn.is_none()
+    {
         bad(
-            "token_endpoint_auth_method".into(),
-            "this broker authenticates clients with client_secret_basic, client_secret_post or private_key_jwt (mutual TLS is not supported yet)",
+            "tls_client_auth_subject_dn".into(),
+            "required for tls_client_auth: the subject DN of the client's certificate, e.g. CN=client.example.com,O=Example (RFC 8705 §2.1.2)",
         );
     }
     validate_keys(&s, &mut bad);
@@ -1078,7 +1078,10 @@ fn validate_keys(s: &ClientSettings, bad: &mut impl FnMut(String, &str)) {
         }
     }
     if let Some(dn) = &s.tls_client_auth_subject_dn
-        && (dn.trim().is_empty() || dn.chars().count() > 2000 || dn.chars().any(char::is_control))
+        && (dn.trim().is_empty()
+            || dn.chars().count() > 2000
+            || dn.chars().any(char::is_control)
+            || crate::mtls::parse_dn(dn).is_err())
     {
         bad(
             "tls_client_auth_subject_dn".into(),

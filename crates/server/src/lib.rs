@@ -14,6 +14,7 @@ mod inspect;
 mod keyring;
 mod keys;
 mod metrics;
+pub mod mtls;
 mod quota;
 mod ratelimit;
 mod secret;
@@ -102,6 +103,10 @@ pub struct Config {
     /// Whether DPoP proofs at the token endpoint must carry a nonce of the broker's
     /// (RFC 9449 §8): bounds how far ahead a client can make proofs.
     pub dpop_nonce: bool,
+    /// The CA of `tls_client_auth` clients (RFC 8705 §2.1): with it, and `tls`, the
+    /// broker asks TLS clients for a certificate (optional) and binds tokens issued
+    /// over mutual TLS to it (`cnf.x5t#S256`, §3).
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 /// The access token format of a deployment.
@@ -151,6 +156,7 @@ impl Default for Config {
                 auth_broker_jwt::assertion::DEFAULT_MAX_LIFETIME_SECS.unsigned_abs(),
             ),
             dpop_nonce: false,
+            tls_client_ca: None,
         }
     }
 }
@@ -177,6 +183,8 @@ pub struct AppState {
     pub(crate) admin_guard: auth_broker_guard::Guard,
     /// The keys of `private_key_jwt` clients, with the `jwks_uri` sets fetched.
     pub(crate) client_keys: client_keys::ClientKeySource,
+    /// The CA of `tls_client_auth` clients, when the broker serves mutual TLS.
+    pub(crate) client_ca: Option<tls::ClientCa>,
     /// What a client assertion must be (RFC 7523 §3): its `aud` names this broker.
     pub(crate) assertion_policy: auth_broker_jwt::assertion::AssertionPolicy,
     /// DPoP proofs seen recently, so each is used once (RFC 9449 §11.1).
@@ -431,7 +439,21 @@ impl Server {
             };
         // Before anything touches the store: a wrong certificate path is the most
         // likely start-up error and should be the one reported.
-        let tls = config.tls.as_ref().map(tls::Tls::new).transpose()?;
+        let client_ca = config
+            .tls_client_ca
+            .as_deref()
+            .map(tls::ClientCa::load)
+            .transpose()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|f| tls::Tls::new(f, client_ca.is_some()))
+            .transpose()?;
+        if client_ca.is_some() && tls.is_none() {
+            anyhow::bail!(
+                "--tls-client-ca needs --tls-cert and --tls-key: client certificates are presented in the TLS handshake the broker terminates itself"
+            );
+        }
         let scheme = if tls.is_some() { "https" } else { "http" };
         let issuer = match &config.issuer {
             Some(i) => i.trim_end_matches('/').to_owned(),
@@ -455,7 +477,7 @@ impl Server {
             clock.as_ref(),
         )
         .await?;
-        let metadata = http::wellknown::metadata(&issuer);
+        let metadata = http::wellknown::metadata(&issuer, client_ca.is_some());
         let metadata_json = serde_json::to_string(&metadata)?;
         // RFC 7523 §3 item 3: the issuer, or the URL of the endpoint the assertion is
         // sent to (the token endpoint last: it is the one a refusal suggests).
@@ -495,6 +517,7 @@ impl Server {
                 usage: usage::UsageCounter::new(),
                 metadata_json,
                 client_keys,
+                client_ca,
                 assertion_policy,
                 dpop_replay: auth_broker_jwt::replay::ProofReplay::default(),
                 token_endpoint: metadata.token_endpoint.clone(),

@@ -92,7 +92,7 @@ pub fn auth_failure(reason: &'static str) {
         "unknown_client" | "wrong_secret" | "disabled_client" | "secret_not_allowed" => {
             "invalid_client"
         }
-        r if r.starts_with("assertion_") => "invalid_client",
+        r if r.starts_with("assertion_") || r.starts_with("certificate_") => "invalid_client",
         other => other,
     };
     metrics::counter!("auth_broker_auth_failures_total", "reason" => public).increment(1);

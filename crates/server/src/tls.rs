@@ -11,12 +11,16 @@
 //! established keep their session (they never ask again), so a certificate renewal
 //! drops nothing. A reload that fails leaves the old certificate in place.
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use std::path::PathBuf;
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// Where the certificate chain and its private key are read from (PEM).
@@ -53,6 +57,135 @@ pub enum TlsError {
     },
     #[error("cannot set up TLS: {0}")]
     Setup(rustls::Error),
+    #[error("cannot read the client CA file {path}: {reason}")]
+    CaRead { path: PathBuf, reason: pem::Error },
+    #[error(
+        "the client CA file {path} holds no usable CA certificate (PEM blocks '-----BEGIN CERTIFICATE-----'): {reason}"
+    )]
+    NoCa { path: PathBuf, reason: String },
+}
+
+/// The CA whose certificates authenticate `tls_client_auth` clients (RFC 8705 §2.1),
+/// from `serve --tls-client-ca`.
+#[derive(Clone)]
+pub struct ClientCa {
+    path: PathBuf,
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl std::fmt::Debug for ClientCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCa")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl ClientCa {
+    /// Reads the CA certificates (PEM) of `path`.
+    pub fn load(path: &Path) -> Result<Self, TlsError> {
+        let err = |reason| TlsError::CaRead {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(path).map_err(err)? {
+            roots.add(cert.map_err(err)?).map_err(|e| TlsError::NoCa {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::NoCa {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+            verifier,
+        })
+    }
+
+    /// Whether `chain` (the client's certificate first, then intermediates) leads to
+    /// this CA and is valid now (RFC 5280 path validation, client-auth usage); `Err`
+    /// says why not.
+    pub fn verify(&self, chain: &[CertificateDer<'_>]) -> Result<(), String> {
+        let (leaf, intermediates) = chain.split_first().ok_or("no certificate")?;
+        self.verifier
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What the TLS layer asks of a client certificate: only that the client holds its
+/// key (the handshake signature). Whose certificate it is, and whether a CA issued
+/// it, is the token endpoint's question, per client: `tls_client_auth` wants the
+/// CA's, `self_signed_tls_client_auth` the one the client registered (RFC 8705 §2).
+/// Optional, so clients without certificates connect as before; and no CA names are
+/// sent as hints, so clients offer self-signed certificates too (§2.2).
+#[derive(Debug)]
+struct AnyClientCert {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 /// The provider every TLS setting of the server is built on.
@@ -211,20 +344,27 @@ impl std::fmt::Debug for Tls {
 
 impl Tls {
     /// Loads the files and builds the server configuration: TLS 1.2 and 1.3
-    /// (rustls' safe defaults), no client certificates, ALPN `http/1.1` only since
-    /// that is the one protocol the connection loop speaks (RFC 7301 §3.2: a client
-    /// offering only `h2` is refused instead of being answered in the wrong protocol).
-    pub fn new(files: &TlsFiles) -> Result<Self, TlsError> {
+    /// (rustls' safe defaults), ALPN `http/1.1` only since that is the one protocol
+    /// the connection loop speaks (RFC 7301 §3.2: a client offering only `h2` is
+    /// refused instead of being answered in the wrong protocol). With `client_certs`
+    /// (a client CA is configured) clients may present a certificate ([`AnyClientCert`]).
+    pub fn new(files: &TlsFiles, client_certs: bool) -> Result<Self, TlsError> {
         let provider = provider();
         let key = load(files, &provider)?;
         let resolver = Arc::new(Resolver {
             current: RwLock::new(Arc::new(key)),
         });
-        let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(TlsError::Setup)?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver.clone());
+            .map_err(TlsError::Setup)?;
+        let builder = if client_certs {
+            builder.with_client_cert_verifier(Arc::new(AnyClientCert {
+                provider: provider.clone(),
+            }))
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),

@@ -4,6 +4,7 @@
 
 use super::error::{AUTH_FAILED, ApiError};
 use crate::AppState;
+use crate::mtls::PeerChain;
 use crate::secret;
 use crate::store::ClientRecord;
 use auth_broker_proto::admin::AuthMethod;
@@ -64,6 +65,11 @@ enum Credentials {
     },
     /// `private_key_jwt`: a JWT signed with one of the client's keys, and the body's
     /// `client_id` when it has one (RFC 7521 §4.2: optional, but then the same).
+    /// `tls_client_auth` or `self_signed_tls_client_auth` (RFC 8705 §2): the body's
+    /// `client_id` and the certificate of the connection.
+    Certificate {
+        id: String,
+    },
     Assertion {
         token: String,
         client_id: Option<String>,
@@ -146,7 +152,11 @@ fn check_content_type(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> 
 
 /// Finds the client's credentials: Basic (`client_secret_basic`) or the body
 /// (`client_secret_post`), never both (RFC 6749 §2.3: one method per request).
-fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError> {
+fn credentials(
+    headers: &HeaderMap,
+    form: &Form,
+    has_certificate: bool,
+) -> Result<Credentials, ApiError> {
     let mut auth = headers.get_all(header::AUTHORIZATION).iter();
     let header = auth.next();
     if auth.next().is_some() {
@@ -196,8 +206,12 @@ fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ApiError
                 id: id.to_owned(),
                 secret: ClientSecret::new(secret),
             }),
+            // RFC 8705 §2: a client id and a certificate on the connection.
+            (Some(id), None) if has_certificate => {
+                Ok(Credentials::Certificate { id: id.to_owned() })
+            }
             (Some(_), _) => Err(ApiError::invalid_client(
-                "the body has a client_id but no client_secret; send Authorization: Basic base64(client_id:client_secret), or client_secret in the body",
+                "the body has a client_id but no client_secret (nor a TLS client certificate, for tls_client_auth); send Authorization: Basic base64(client_id:client_secret), or client_secret in the body",
             )),
             // No client authentication was included: `invalid_client` (RFC 6749 §5.2).
             (None, Some(_)) => Err(ApiError::invalid_client(
@@ -360,6 +374,7 @@ async fn authenticate(
     app: &AppState,
     peer: SocketAddr,
     creds: &Credentials,
+    chain: Option<&PeerChain>,
 ) -> Result<Arc<ClientRecord>, Refused> {
     let now = app.clock.now_secs();
     let (ids, secrets): (Vec<&str>, Vec<&ClientSecret>) = match creds {
@@ -374,6 +389,9 @@ async fn authenticate(
         Credentials::Post { id, secret } => (vec![id.as_str()], vec![secret]),
         Credentials::Assertion { token, client_id } => {
             return authenticate_assertion(app, peer, token, client_id.as_deref()).await;
+        }
+        Credentials::Certificate { id } => {
+            return authenticate_certificate(app, peer, id, chain).await;
         }
     };
     // An unknown id and a wrong secret must take the same time (no enumeration).
@@ -479,9 +497,129 @@ pub(crate) async fn authenticate_client(
     peer: SocketAddr,
     headers: &HeaderMap,
     form: &Form,
+    chain: Option<&PeerChain>,
 ) -> Result<Arc<ClientRecord>, Refused> {
-    let creds = credentials(headers, form)?;
-    authenticate(app, peer, &creds).await
+    let creds = credentials(headers, form, chain.is_some())?;
+    authenticate(app, peer, &creds, chain).await
+}
+
+/// Authenticates a mutual TLS client (RFC 8705 §2) by the certificate of the
+/// connection: for `tls_client_auth`, one issued by the configured CA whose subject
+/// is the registered DN (§2.1); for `self_signed_tls_client_auth`, one of the
+/// certificates (`x5c`) in the client's JWK Set (§2.2). Refusals are `invalid_client`
+/// with the fault in the description, rate limited like wrong secrets; as for
+/// `private_key_jwt`, whether an id is such a client is told, and "disabled" only to
+/// the holder of the right certificate.
+async fn authenticate_certificate(
+    app: &AppState,
+    peer: SocketAddr,
+    id: &str,
+    chain: Option<&PeerChain>,
+) -> Result<Arc<ClientRecord>, Refused> {
+    let now = app.clock.now_secs();
+    let client = app
+        .store
+        .get_client_for_auth(id, secret::DUMMY_HASH)
+        .await
+        .map_err(ApiError::from)?
+        .filter(|c| {
+            c.auth_method == AuthMethod::TlsClientAuth.as_str()
+                || c.auth_method == AuthMethod::SelfSignedTlsClientAuth.as_str()
+        });
+    let verdict: Result<(), (&'static str, String)> = async {
+        let Some(client) = &client else {
+            return Err((
+                "certificate_unknown_client",
+                format!(
+                    "no client '{}' authenticates with a TLS client certificate (tls_client_auth or self_signed_tls_client_auth); check client_id, or send the client's secret or assertion",
+                    auth_broker_proto::escaped(id)
+                ),
+            ));
+        };
+        let chain = chain.map(|c| &c.0[..]).unwrap_or_default();
+        let Some(leaf) = chain.first() else {
+            return Err(("certificate_missing", "no TLS client certificate".into()));
+        };
+        if client.auth_method == AuthMethod::TlsClientAuth.as_str() {
+            let Some(ca) = &app.client_ca else {
+                return Err((
+                    "certificate_untrusted",
+                    "this broker has no client CA configured (serve --tls-client-ca), so it cannot authenticate tls_client_auth clients".into(),
+                ));
+            };
+            ca.verify(chain).map_err(|why| {
+                (
+                    "certificate_untrusted",
+                    format!(
+                        "the TLS client certificate is not one the broker's client CA issued, or not valid now ({why}); tls_client_auth clients use a certificate of the CA given to serve --tls-client-ca"
+                    ),
+                )
+            })?;
+            let subject = crate::mtls::subject(leaf).map_err(|e| ("certificate_untrusted", e))?;
+            let registered = client
+                .tls_client_auth_subject_dn
+                .as_deref()
+                .map(crate::mtls::parse_dn)
+                .transpose()
+                .map_err(|e| ("certificate_subject_mismatch", format!("the client's registered tls_client_auth_subject_dn is malformed ({e}); fix it with auth-broker client update")))?;
+            let Some(registered) = registered else {
+                return Err((
+                    "certificate_subject_mismatch",
+                    "the client has no tls_client_auth_subject_dn registered; set it with auth-broker client update ID --tls-subject-dn DN".into(),
+                ));
+            };
+            if !crate::mtls::dn_matches(&subject, &registered) {
+                return Err((
+                    "certificate_subject_mismatch",
+                    format!(
+                        "the TLS client certificate's subject is '{}', but this client is registered with tls_client_auth_subject_dn '{}' (RFC 8705 §2.1.2)",
+                        auth_broker_proto::escaped(&crate::mtls::dn_string(&subject)).max_chars(300),
+                        auth_broker_proto::escaped(client.tls_client_auth_subject_dn.as_deref().unwrap_or_default()).max_chars(300)
+                    ),
+                ));
+            }
+        } else {
+            let x5t = auth_broker_jwt::mtls::x5t_s256(leaf);
+            let keys = app
+                .client_keys
+                .keys_for(client, None, now)
+                .await
+                .map_err(|e| ("certificate_keys_unavailable", format!("the client's jwks_uri cannot be fetched now ({}); retry shortly", auth_broker_proto::escaped(&e.0).max_chars(300))))?;
+            if !keys.has_certificate(&x5t) {
+                return Err((
+                    "certificate_not_registered",
+                    format!(
+                        "the TLS client certificate (x5t#S256 {x5t}) is not among the {} certificate(s) in the client's JWK Set; register it as the x5c of a key in jwks or jwks_uri (RFC 8705 §2.2)",
+                        keys.certificate_count()
+                    ),
+                ));
+            }
+        }
+        if !client.enabled {
+            return Err(("certificate_disabled_client", "the client is disabled; an operator can enable it (auth-broker client enable ID)".into()));
+        }
+        Ok(())
+    }
+    .await;
+    let (reason, description) = match (verdict, client) {
+        (Ok(()), Some(c)) => return Ok(c),
+        (Err(e), Some(c)) => {
+            app.usage.count(&c.id, now, crate::usage::Outcome::Failed);
+            e
+        }
+        (Err(e), None) => e,
+        (Ok(()), None) => ("certificate_unknown_client", AUTH_FAILED.to_owned()),
+    };
+    tracing::info!(client_id = %auth_broker_proto::escaped(id), reason, description, "client certificate refused");
+    match app.limiter.record_failure(id, peer.ip()) {
+        Some(wait) => Err(refused(
+            "rate_limited",
+            ApiError::TooManyFailures {
+                retry_after_secs: wait.as_secs().max(1),
+            },
+        )),
+        None => Err(refused(reason, ApiError::invalid_client(description))),
+    }
 }
 
 /// Counts and logs a refusal under its reason and returns the answer.

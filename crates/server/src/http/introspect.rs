@@ -12,6 +12,7 @@ use crate::inspect::{self, OPAQUE_PREFIX};
 use crate::secret;
 use auth_broker_proto::IntrospectionResponse;
 use auth_broker_proto::token::TOKEN_TYPE_BEARER;
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -37,6 +38,7 @@ async fn authenticated_form(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
+    chain: Option<&crate::mtls::PeerChain>,
 ) -> Result<
     (
         std::sync::Arc<crate::store::ClientRecord>,
@@ -45,7 +47,7 @@ async fn authenticated_form(
     Refused,
 > {
     let form = client_auth::read_form(app, headers, body, &RECOGNIZED).await?;
-    let caller = client_auth::authenticate_client(app, peer, headers, &form).await?;
+    let caller = client_auth::authenticate_client(app, peer, headers, &form, chain).await?;
     Ok((caller, form))
 }
 
@@ -85,11 +87,13 @@ fn token_param(form: &auth_broker_proto::Form) -> Result<&str, Refused> {
 pub async fn introspect(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    chain: Option<Extension<crate::mtls::PeerChain>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let run = async {
-        let (caller, form) = authenticated_form(&app, peer, &headers, body).await?;
+        let (caller, form) =
+            authenticated_form(&app, peer, &headers, body, chain.as_deref()).await?;
         let token = token_param(&form)?;
         let verdict = inspect::inspect(&app, token, None)
             .await
@@ -145,11 +149,13 @@ fn revoked() -> Response {
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    chain: Option<Extension<crate::mtls::PeerChain>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let run = async {
-        let (caller, form) = authenticated_form(&app, peer, &headers, body).await?;
+        let (caller, form) =
+            authenticated_form(&app, peer, &headers, body, chain.as_deref()).await?;
         let token = token_param(&form)?;
         // Whose token is it? Unknown, expired or garbage tokens have nothing to revoke.
         let revocable = if token.starts_with(OPAQUE_PREFIX) {

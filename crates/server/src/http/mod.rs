@@ -244,13 +244,24 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = router
-            .clone()
-            .map_request(move |mut req: Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
-        let svc = TowerToHyperService::new(svc);
+        // Each request carries the peer's address and, over mutual TLS, the
+        // certificate chain the client presented in the handshake (RFC 8705).
+        let router = router.clone();
+        let service = move |chain: Option<crate::mtls::PeerChain>| {
+            let leaf = chain.as_ref().and_then(crate::mtls::PeerChain::leaf);
+            TowerToHyperService::new(router.clone().map_request(
+                move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    if let Some(chain) = &chain {
+                        req.extensions_mut().insert(chain.clone());
+                    }
+                    if let Some(leaf) = &leaf {
+                        req.extensions_mut().insert(leaf.clone());
+                    }
+                    req
+                },
+            ))
+        };
         // Taken here, in the loop, so a shutdown that starts while this connection
         // is still in its TLS handshake waits for it too (bounded by the handshake
         // timeout, then by the drain timeout).
@@ -260,7 +271,7 @@ pub async fn serve(
             None => {
                 let conn = watcher.watch(builder.serve_connection(
                     TokioIo::new(stall::SendDeadline::new(stream, send_timeout)),
-                    svc,
+                    service(None),
                 ));
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -291,9 +302,12 @@ pub async fn serve(
                             return;
                         }
                     };
+                    let chain = stream.get_ref().1.peer_certificates().map(|c| {
+                        crate::mtls::PeerChain(c.iter().map(|c| c.clone().into_owned()).collect())
+                    });
                     let conn = watcher.watch(builder.serve_connection(
                         TokioIo::new(stall::SendDeadline::new(stream, send_timeout)),
-                        svc,
+                        service(chain),
                     ));
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -3,6 +3,7 @@
 use super::client_auth::{self, Refused, refused};
 use super::error::{ApiError, no_store_json};
 use crate::AppState;
+use crate::mtls::PeerChain;
 use crate::store::ClientRecord;
 use crate::usage::Outcome;
 use auth_broker_jwt::dpop::{Proof, ProofFault, ProofPolicy, ProofRequest, judge_proof, one_proof};
@@ -13,6 +14,7 @@ use auth_broker_proto::token::TOKEN_TYPE_DPOP;
 use auth_broker_proto::{
     AccessToken, ErrorCode, Form, GRANT_CLIENT_CREDENTIALS, TokenResponse, scope,
 };
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -72,10 +74,11 @@ const RECOGNIZED: [&str; 8] = [
 pub async fn request_token(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    chain: Option<Extension<PeerChain>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    handle(&app, peer, &headers, body)
+    handle(&app, peer, &headers, body, chain.as_deref())
         .await
         .map_err(|r| client_auth::finish("token", peer, r))
 }
@@ -85,10 +88,11 @@ async fn handle(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
+    chain: Option<&PeerChain>,
 ) -> Result<Response, Refused> {
     let form = client_auth::read_form(app, headers, body, &RECOGNIZED).await?;
     check_grant_type(&form)?;
-    let client = client_auth::authenticate_client(app, peer, headers, &form).await?;
+    let client = client_auth::authenticate_client(app, peer, headers, &form, chain).await?;
     let proof = dpop_proof(app, headers)?;
     if client.dpop_bound_access_tokens && proof.is_none() {
         return Err(refused(
@@ -99,9 +103,16 @@ async fn handle(
             ),
         ));
     }
-    let cnf = proof.map(|p| Confirmation {
-        jkt: Some(p.jkt),
-        x5t_s256: None,
+    // RFC 8705 §3: a token asked for over mutual TLS is bound to the certificate,
+    // whatever the client authenticated with; RFC 9449 §5: to the proof's key. Only
+    // DPoP changes the token type (§7.1): a certificate-bound token is still Bearer.
+    let dpop = proof.is_some();
+    let x5t = chain
+        .and_then(PeerChain::leaf)
+        .map(|c| c.thumbprint().to_owned());
+    let cnf = (dpop || x5t.is_some()).then(|| Confirmation {
+        jkt: proof.map(|p| p.jkt),
+        x5t_s256: x5t,
     });
 
     let granted = granted_scopes(&client, form.get_nonempty("scope"))?;
@@ -127,7 +138,7 @@ async fn handle(
         expires_in: Some(issued.expires_in),
         scope: Some(granted.join(" ")),
         // RFC 9449 §5: a token bound to the proof's key is a DPoP token.
-        token_type: if cnf.is_some() {
+        token_type: if dpop {
             TOKEN_TYPE_DPOP
         } else {
             TOKEN_TYPE_BEARER
@@ -151,7 +162,7 @@ async fn handle(
     // RFC 9449 §8.2: a fresh nonce with every answer to a DPoP request, so the
     // client's next proof has one before the current one goes stale.
     if app.config.dpop_nonce
-        && cnf.is_some()
+        && dpop
         && let Ok(v) = axum::http::HeaderValue::from_str(&crate::dpop::make_nonce(
             app.keys.active().nonce_key(),
             now,

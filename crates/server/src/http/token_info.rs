@@ -110,6 +110,7 @@ fn header_error(e: BearerError) -> ApiError {
 pub async fn token_info(
     State(app): State<Arc<AppState>>,
     query: Result<Query<Params>, QueryRejection>,
+    chain: Option<axum::Extension<crate::mtls::PeerChain>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // axum's own rejection is a text/plain 400; every error here is RFC 6749 §5.2 JSON.
@@ -119,7 +120,7 @@ pub async fn token_info(
             escaped(&e.body_text()).max_chars(200)
         ))
     })?;
-    let result = inspect(&app, &headers, params.audience.as_deref()).await;
+    let result = inspect(&app, &headers, params.audience.as_deref(), chain.as_deref()).await;
     if let Err(e) = &result {
         tracing::info!(error = ?e, "token-info refused a token");
     }
@@ -130,6 +131,7 @@ async fn inspect(
     app: &AppState,
     headers: &HeaderMap,
     audience: Option<&str>,
+    chain: Option<&crate::mtls::PeerChain>,
 ) -> Result<Response, ApiError> {
     let (scheme, raw) = presented_token(headers)?;
     let active = crate::inspect::inspect(app, raw, audience)
@@ -163,6 +165,18 @@ async fn inspect(
                 ErrorCode::InvalidToken
             }),
         })?;
+    // RFC 8705 §3: a certificate-bound token goes with its certificate.
+    if let Some(x5t) = active
+        .verified
+        .claims
+        .cnf
+        .as_ref()
+        .and_then(|c| c.x5t_s256.as_deref())
+    {
+        let cert = chain.and_then(crate::mtls::PeerChain::leaf);
+        auth_broker_jwt::mtls::check_binding(x5t, cert.as_ref())
+            .map_err(|f| ApiError::invalid_token(f.to_string()))?;
+    }
     if let Some(proof) = presented {
         app.dpop_replay
             .use_once(&proof, &policy, now)

@@ -8,9 +8,21 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-/// The metadata document; every URL is absolute and derived from the issuer.
-pub fn metadata(issuer: &str) -> AuthorizationServerMetadata {
+/// The metadata document; every URL is absolute and derived from the issuer. With
+/// `mutual_tls` (a client CA is configured) the RFC 8705 methods are listed and
+/// certificate-bound tokens announced (§2.1.1, §2.2.1, §3.3).
+pub fn metadata(issuer: &str, mutual_tls: bool) -> AuthorizationServerMetadata {
     let base = issuer.trim_end_matches('/');
+    let mut methods: Vec<String> = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if mutual_tls {
+        methods.extend(["tls_client_auth", "self_signed_tls_client_auth"].map(str::to_owned));
+    }
     AuthorizationServerMetadata {
         issuer: issuer.to_owned(),
         token_endpoint: format!("{base}/auth-broker/request-token"),
@@ -18,11 +30,7 @@ pub fn metadata(issuer: &str) -> AuthorizationServerMetadata {
         introspection_endpoint: Some(format!("{base}/auth-broker/introspect")),
         revocation_endpoint: Some(format!("{base}/auth-broker/revoke")),
         grant_types_supported: vec!["client_credentials".into()],
-        token_endpoint_auth_methods_supported: vec![
-            "client_secret_basic".into(),
-            "client_secret_post".into(),
-            "private_key_jwt".into(),
-        ],
+        token_endpoint_auth_methods_supported: methods.clone(),
         token_endpoint_auth_signing_alg_values_supported:
             auth_broker_jwt::assertion::ASSERTION_ALGS
                 .iter()
@@ -32,16 +40,9 @@ pub fn metadata(issuer: &str) -> AuthorizationServerMetadata {
             .iter()
             .map(|a| (*a).to_owned())
             .collect(),
-        introspection_endpoint_auth_methods_supported: vec![
-            "client_secret_basic".into(),
-            "client_secret_post".into(),
-            "private_key_jwt".into(),
-        ],
-        revocation_endpoint_auth_methods_supported: vec![
-            "client_secret_basic".into(),
-            "client_secret_post".into(),
-            "private_key_jwt".into(),
-        ],
+        tls_client_certificate_bound_access_tokens: mutual_tls,
+        introspection_endpoint_auth_methods_supported: methods.clone(),
+        revocation_endpoint_auth_methods_supported: methods,
         response_types_supported: vec![],
         scopes_supported: vec![],
         service_documentation: None,

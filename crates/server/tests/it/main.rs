@@ -9,6 +9,7 @@ mod dpop;
 mod echo;
 mod endpoint_errors;
 mod jwt;
+mod mtls;
 mod openapi;
 mod ops;
 mod private_key_jwt;
