@@ -489,7 +489,7 @@ fn create_key_client(dir: &Path, db: &str, name: &str, jwks: &Path) -> String {
 /// from the committed lockfile (the npm registry is reachable here); set
 /// AUTH_BROKER_SKIP_NODE_INTEROP=1 to leave this one out on a machine without node.
 #[test]
-fn openid_client_gets_a_token_with_private_key_jwt() {
+fn openid_client_with_private_key_jwt_and_dpop() {
     if std::env::var_os("AUTH_BROKER_SKIP_NODE_INTEROP").is_some() {
         eprintln!("AUTH_BROKER_SKIP_NODE_INTEROP is set: not running the Node interop check");
         return;
@@ -531,7 +531,7 @@ fn openid_client_gets_a_token_with_private_key_jwt() {
     assert!(keygen.status.success(), "{keygen:?}");
     let db = "sqlite://auth-broker.db";
     let id = create_key_client(dir.path(), db, "node", &dir.path().join("jwks.json"));
-    let serve = Serve::start(dir.path(), &[], &[]);
+    let serve = Serve::start(dir.path(), &[("AUTH_BROKER_DPOP_NONCE", "true")], &[]);
     let out = node(&[&serve.base, &id, dir.path().to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
@@ -540,7 +540,7 @@ fn openid_client_gets_a_token_with_private_key_jwt() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("4 passed, 0 failed"), "{text}");
+    assert!(text.contains("8 passed, 0 failed"), "{text}");
     serve.stop();
 }
 

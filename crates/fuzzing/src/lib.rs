@@ -11,6 +11,7 @@
 pub mod basic_header;
 pub mod bearer_header;
 pub mod client_assertion;
+pub mod dpop_proof;
 pub mod fixture;
 pub mod form_body;
 pub mod jwks_document;
@@ -25,6 +26,7 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("basic_header", basic_header::run),
     ("client_assertion", client_assertion::run),
+    ("dpop_proof", dpop_proof::run),
     ("bearer_header", bearer_header::run),
     ("form_body", form_body::run),
     ("jwks_document", jwks_document::run),

@@ -7,7 +7,10 @@
 // DIR/jwks.json (its public JWK Set, to register the client with). The second form
 // discovers the broker from its RFC 8414 metadata, runs clientCredentialsGrant with
 // PrivateKeyJwt (RFC 7523), verifies the token with jose against the broker's JWKS,
-// and checks that a replayed assertion is refused. Prints "N passed, N failed".
+// and checks that an assertion for another audience is refused; then gets a DPoP token
+// (RFC 9449) with openid-client's own key and proofs, following the broker's nonce,
+// verifies its cnf.jkt with jose, and calls token-info with it. Prints "N passed, N
+// failed".
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as client from 'openid-client'
@@ -75,6 +78,48 @@ await check('an assertion for another audience is refused with the reason', asyn
     throw new Error(`refused, but: ${e?.status} ${said} ${e?.message}`)
   }
   throw new Error('accepted')
+})
+
+// DPoP (RFC 9449) with openid-client's own proofs and key: the broker (started with
+// --dpop-nonce) asks for its nonce first, which openid-client follows.
+const dpopKey = await client.randomDPoPKeyPair('ES256')
+const DPoP = client.getDPoPHandle(config, dpopKey)
+let dpopToken
+async function withNonceRetry (fn) {
+  try {
+    return await fn()
+  } catch (e) {
+    // RFC 9449 §8: the handle has remembered the DPoP-Nonce; one retry.
+    if (e?.error === 'use_dpop_nonce' || e?.cause?.error === 'use_dpop_nonce') return await fn()
+    throw e
+  }
+}
+await check('openid-client clientCredentialsGrant with DPoP (and the server nonce)', async () => {
+  const tokens = await withNonceRetry(() => client.clientCredentialsGrant(config, undefined, { DPoP }))
+  if (tokens.token_type.toLowerCase() !== 'dpop') throw new Error(`token_type ${tokens.token_type}`)
+  dpopToken = tokens.access_token
+})
+
+await check('jose verifies the DPoP token, and its cnf.jkt is the thumbprint of openid-client\'s key', async () => {
+  const meta = config.serverMetadata()
+  const jwks = jose.createRemoteJWKSet(new URL(meta.jwks_uri))
+  const { payload } = await jose.jwtVerify(dpopToken, jwks, { issuer: meta.issuer, audience: meta.issuer, typ: 'at+jwt' })
+  const jkt = await jose.calculateJwkThumbprint(await jose.exportJWK(dpopKey.publicKey))
+  if (payload.cnf?.jkt !== jkt) throw new Error(`cnf ${JSON.stringify(payload.cnf)}, key ${jkt}`)
+})
+
+await check('token-info takes the DPoP token with openid-client\'s proof (ath, htu)', async () => {
+  const url = new URL(`${config.serverMetadata().issuer}/auth-broker/token-info`)
+  const r = await client.fetchProtectedResource(config, dpopToken, url, 'GET', undefined, undefined, { DPoP })
+  const body = await r.json()
+  if (r.status !== 200 || body.active !== true) throw new Error(`${r.status} ${JSON.stringify(body)}`)
+})
+
+await check('token-info refuses the DPoP token sent as a bearer token, saying why', async () => {
+  const url = `${config.serverMetadata().issuer}/auth-broker/token-info`
+  const r = await fetch(url, { headers: { authorization: `Bearer ${dpopToken}` } })
+  const body = await r.json()
+  if (r.status !== 401 || !String(body.error_description).includes('Authorization: DPoP')) throw new Error(`${r.status} ${JSON.stringify(body)}`)
 })
 
 console.log(`${passed} passed, ${failed} failed`)
