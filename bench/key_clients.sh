@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tokens/s by client authentication method, one broker, one run: client_secret_basic
-# (../shared/peers/token.lua) beside private_key_jwt (bench/assertion.lua, a new ES256
-# assertion per request, made beforehand by the make_assertions example).
+# (../shared/peers/token.lua) beside private_key_jwt (a new ES256 assertion per
+# request), Basic with a DPoP proof (a new ES256 proof per request), and both
+# (bench/keybound.lua; assertions and proofs made beforehand by the make_assertions
+# example, since a load generator cannot sign).
 #
 #   bench/key_clients.sh [BIN]
 #
@@ -34,7 +36,8 @@ url="$(sed -n 's/^auth-broker listening on //p' "$w/out")/auth-broker/request-to
 "$MAKE" "$w" x "$url" 0
 out=$("$BIN" --database "$db" client create --name signer --auth-method private_key_jwt --jwks "$w/jwks.json" --json)
 kid=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
-"$MAKE" "$w" "$kid" "$url" "$N"
+"$MAKE" "$w" "$kid" "$url" "$N" 300 "$N"
+basic=$(printf '%s:%s' "$id" "$secret" | base64 -w0)
 taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d3s -s "$LUA" "$url" -- "$id" "$secret" >/dev/null
 run() {  # LABEL LUA ARGS...
   local label=$1; shift
@@ -43,5 +46,11 @@ run() {  # LABEL LUA ARGS...
     sed -n 's/^WRK_RESULT .*\(rps=[0-9.]*\) p50_ms=\([0-9.]*\).*p99_ms=\([0-9.]*\).*\(non200=[0-9]*\).*/\1 p50_ms=\2 p99_ms=\3 \4/p'
 }
 run client_secret_basic "$LUA" "$url" -- "$id" "$secret"
-run private_key_jwt "$PWD/bench/assertion.lua" "$url" -- "$w/assertions.txt"
+KB=$PWD/bench/keybound.lua
+run private_key_jwt "$KB" "$url" -- "$w/assertions.txt" -
+run basic+DPoP "$KB" "$url" -- - "$w/proofs.txt" "$basic"
+# The proofs of the run before are spent (used once): the same file, from the start,
+# would be refused as replays; a fresh set for this run.
+"$MAKE" "$w" "$kid" "$url" "$N" 300 "$N"
+run private_key_jwt+DPoP "$KB" "$url" -- "$w/assertions.txt" "$w/proofs.txt"
 run client_secret_basic "$LUA" "$url" -- "$id" "$secret"

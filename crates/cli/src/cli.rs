@@ -182,6 +182,7 @@ pub struct ServeArgs {
     /// ahead of time from being used later. Nonces need no store and are good at
     /// every replica.
     #[arg(long, env = "AUTH_BROKER_DPOP_NONCE")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dpop_nonce: bool,
     /// Also serve GET /metrics on this address (plain HTTP), with what the public
     /// /metrics leaves out: failed authentications by precise cause (unknown client,

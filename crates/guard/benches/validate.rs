@@ -72,7 +72,12 @@ fn bench(c: &mut Criterion) {
     // and used once; the token itself is a cache hit. The proofs are made outside
     // the measurement.
     let key = ProofKey::new();
-    let dpop_token = rt.block_on(dpop_token(&broker, &key));
+    let dpop_token = rt.block_on(async {
+        let (id, secret) = broker
+            .create_client("bench-dpop", "invoices:read", None)
+            .await;
+        key.token_from(&broker, &id, &secret).await
+    });
     let url = "https://api.example/invoices";
     let dpop_guard = rt.block_on(async {
         Guard::builder(&broker.issuer)
@@ -106,25 +111,6 @@ fn bench(c: &mut Criterion) {
 
 fn view<B>(req: &http::Request<B>) -> RequestView<'_> {
     RequestView::of(req)
-}
-
-/// A DPoP token bound to `key`, from the broker's token endpoint.
-async fn dpop_token(b: &TestBroker, key: &ProofKey) -> String {
-    let (id, secret) = b.create_client("bench-dpop", "invoices:read", None).await;
-    let v: serde_json::Value = b
-        .http
-        .post(b.token_url())
-        .basic_auth(&id, Some(secret.expose_secret()))
-        .header("DPoP", key.proof("POST", &b.token_url(), None))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
 }
 
 criterion_group!(benches, bench);

@@ -3,12 +3,15 @@
 //! single use), and a load generator cannot sign, so they are made before the run.
 //!
 //!     cargo run --release -p auth-broker-server --example make_assertions -- \
-//!         OUT_DIR CLIENT_ID TOKEN_URL COUNT [LIFETIME_SECS]
+//!         OUT_DIR CLIENT_ID TOKEN_URL COUNT [LIFETIME_SECS [PROOFS]]
 //!
 //! Writes `OUT_DIR/jwks.json` (the public key, for `client create --jwks`) when it
 //! does not exist yet, else reads `OUT_DIR/key.pk8`, and `OUT_DIR/assertions.txt`:
 //! COUNT ES256 assertions, one per line, `iss` = `sub` = CLIENT_ID, `aud` TOKEN_URL,
-//! valid from now for LIFETIME_SECS (default 300).
+//! valid from now for LIFETIME_SECS (default 300). With PROOFS, also
+//! `OUT_DIR/proofs.txt`: that many DPoP proofs (RFC 9449 §4.2) of `POST TOKEN_URL` by
+//! a second ES256 key, each with its own `jti`, made now (a broker takes them for 5
+//! minutes).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_lc_rs::rand::SystemRandom;
@@ -64,4 +67,27 @@ fn main() {
         writeln!(file, "{input}.{}", b64(sig.as_ref())).unwrap();
     }
     file.flush().unwrap();
+    if let Some(proofs) = rest.get(1) {
+        let proofs: usize = proofs.parse().expect("PROOFS is a number");
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let dpop =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+        let p = dpop.public_key().as_ref();
+        let header = serde_json::json!({
+            "typ": "dpop+jwt", "alg": "ES256",
+            "jwk": {"kty": "EC", "crv": "P-256", "x": b64(&p[1..33]), "y": b64(&p[33..])},
+        });
+        let header = b64(header.to_string().as_bytes());
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(out.join("proofs.txt")).unwrap());
+        for i in 0..proofs {
+            let claims = serde_json::json!({
+                "jti": format!("p{now}-{i}"), "htm": "POST", "htu": token_url, "iat": now,
+            });
+            let input = format!("{header}.{}", b64(claims.to_string().as_bytes()));
+            let sig = dpop.sign(&rng, input.as_bytes()).unwrap();
+            writeln!(file, "{input}.{}", b64(sig.as_ref())).unwrap();
+        }
+        file.flush().unwrap();
+    }
 }

@@ -79,6 +79,30 @@ impl std::fmt::Debug for ProofKey {
 }
 
 impl ProofKey {
+    /// A DPoP token bound to this key, from `b`'s token endpoint for the client `id`.
+    pub async fn token_from(
+        &self,
+        b: &crate::TestBroker,
+        id: &str,
+        secret: &auth_broker_proto::ClientSecret,
+    ) -> String {
+        let v: Value = b
+            .http
+            .post(b.token_url())
+            .basic_auth(id, Some(secret.expose_secret()))
+            .header("DPoP", self.proof("POST", &b.token_url(), None))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["token_type"], "DPoP", "{v}");
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
     pub fn new() -> Self {
         let key = ClientKey::generate(Algorithm::ES256);
         let body: String = key

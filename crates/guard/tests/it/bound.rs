@@ -2,60 +2,18 @@
 //! implementation independent of ours (`jsonwebtoken`, through the testkit), and the
 //! certificate binding (RFC 8705 §3) from a trusted proxy's `Client-Cert` header.
 
-use crate::common::{Answer, api, broker, decode};
+use crate::common::{Answer, api, broker, call_with, decode};
 use auth_broker_guard::Guard;
 use auth_broker_testkit::TestBroker;
 use auth_broker_testkit::keybound::ProofKey;
 use axum::Router;
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt;
-use serde_json::Value;
-use tower::ServiceExt;
 
 const API: &str = "https://api.example";
 
 /// A DPoP token from `b` bound to `key`.
 async fn dpop_token(b: &TestBroker, key: &ProofKey) -> String {
     let (id, secret) = b.create_client("dpop-caller", "invoices:read", None).await;
-    let r = b
-        .http
-        .post(b.token_url())
-        .basic_auth(&id, Some(secret.expose_secret()))
-        .header("DPoP", key.proof("POST", &b.token_url(), None))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["token_type"], "DPoP", "{v}");
-    v["access_token"].as_str().unwrap().to_owned()
-}
-
-/// `GET path` with these headers.
-async fn get(app: &Router, path: &str, headers: &[(&str, String)]) -> Answer {
-    let mut req = Request::get(path);
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let challenge = resp
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer {
-        status,
-        challenge,
-        body,
-    }
+    key.token_from(b, &id, &secret).await
 }
 
 fn refused(a: &Answer, error: &str, needle: &str) {
@@ -89,7 +47,7 @@ async fn a_dpop_token_passes_with_a_fresh_proof_of_the_request() {
     let url = format!("{API}/invoices");
 
     let proof = key.proof("GET", &url, Some(&token));
-    let ok = get(
+    let ok = call_with(
         &app,
         "/invoices?page=2",
         &[("authorization", auth.clone()), ("dpop", proof.clone())],
@@ -99,7 +57,7 @@ async fn a_dpop_token_passes_with_a_fresh_proof_of_the_request() {
     assert_eq!(ok.body["scope"], "invoices:read");
 
     // The same proof again: used once (RFC 9449 §11.1).
-    let again = get(
+    let again = call_with(
         &app,
         "/invoices",
         &[("authorization", auth.clone()), ("dpop", proof)],
@@ -108,7 +66,7 @@ async fn a_dpop_token_passes_with_a_fresh_proof_of_the_request() {
     refused(&again, "invalid_dpop_proof", "used before");
 
     // As a bearer token: refused, saying how to send it.
-    let bearer = get(
+    let bearer = call_with(
         &app,
         "/invoices",
         &[("authorization", format!("Bearer {token}"))],
@@ -118,9 +76,9 @@ async fn a_dpop_token_passes_with_a_fresh_proof_of_the_request() {
     assert!(guard.validate(&token).await.is_err());
 
     // No proof, two proofs.
-    let none = get(&app, "/invoices", &[("authorization", auth.clone())]).await;
+    let none = call_with(&app, "/invoices", &[("authorization", auth.clone())]).await;
     refused(&none, "invalid_dpop_proof", "no DPoP header");
-    let two = get(
+    let two = call_with(
         &app,
         "/invoices",
         &[
@@ -146,7 +104,7 @@ async fn a_dpop_token_passes_with_a_fresh_proof_of_the_request() {
         ),
     ];
     for (proof, needle) in cases {
-        let a = get(
+        let a = call_with(
             &app,
             "/invoices",
             &[("authorization", auth.clone()), ("dpop", proof)],
@@ -156,7 +114,7 @@ async fn a_dpop_token_passes_with_a_fresh_proof_of_the_request() {
     }
 
     // Scopes are still the route's: a DPoP token without `admin` gets 403.
-    let forbidden = get(
+    let forbidden = call_with(
         &app,
         "/admin",
         &[
@@ -183,7 +141,7 @@ async fn the_proof_url_is_the_public_one_or_https_and_the_host() {
     let guard = Guard::builder(&b.issuer).build().await.unwrap();
     let app = Router::new().nest("/v1", api(guard));
     let good = key.proof("GET", "https://api.test:8443/v1/me", Some(&token));
-    let a = get(
+    let a = call_with(
         &app,
         "/v1/me",
         &[
@@ -195,7 +153,7 @@ async fn the_proof_url_is_the_public_one_or_https_and_the_host() {
     .await;
     assert_eq!(a.status, 200, "{a:?}");
     let plain = key.proof("GET", "http://api.test:8443/v1/me", Some(&token));
-    let a = get(
+    let a = call_with(
         &app,
         "/v1/me",
         &[
@@ -214,7 +172,7 @@ async fn the_proof_url_is_the_public_one_or_https_and_the_host() {
         .build()
         .await
         .unwrap();
-    let a = get(
+    let a = call_with(
         &api(guard),
         "/me",
         &[

@@ -105,9 +105,18 @@ impl Answer {
 }
 
 pub async fn call(app: &Router, path: &str, authorization: Option<&str>) -> Answer {
+    let headers: Vec<(&str, String)> = authorization
+        .map(|a| ("authorization", a.to_owned()))
+        .into_iter()
+        .collect();
+    call_with(app, path, &headers).await
+}
+
+/// `GET path` with these headers.
+pub async fn call_with(app: &Router, path: &str, headers: &[(&str, String)]) -> Answer {
     let mut req = Request::get(path);
-    if let Some(a) = authorization {
-        req = req.header("authorization", a);
+    for (k, v) in headers {
+        req = req.header(*k, v);
     }
     let resp = app
         .clone()

@@ -356,15 +356,13 @@ async fn authenticate_assertion(
     }
     let claimed = claimed.as_deref().unwrap_or_default();
     tracing::info!(client_id = %auth_broker_proto::escaped(claimed), reason, %fault, "client assertion refused");
-    match app.limiter.record_failure(claimed, peer.ip()) {
-        Some(wait) => Err(refused(
-            "rate_limited",
-            ApiError::TooManyFailures {
-                retry_after_secs: wait.as_secs().max(1),
-            },
-        )),
-        None => Err(refused(reason, ApiError::invalid_client(fault.to_string()))),
-    }
+    Err(counted_failure(
+        app,
+        claimed,
+        peer,
+        reason,
+        fault.to_string(),
+    ))
 }
 
 /// Checks the credentials against the store. Every failure (unknown id, wrong
@@ -456,15 +454,7 @@ async fn authenticate(
     // The claimed id is attacker-controlled: logged escaped and cut short, so it
     // cannot forge log lines or flood the log.
     tracing::info!(client_id = %auth_broker_proto::escaped(claimed), reason, "client authentication failed");
-    match app.limiter.record_failure(claimed, peer.ip()) {
-        Some(wait) => Err(refused(
-            "rate_limited",
-            ApiError::TooManyFailures {
-                retry_after_secs: wait.as_secs().max(1),
-            },
-        )),
-        None => Err(refused(reason, ApiError::invalid_client(AUTH_FAILED))),
-    }
+    Err(counted_failure(app, claimed, peer, reason, AUTH_FAILED))
 }
 
 /// The parameters of client authentication in a form body (RFC 6749 §2.3.1, RFC
@@ -611,14 +601,27 @@ async fn authenticate_certificate(
         (Ok(()), None) => ("certificate_unknown_client", AUTH_FAILED.to_owned()),
     };
     tracing::info!(client_id = %auth_broker_proto::escaped(id), reason, description, "client certificate refused");
-    match app.limiter.record_failure(id, peer.ip()) {
-        Some(wait) => Err(refused(
+    Err(counted_failure(app, id, peer, reason, description))
+}
+
+/// A failed client authentication, counted by the failure limit under the claimed
+/// id and the peer's address: `invalid_client` with `description`, or `429` once
+/// the limit is reached.
+fn counted_failure(
+    app: &AppState,
+    claimed: &str,
+    peer: SocketAddr,
+    reason: &'static str,
+    description: impl Into<std::borrow::Cow<'static, str>>,
+) -> Refused {
+    match app.limiter.record_failure(claimed, peer.ip()) {
+        Some(wait) => refused(
             "rate_limited",
             ApiError::TooManyFailures {
                 retry_after_secs: wait.as_secs().max(1),
             },
-        )),
-        None => Err(refused(reason, ApiError::invalid_client(description))),
+        ),
+        None => refused(reason, ApiError::invalid_client(description)),
     }
 }
 
