@@ -563,6 +563,7 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let state = self.state.clone();
+        let listener = state.store.listen_for_changes();
         let background = tokio::spawn(async move {
             let mut tick = tokio::time::interval(state.config.key_poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -613,6 +614,9 @@ impl Server {
         )
         .await;
         background.abort();
+        if let Some(l) = listener {
+            l.abort();
+        }
         // What was counted since the last flush (the in-flight requests are done).
         self.state.flush_usage().await;
         let _ = stop_metrics.send(());

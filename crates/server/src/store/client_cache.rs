@@ -32,12 +32,24 @@
 //! When the header cannot be read (no `-shm` file: an in-memory or non-WAL database,
 //! or a platform without positioned reads) there is no cache and every request reads
 //! the database, as before.
+//!
+//! # On PostgreSQL
+//!
+//! The same cache, with another change signal: an [`Epoch`] that a listener task
+//! (`postgres::listen_for_changes`) raises on every `NOTIFY auth_broker_clients`,
+//! which a trigger on the `clients` table sends inside every transaction that changes
+//! it (PostgreSQL delivers it at commit, to every listening session). While the
+//! listener's connection is down the epoch is not *live* and the cache is off: every
+//! request reads the database until the listener has reconnected and listens again,
+//! and then every entry from before is dropped. So a change is never missed; it is
+//! seen once its notification has arrived (the time of one message on an open
+//! connection, measured in the tests) rather than by the very next statement.
 
 use super::ClientRecord;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// At most this many client ids (known or not) are kept; a full cache is emptied.
@@ -46,15 +58,97 @@ pub const CAPACITY: usize = 10_000;
 /// Both copies of the wal-index header (`WalIndexHdr`, 48 bytes each; walformat §2.1).
 const HEADER_BYTES: usize = 96;
 
-type Version = [u8; HEADER_BYTES];
+/// What an entry is valid for: a wal-index header (SQLite) or a change epoch
+/// (PostgreSQL).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Version {
+    Wal([u8; HEADER_BYTES]),
+    Epoch(u64),
+}
+
+/// The change count of a PostgreSQL store, raised by its notification listener, and
+/// whether that listener is connected and listening (only then may entries be kept).
+///
+/// Listening is a lease: each answered heartbeat of the listener's connection renews
+/// it for [`LEASE`]. A connection that closes ends it at once; one that goes silent
+/// (a network that drops packets instead of refusing them) ends it when the lease
+/// runs out, since then nothing tells a lost notification from no change.
+#[derive(Debug)]
+pub struct Epoch {
+    value: AtomicU64,
+    live: AtomicBool,
+    /// When the lease was last renewed, in ms since `origin`.
+    renewed_ms: AtomicU64,
+    origin: std::time::Instant,
+}
+
+/// How long an answered heartbeat keeps the cache on (see [`Epoch`]).
+pub const LEASE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+impl Default for Epoch {
+    fn default() -> Self {
+        Self {
+            value: AtomicU64::new(0),
+            live: AtomicBool::new(false),
+            renewed_ms: AtomicU64::new(0),
+            origin: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Epoch {
+    /// Something changed: every entry read before is dropped.
+    pub fn bump(&self) {
+        self.value.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The listener listens (again): entries from before are dropped, new ones kept.
+    pub fn go_live(&self) {
+        self.bump();
+        self.renew();
+        self.live.store(true, Ordering::SeqCst);
+    }
+
+    /// The listener's connection answered: entries may be kept for another [`LEASE`].
+    pub fn renew(&self) {
+        self.renewed_ms.store(self.elapsed_ms(), Ordering::SeqCst);
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The listener lost its connection: from now on every read goes to the database.
+    pub fn go_dead(&self) {
+        self.live.store(false, Ordering::SeqCst);
+        self.bump();
+    }
+
+    /// Whether changes are being heard: listening, and the lease not run out.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::SeqCst)
+            && self
+                .elapsed_ms()
+                .saturating_sub(self.renewed_ms.load(Ordering::SeqCst))
+                < LEASE.as_millis() as u64
+    }
+
+    fn read(&self) -> Option<u64> {
+        // `live` first: a value read after a live `live` is at least the one
+        // `go_live` set, and a later `go_dead` raises it again.
+        self.is_live().then(|| self.value.load(Ordering::SeqCst))
+    }
+}
 
 /// A cached lookup: the client, or `None` for an id that is not in the store.
 pub type Cached = Option<Arc<ClientRecord>>;
 
-/// The change signal: the `-shm` file of a WAL database, read with `pread`.
+/// The change signal: the `-shm` file of a WAL database, read with `pread`, or the
+/// change epoch of a PostgreSQL store.
 #[derive(Debug)]
-struct ChangeSignal {
-    shm: File,
+enum ChangeSignal {
+    Wal(File),
+    Notify(std::sync::Arc<Epoch>),
 }
 
 impl ChangeSignal {
@@ -63,26 +157,34 @@ impl ChangeSignal {
         let mut name = db.as_os_str().to_owned();
         name.push("-shm");
         let shm = File::open(name).ok()?;
-        let signal = Self { shm };
+        let signal = Self::Wal(shm);
         signal.read().map(|_| signal)
     }
 
-    #[cfg(unix)]
+    /// The current version; `None` when changes cannot be told now (no cache).
     fn read(&self) -> Option<Version> {
+        match self {
+            Self::Wal(shm) => Self::read_wal(shm).map(Version::Wal),
+            Self::Notify(epoch) => epoch.read().map(Version::Epoch),
+        }
+    }
+
+    #[cfg(unix)]
+    fn read_wal(shm: &File) -> Option<[u8; HEADER_BYTES]> {
         use std::os::unix::fs::FileExt;
         let mut v = [0u8; HEADER_BYTES];
-        self.shm.read_exact_at(&mut v, 0).ok()?;
+        shm.read_exact_at(&mut v, 0).ok()?;
         Some(v)
     }
 
     #[cfg(not(unix))]
-    fn read(&self) -> Option<Version> {
+    fn read_wal(_: &File) -> Option<[u8; HEADER_BYTES]> {
         None
     }
 }
 
 struct State {
-    version: Version,
+    version: Option<Version>,
     clients: HashMap<String, Cached>,
 }
 
@@ -122,10 +224,19 @@ impl ClientCache {
         if signal.is_none() {
             tracing::debug!(path = %db.display(), "no wal-index to watch: client cache off");
         }
+        Self::with_signal(signal)
+    }
+
+    /// A cache for a PostgreSQL store, kept while `epoch` is live and unchanged.
+    pub fn notified(epoch: std::sync::Arc<Epoch>) -> Self {
+        Self::with_signal(Some(ChangeSignal::Notify(epoch)))
+    }
+
+    fn with_signal(signal: Option<ChangeSignal>) -> Self {
         Self {
             signal,
             state: Mutex::new(State {
-                version: [0; HEADER_BYTES],
+                version: None,
                 clients: HashMap::new(),
             }),
             hits: AtomicU64::new(0),
@@ -146,9 +257,9 @@ impl ClientCache {
             return Lookup::Miss(Ticket(None));
         };
         let mut state = self.state();
-        if state.version != version {
+        if state.version != Some(version) {
             state.clients.clear();
-            state.version = version;
+            state.version = Some(version);
         } else if let Some(entry) = state.clients.get(id) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Hit(entry.clone());
@@ -164,7 +275,7 @@ impl ClientCache {
             return;
         };
         let mut state = self.state();
-        if state.version != version {
+        if state.version != Some(version) {
             return;
         }
         if state.clients.len() >= CAPACITY {
@@ -175,7 +286,11 @@ impl ClientCache {
 
     /// Whether changes can be detected (and so entries are kept at all).
     pub fn enabled(&self) -> bool {
-        self.signal.is_some()
+        match &self.signal {
+            Some(ChangeSignal::Wal(_)) => true,
+            Some(ChangeSignal::Notify(epoch)) => epoch.is_live(),
+            None => false,
+        }
     }
 
     /// (hits, misses) since the store was opened.

@@ -121,6 +121,11 @@ pub const SQLITE: &[Migration] = &[
     CREATE INDEX client_assertions_expiry ON client_assertions (expires_at);
     ALTER TABLE opaque_tokens ADD COLUMN cnf TEXT;",
     ),
+    (
+        6,
+        "client change notifications (PostgreSQL only; SQLite's signal is its wal-index)",
+        "-- nothing to do on SQLite",
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -232,6 +237,18 @@ pub const POSTGRES: &[Migration] = &[
     );
     CREATE INDEX client_assertions_expiry ON client_assertions (expires_at);
     ALTER TABLE opaque_tokens ADD COLUMN cnf TEXT;",
+    ),
+    (
+        6,
+        "client change notifications: NOTIFY auth_broker_clients on every change",
+        "CREATE OR REPLACE FUNCTION auth_broker_clients_changed() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('auth_broker_clients', '');
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER clients_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON clients
+        FOR EACH STATEMENT EXECUTE FUNCTION auth_broker_clients_changed();",
     ),
 ];
 

@@ -473,11 +473,21 @@ impl Store {
         dispatch!(self, s => s.get_client_for_auth(id, dummy_hash).await)
     }
 
-    /// The SQLite client cache: (on, hits, misses); `None` on PostgreSQL.
+    /// The client cache: (on, hits, misses).
     pub(crate) fn client_cache_stats(&self) -> Option<(bool, u64, u64)> {
         match self {
             Store::Sqlite(s) => Some(s.client_cache_stats()),
-            Store::Postgres(_) => None,
+            Store::Postgres(s) => Some(s.client_cache_stats()),
+        }
+    }
+
+    /// Starts hearing changes made by other processes where the store needs to
+    /// (PostgreSQL: `PgStore::listen_for_changes`); SQLite reads its change signal
+    /// on every lookup and needs no task.
+    pub(crate) fn listen_for_changes(&self) -> Option<tokio::task::JoinHandle<()>> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(s) => Some(s.listen_for_changes()),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The PostgreSQL store, for several broker replicas sharing one database.
 
+use super::client_cache::{ClientCache, Epoch, Lookup};
 use super::{
     AuditQuery, AuditRow, ClientQuery, ClientRecord, KeyRecord, NewEvent, OpaqueRecord, Pruned,
     STORE_TIMEOUT, StoreError, Timestamp, UsageRow, Written, default_audience, join_scopes,
@@ -9,7 +10,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
-use tokio_postgres::{NoTls, Row};
+use std::time::Duration;
+use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 /// Advisory lock ids: one serialises migrations, one the creation of signing keys,
 /// so replicas starting together neither race a schema change nor mint two keys.
@@ -22,6 +24,12 @@ pub struct PgStore {
     /// The connection every token request's client read shares (see [`Self::shared`]).
     shared: Arc<std::sync::Mutex<Option<Arc<SharedConn>>>>,
     url: String,
+    /// What the change listener connects with.
+    cfg: Arc<tokio_postgres::Config>,
+    /// Raised on every client change heard; live while the listener listens.
+    epoch: Arc<Epoch>,
+    /// Clients read for token requests, kept while `epoch` is live and unchanged.
+    clients: Arc<ClientCache>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -249,6 +257,65 @@ async fn bounded<T>(f: impl Future<Output = Result<T, StoreError>>) -> Result<T,
         })
 }
 
+/// The channel the `clients` trigger notifies (migration 6).
+const CHANGES: &str = "auth_broker_clients";
+
+/// How long a client change waits after its commit before it returns, so that every
+/// listening replica has heard it (see `PgStore::changed`).
+pub const CHANGE_SETTLE: Duration = Duration::from_millis(50);
+
+/// How often the change listener checks that its connection still answers; each
+/// answer renews the cache's lease ([`super::client_cache::LEASE`], three of these).
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// One session of the change listener: connects, listens, goes live, and raises the
+/// epoch at every notification until the connection ends or stops answering.
+/// `Ok` when it was live at some point (the caller retries soon), `Err` when it never
+/// got that far.
+async fn listen(cfg: &tokio_postgres::Config, epoch: &Arc<Epoch>) -> Result<(), String> {
+    let (client, mut conn) = cfg.connect(NoTls).await.map_err(|e| e.to_string())?;
+    let heard = epoch.clone();
+    // The connection's messages: notifications raise the epoch; the task ends with
+    // the connection.
+    let mut driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => heard.bump(),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return e.to_string(),
+                None => return "the connection closed".to_owned(),
+            }
+        }
+    });
+    let listening = tokio::time::timeout(
+        STORE_TIMEOUT,
+        client.batch_execute(&format!("LISTEN {CHANGES}")),
+    )
+    .await;
+    if !matches!(listening, Ok(Ok(()))) {
+        driver.abort();
+        return Err("LISTEN failed or timed out".into());
+    }
+    epoch.go_live();
+    tracing::debug!("client change listener: listening; client cache on");
+    let why = loop {
+        tokio::select! {
+            ended = &mut driver => break ended.unwrap_or_else(|e| e.to_string()),
+            () = tokio::time::sleep(HEARTBEAT) => {
+                match tokio::time::timeout(super::client_cache::LEASE, client.simple_query("SELECT 1")).await {
+                    Ok(Ok(_)) => epoch.renew(),
+                    Ok(Err(e)) => break e.to_string(),
+                    Err(_) => break "no answer to the heartbeat".to_owned(),
+                }
+            }
+        }
+    };
+    epoch.go_dead();
+    driver.abort();
+    tracing::warn!(reason = %why, "client change listener: connection lost; client cache off until it is back");
+    Ok(())
+}
+
 impl PgStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let redacted = super::redact_url(url);
@@ -256,6 +323,7 @@ impl PgStore {
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL {redacted}: {e}")))?;
         cfg.connect_timeout(STORE_TIMEOUT);
         cfg.application_name("auth-broker");
+        let cfg_for_listener = cfg.clone();
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -271,10 +339,14 @@ impl PgStore {
             .recycle_timeout(Some(STORE_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
+        let epoch = Arc::new(Epoch::default());
         let store = Self {
             pool,
             shared: Arc::default(),
             url: redacted,
+            cfg: Arc::new(cfg_for_listener),
+            clients: Arc::new(ClientCache::notified(epoch.clone())),
+            epoch,
         };
         store.ping().await.map_err(|e| {
             StoreError::Unavailable(format!("cannot reach PostgreSQL at {}: {e}", store.url))
@@ -416,6 +488,10 @@ impl PgStore {
         // a 500 and escape the failure limit). No client has such an id, so it is an
         // unknown client: the same query runs on a stand-in (U+FFFD for each NUL) and
         // its answer is dropped, so the work and the answer are an unknown id's.
+        let ticket = match self.clients.lookup(id) {
+            Lookup::Hit(entry) => return Ok(entry),
+            Lookup::Miss(ticket) => ticket,
+        };
         let unstorable = id.contains('\0');
         let stand_in;
         let id = if unstorable {
@@ -448,10 +524,49 @@ impl PgStore {
             Ok((row.try_get::<_, bool>(super::CLIENT_COLUMNS)? && !unstorable).then(|| Arc::new(rec)))
         })
         .await;
-        if let Err(StoreError::Unavailable(_)) = read {
-            self.forget_shared(&shared);
+        match &read {
+            Err(StoreError::Unavailable(_)) => self.forget_shared(&shared),
+            Err(_) => {}
+            // A NUL id is an unknown one, but not cached under its stand-in.
+            Ok(entry) if !unstorable => self.clients.fill(ticket, id, entry),
+            Ok(_) => {}
         }
         read
+    }
+
+    /// The client cache's (on now, hits, misses).
+    pub fn client_cache_stats(&self) -> (bool, u64, u64) {
+        let (hits, misses) = self.clients.stats();
+        (self.clients.enabled(), hits, misses)
+    }
+
+    /// Starts the task that hears client changes (`LISTEN auth_broker_clients`, sent
+    /// by the `clients` trigger of migration 6 at every commit that changes a client)
+    /// and keeps the client cache valid by them (see `client_cache`). Until it
+    /// listens, and whenever its connection is lost, the cache is off and every
+    /// request reads the database; it reconnects by itself (100 ms, doubling to 5 s)
+    /// and checks its connection every [`HEARTBEAT`], each answer renewing the cache's
+    /// lease, so a connection that hangs rather than closes turns the cache off when
+    /// the lease runs out (1.5 s). Only `serve` starts it: a CLI command reads the
+    /// database.
+    pub fn listen_for_changes(&self) -> tokio::task::JoinHandle<()> {
+        let cfg = self.cfg.clone();
+        let epoch = self.epoch.clone();
+        let url = self.url.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            loop {
+                match listen(&cfg, &epoch).await {
+                    Ok(()) => wait = Duration::from_millis(100),
+                    Err(e) => {
+                        tracing::warn!(url = %url, error = %e, "client change listener: no connection; every token request reads the database until it is back")
+                    }
+                }
+                epoch.go_dead();
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        })
     }
 
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
@@ -541,10 +656,26 @@ impl PgStore {
             Ok(())
         })
         .await;
+        if r.is_ok() {
+            self.changed().await;
+        }
         match r {
             Err(StoreError::DuplicateName(_)) => Err(StoreError::DuplicateName(c.name.clone())),
             r => r,
         }
+    }
+
+    /// After a client change has committed: this process's cache forgets at once,
+    /// and the call returns only after [`CHANGE_SETTLE`], by when every listening
+    /// replica has heard the `NOTIFY` (delivered at commit; measured at a few
+    /// milliseconds at most from commit to the first request that sees it, with none
+    /// answered as before, `postgres_client_cache_hears_every_change`). So a request
+    /// sent after a `client` command, an admin API call or a console change has
+    /// returned is answered by the changed client on every replica, as the contract
+    /// says ("from the next request on"). Changes are rare; the wait is theirs alone.
+    async fn changed(&self) {
+        self.epoch.bump();
+        tokio::time::sleep(CHANGE_SETTLE).await;
     }
 
     pub async fn update_client(
@@ -597,6 +728,9 @@ impl PgStore {
             Ok(Written::Done)
         })
         .await;
+        if matches!(r, Ok(Written::Done)) {
+            self.changed().await;
+        }
         match r {
             Err(StoreError::DuplicateName(_)) => Err(StoreError::DuplicateName(c.name.clone())),
             r => r,
@@ -609,7 +743,7 @@ impl PgStore {
         version: Option<i64>,
         event: Option<&NewEvent>,
     ) -> Result<Written, StoreError> {
-        bounded(async {
+        let r = bounded(async {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
             let n = tx
@@ -635,7 +769,11 @@ impl PgStore {
             tx.commit().await?;
             Ok(Written::Done)
         })
-        .await
+        .await;
+        if matches!(r, Ok(Written::Done)) {
+            self.changed().await;
+        }
+        r
     }
 
     pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {

@@ -145,6 +145,9 @@ async fn migrations_are_idempotent(backend: Backend) {
 /// plus slack for a loaded test machine. A hang would blow far past it.
 const OUTAGE_BOUND: Duration = Duration::from_secs(7);
 
+/// Past the PostgreSQL client cache's lease (1.5 s), with slack.
+const CACHE_LEASE_RUNS_OUT: Duration = Duration::from_millis(2200);
+
 /// A broker on a fresh PostgreSQL database that it reaches through a proxy the test
 /// can cut, stall and restore, with one client.
 struct BrokerBehindProxy {
@@ -229,6 +232,9 @@ async fn postgres_outage_gives_503_and_recovers() {
         ("blackholed", CuttableProxy::stall),
     ] {
         break_store(proxy);
+        // A closed connection turns the client cache off at once; a silent one when
+        // its lease runs out (1.5 s). Until then a cached client is served.
+        tokio::time::sleep(CACHE_LEASE_RUNS_OUT).await;
         let started = std::time::Instant::now();
         let r = readyz().await.unwrap();
         assert_eq!(r.status(), 503, "{fault}: readyz");
@@ -296,6 +302,7 @@ async fn postgres_dead_connection_is_given_up() {
     let token = || async { b.token_request(&http).send().await.unwrap().status() };
     assert_eq!(token().await, 200);
     proxy.stall();
+    tokio::time::sleep(CACHE_LEASE_RUNS_OUT).await;
     assert_eq!(token().await, 503, "the shared connection is silent");
     proxy.restore_keeping_dead();
     // Every connection opened before the stall stays silent; each costs at most one
@@ -318,6 +325,189 @@ async fn postgres_dead_connection_is_given_up() {
         started.elapsed(),
         statuses.len()
     );
+    b.stop().await;
+}
+
+/// This broker's client cache hits so far (its `/metrics`).
+async fn cache_hits(http: &reqwest::Client, base: &str) -> u64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("auth_broker_client_cache_hits_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl BrokerBehindProxy {
+    /// Waits until token requests are served from the client cache (its change
+    /// listener listens).
+    async fn wait_for_cache(&self, http: &reqwest::Client) {
+        let started = std::time::Instant::now();
+        loop {
+            let before = cache_hits(http, &self.base).await;
+            let _ = self.token_request(http).send().await.unwrap();
+            let _ = self.token_request(http).send().await.unwrap();
+            if cache_hits(http, &self.base).await > before {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the client cache never came on"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// On PostgreSQL a token request at steady state reads nothing from the store: the
+/// client comes from the cache. A change made by another process (the CLI, another
+/// replica: here an `Admin` on its own connection, not through the broker) reaches
+/// the broker by `NOTIFY`; the time from its commit to the first request that sees
+/// it is measured, for disable, enable, a new secret and a deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_client_cache_hears_every_change() {
+    let b = BrokerBehindProxy::start().await;
+    let http = reqwest::Client::new();
+    let other = Admin::open(&b._fresh.url).await.unwrap();
+    b.wait_for_cache(&http).await;
+    let before = cache_hits(&http, &b.base).await;
+    for _ in 0..200 {
+        assert_eq!(b.token_request(&http).send().await.unwrap().status(), 200);
+    }
+    let hits = cache_hits(&http, &b.base).await - before;
+    assert!(hits >= 199, "200 token requests, {hits} from the cache");
+
+    let id = b.client.client_id.clone();
+    let status = |secret: auth_broker_proto::ClientSecret| {
+        let http = http.clone();
+        let url = format!("{}/auth-broker/request-token", b.base);
+        let id = id.clone();
+        async move {
+            http.post(url)
+                .basic_auth(&id, Some(secret.expose_secret()))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Polls until the answer is `want`: how long that took after the change, and how
+    // many requests before got the old answer.
+    let seen = |secret: auth_broker_proto::ClientSecret, want: u16| {
+        let status = &status;
+        async move {
+            let started = std::time::Instant::now();
+            let mut stale = 0;
+            loop {
+                if status(secret.clone()).await == want {
+                    return (started.elapsed(), stale);
+                }
+                stale += 1;
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "a change was not heard within 2 s"
+                );
+            }
+        }
+    };
+    let mut heard = Vec::new();
+    other.set_enabled(&Actor::cli(), &id, false).await.unwrap();
+    heard.push(("disable", seen(b.secret.clone(), 401).await));
+    other.set_enabled(&Actor::cli(), &id, true).await.unwrap();
+    heard.push(("enable", seen(b.secret.clone(), 200).await));
+    let new_secret = other
+        .rotate_secret(&Actor::cli(), &id, 0)
+        .await
+        .unwrap()
+        .secret;
+    heard.push(("new secret, old refused", seen(b.secret.clone(), 401).await));
+    assert_eq!(status(new_secret.clone()).await, 200);
+    other.delete_client(&Actor::cli(), &id, None).await.unwrap();
+    heard.push(("delete", seen(new_secret, 401).await));
+    eprintln!(
+        "time from a change's commit to the first request that saw it, and requests answered as before: {heard:?}"
+    );
+    b.stop().await;
+}
+
+/// While the change listener's connection is cut, the client cache is off and every
+/// request reads the store: a client disabled meanwhile (by another process, on its
+/// own connection) is never served, whether the store is reachable yet or not; once
+/// the listener is back, the cache is on again. A silent connection (packets dropped)
+/// turns the cache off when its lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_client_cache_is_off_while_the_listener_is_cut() {
+    let b = BrokerBehindProxy::start().await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let other = Admin::open(&b._fresh.url).await.unwrap();
+    let id = b.client.client_id.clone();
+    let token = || async {
+        b.token_request(&http)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    for (fault, break_store, grace) in [
+        (
+            "cut",
+            CuttableProxy::cut as fn(&CuttableProxy),
+            Duration::from_millis(100),
+        ),
+        ("stalled", CuttableProxy::stall, CACHE_LEASE_RUNS_OUT),
+    ] {
+        b.wait_for_cache(&http).await;
+        break_store(&b.proxy);
+        // A cut connection is noticed at once; a stalled one when the lease ends.
+        tokio::time::sleep(grace).await;
+        other.set_enabled(&Actor::cli(), &id, false).await.unwrap();
+        for _ in 0..5 {
+            let s = token().await;
+            assert!(s == 503 || s == 401, "{fault}: the disabled client got {s}");
+        }
+        b.proxy.restore();
+        let started = std::time::Instant::now();
+        let mut statuses = Vec::new();
+        loop {
+            let s = token().await;
+            assert_ne!(
+                s, 200,
+                "{fault}: the disabled client was served: {statuses:?}"
+            );
+            statuses.push(s);
+            if s == 401 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{fault}: never recovered: {statuses:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        other.set_enabled(&Actor::cli(), &id, true).await.unwrap();
+        let started = std::time::Instant::now();
+        while token().await != 200 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{fault}: enable not seen"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    b.wait_for_cache(&http).await;
     b.stop().await;
 }
 
