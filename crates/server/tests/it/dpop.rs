@@ -284,40 +284,26 @@ async fn server_nonces_when_enabled(backend: Backend) {
             (status, nonce, v)
         }
     };
-    let (s, nonce, v) = send(Some(key.proof("POST", &url, None))).await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (400, Some("use_dpop_nonce")),
-        "{v}"
-    );
-    assert!(
-        v["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("DPoP-Nonce"),
-        "{v}"
-    );
-    let nonce = nonce.expect("a DPoP-Nonce header");
-
-    let (s, _, v) = send(Some(key.proof_with_nonce(
-        "POST",
-        &url,
-        None,
-        Some("forged"),
-    )))
-    .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (400, Some("use_dpop_nonce")),
-        "{v}"
-    );
-    assert!(
-        v["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("not one this broker gave out"),
-        "{v}"
-    );
+    // Without a nonce, then with one the broker never gave out.
+    let mut nonce = None;
+    for (proof, needle) in [
+        (key.proof("POST", &url, None), "DPoP-Nonce"),
+        (
+            key.proof_with_nonce("POST", &url, None, Some("forged")),
+            "not one this broker gave out",
+        ),
+    ] {
+        let (s, given, v) = send(Some(proof)).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some("use_dpop_nonce")),
+            "{v}"
+        );
+        let d = v["error_description"].as_str().unwrap();
+        assert!(d.contains(needle), "{needle}: {v}");
+        nonce = Some(given.expect("a DPoP-Nonce header"));
+    }
+    let nonce = nonce.unwrap();
 
     let (s, next, v) = send(Some(key.proof_with_nonce("POST", &url, None, Some(&nonce)))).await;
     assert_eq!(s, 200, "{v}");
