@@ -189,10 +189,14 @@ pub struct ClientSettings {
     pub tokens_per_minute: Option<u32>,
     /// `client_secret_basic` (default) or `client_secret_post`: both are accepted for
     /// a client with a secret; `private_key_jwt` (RFC 7523 §2.2) with `jwks` or
-    /// `jwks_uri`: no secret, assertions signed by the client's key.
+    /// `jwks_uri`: no secret, assertions signed by the client's key;
+    /// `tls_client_auth` (RFC 8705 §2.1) with `tls_client_auth_subject_dn`, or
+    /// `self_signed_tls_client_auth` (§2.2) with its certificate as an `x5c` in `jwks`
+    /// or `jwks_uri`: no secret, the TLS client certificate authenticates. A client
+    /// without its keys or DN yet is refused, saying so, until they are set.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = String,
-        pattern = "^(client_secret_basic|client_secret_post|private_key_jwt)$"))]
+        pattern = "^(client_secret_basic|client_secret_post|private_key_jwt|tls_client_auth|self_signed_tls_client_auth)$"))]
     pub token_endpoint_auth_method: AuthMethod,
     /// The client's public keys, a JWK Set (RFC 7517 §5), for `private_key_jwt`
     /// (RFC 7523 §2.2) and `self_signed_tls_client_auth` (RFC 8705 §2.2); at most one

@@ -942,17 +942,10 @@ pub(crate) fn validate(mut s: ClientSettings) -> Result<ClientSettings, AdminErr
             "1 to 1000000, or null for no cap",
         );
     }
-    // A private_key_jwt or self_signed_tls_client_auth client without keys yet is
-    // fine: it is refused ("no registered key", "not among the certificates") until
-    // jwks or jwks_uri is set. A tls_client_auth client is nothing without its DN.
-    if s.token_endpoint_auth_method == AuthMethod::TlsClientAuth
-        && s.tls_client_auth_subject_dn.is_none()
-    {
-        bad(
-            "tls_client_auth_subject_dn".into(),
-            "required for tls_client_auth: the subject DN of the client's certificate, e.g. CN=client.example.com,O=Example (RFC 8705 §2.1.2)",
-        );
-    }
+    // A client of private_key_jwt or self_signed_tls_client_auth without keys yet,
+    // or of tls_client_auth without a subject DN, is fine: it is refused, saying
+    // what to set ("no registered key", "not among the certificates", "no
+    // tls_client_auth_subject_dn registered"), until it is set.
     validate_keys(&s, &mut bad);
     if s.client_secret_expires_at < 0 {
         bad(
@@ -1078,10 +1071,7 @@ fn validate_keys(s: &ClientSettings, bad: &mut impl FnMut(String, &str)) {
         }
     }
     if let Some(dn) = &s.tls_client_auth_subject_dn
-        && (dn.trim().is_empty()
-            || dn.chars().count() > 2000
-            || dn.chars().any(char::is_control)
-            || crate::mtls::parse_dn(dn).is_err())
+        && (dn.trim().is_empty() || dn.chars().count() > 2000 || dn.chars().any(char::is_control))
     {
         bad(
             "tls_client_auth_subject_dn".into(),

@@ -171,21 +171,23 @@ async fn tls_client_auth_by_the_ca_and_the_subject(backend: Backend) {
         "authenticates with a TLS",
     );
 
-    // Registration: tls_client_auth needs a well-formed DN.
-    let e =
-        m.b.admin()
-            .create_client(
-                &Actor::cli(),
-                ClientSettings {
-                    client_name: "no-dn".into(),
-                    enabled: true,
-                    token_endpoint_auth_method: AuthMethod::TlsClientAuth,
-                    ..ClientSettings::default()
-                },
-            )
-            .await
-            .unwrap_err();
-    assert!(e.to_string().contains("tls_client_auth_subject_dn"), "{e}");
+    // A tls_client_auth client registered without its DN yet is told what to set.
+    let no_dn = m
+        .register(ClientSettings {
+            client_name: "no-dn".into(),
+            enabled: true,
+            token_endpoint_auth_method: AuthMethod::TlsClientAuth,
+            ..ClientSettings::default()
+        })
+        .await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", no_dn.as_str()),
+    ];
+    refused(
+        &m.token(Some(&good), &form).await,
+        "no tls_client_auth_subject_dn registered",
+    );
 }
 
 async fn self_signed_certificates_registered_in_the_jwks(backend: Backend) {

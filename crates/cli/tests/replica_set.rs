@@ -1,0 +1,284 @@
+//! A replica set, as operators run it: three `serve` processes on one PostgreSQL
+//! database behind HAProxy (Debian's `haproxy`, started here with its own
+//! configuration on free ports, health-checking `/readyz`).
+//!
+//! Shown: token requests through the load balancer keep succeeding when one replica is
+//! killed with SIGKILL under load (the requests in flight on it may fail, and one retry
+//! by the client turns each into a success; the failures are counted); a change made
+//! through one replica's admin API is honoured by another on the next request; a key
+//! rotated on one replica is in every replica's JWKS within 5 seconds.
+//!
+//! Needs `haproxy` on the PATH (`.ci/run` installs it); set
+//! AUTH_BROKER_SKIP_HAPROXY_TEST=1 to leave this one out on a machine without it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use auth_broker_testkit::{Backend, FreshStore};
+use common::{Serve, cli_json};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const ISSUER: &str = "https://auth.example.com";
+
+/// HAProxy in front of `backends`, killed when dropped.
+struct Haproxy {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Haproxy {
+    fn start(backends: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                format!(
+                    "    server r{i} {} check\n",
+                    b.trim_start_matches("http://")
+                )
+            })
+            .collect();
+        // Connection failures (a dead replica) are retried on another server before the
+        // request is sent; a request in flight on a replica that dies is not replayed
+        // by the balancer (a token request is a POST), the client retries it.
+        let config = format!(
+            "global\n    maxconn 2000\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    retries 3\n    option redispatch\n    retry-on conn-failure\n\
+             frontend brokers\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
+             backend replicas\n    balance roundrobin\n    option httpchk GET /readyz\n    http-check expect status 200\n    default-server inter 200ms fall 2 rise 2\n{servers}"
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let check = Command::new("haproxy")
+            .args(["-c", "-q", "-f"])
+            .arg(&path)
+            .output()
+            .expect("haproxy is needed for the replica-set test (apt-get install haproxy)");
+        assert!(check.status.success(), "haproxy -c: {check:?}");
+        let child = Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+async fn token(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    secret: &str,
+) -> Result<Value, String> {
+    let r = http
+        .post(format!("{base}/auth-broker/request-token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status();
+    let v: Value = r.json().await.map_err(|e| e.to_string())?;
+    if status == 200 {
+        Ok(v)
+    } else {
+        Err(format!("{status}: {v}"))
+    }
+}
+
+#[test]
+fn three_replicas_behind_haproxy() {
+    if std::env::var_os("AUTH_BROKER_SKIP_HAPROXY_TEST").is_some() {
+        eprintln!("skipped: AUTH_BROKER_SKIP_HAPROXY_TEST is set");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fresh = rt.block_on(FreshStore::new(Backend::Postgres));
+    let db = fresh.url.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let create = |name: &str, scope: &str| {
+        let v = cli_json(
+            dir.path(),
+            db,
+            &[
+                "client", "create", "--name", name, "--scope", scope, "--json",
+            ],
+        );
+        (
+            v["client_id"].as_str().unwrap().to_owned(),
+            v["client_secret"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (ops_id, ops_secret) = create("ops", "admin:write");
+    let (id, secret) = create("load", "read");
+    let envs = [
+        ("AUTH_BROKER_DATABASE_URL", db),
+        ("AUTH_BROKER_ISSUER", ISSUER),
+    ];
+    let mut replicas: Vec<Option<Serve>> = (0..3)
+        .map(|_| Some(Serve::start(dir.path(), &envs, &[])))
+        .collect();
+    let bases: Vec<String> = replicas
+        .iter()
+        .map(|r| r.as_ref().unwrap().base.clone())
+        .collect();
+    let lb = Haproxy::start(&bases.iter().map(String::as_str).collect::<Vec<_>>());
+    let http = reqwest::Client::new();
+
+    rt.block_on(async {
+        // The balancer is up and every replica healthy.
+        let started = Instant::now();
+        while token(&http, &lb.base, &id, &secret).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "HAProxy never answered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // Load through the balancer from 8 workers; replica 0 is killed a second in.
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, first_failed, failed) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (http, base, id, secret) = (http.clone(), lb.base.clone(), id.clone(), secret.clone());
+            let (stop, ok, first_failed, failed) =
+                (stop.clone(), ok.clone(), first_failed.clone(), failed.clone());
+            workers.spawn(async move {
+                let mut errors = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match token(&http, &base, &id, &secret).await {
+                        Ok(_) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(first) => {
+                            first_failed.fetch_add(1, Ordering::Relaxed);
+                            // The client side's one retry.
+                            match token(&http, &base, &id, &secret).await {
+                                Ok(_) => {
+                                    ok.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(again) => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                    errors.push(format!("{first} / then {again}"));
+                                }
+                            }
+                        }
+                    }
+                }
+                errors
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before_kill = ok.load(Ordering::Relaxed);
+        replicas[0].take().unwrap().kill9();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::Relaxed);
+        let errors: Vec<String> = workers.join_all().await.into_iter().flatten().collect();
+        let (ok, first_failed, failed) = (
+            ok.load(Ordering::Relaxed),
+            first_failed.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+        );
+        eprintln!(
+            "through HAProxy: {ok} tokens ({before_kill} before the kill -9 of one replica), {first_failed} requests failed once and succeeded on retry, {failed} failed after the retry"
+        );
+        assert_eq!(failed, 0, "every failure is cured by one retry: {errors:?}");
+        // In flight on the killed replica, or sent on one of the balancer's kept-alive
+        // connections to it before its health check (200 ms, twice) took it out: a
+        // handful, each worker at most twice.
+        assert!(
+            first_failed <= 16,
+            "only requests in flight on the killed replica may fail: {first_failed}"
+        );
+        assert!(ok > before_kill + 100, "the load went on after the kill");
+
+        // A change through replica 1's admin API is honoured by replica 2 on the next
+        // request; and back.
+        let admin_token = token(&http, &bases[1], &ops_id, &ops_secret).await.unwrap();
+        let admin = admin_token["access_token"].as_str().unwrap().to_owned();
+        let patch = |base: &str, enabled: bool| {
+            http.patch(format!("{base}/admin/v1/clients/{id}"))
+                .bearer_auth(&admin)
+                .header("content-type", "application/merge-patch+json")
+                .body(json!({ "enabled": enabled }).to_string())
+                .send()
+        };
+        assert_eq!(patch(&bases[1], false).await.unwrap().status(), 200);
+        let refused = token(&http, &bases[2], &id, &secret).await.unwrap_err();
+        assert!(refused.starts_with("401"), "{refused}");
+        assert_eq!(patch(&bases[2], true).await.unwrap().status(), 200);
+        token(&http, &bases[1], &id, &secret).await.unwrap();
+
+        // A key rotated on replica 1 is in replica 2's JWKS within 5 s.
+        let r = http
+            .post(format!("{}/admin/v1/keys/rotate", bases[1]))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let kid = r.json::<Value>().await.unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let started = Instant::now();
+        loop {
+            let jwks: Value = http
+                .get(format!("{}/.well-known/jwks.json", bases[2]))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == kid.as_str()) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the rotated key is not in another replica's JWKS after 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!("rotated key in another replica's JWKS after {:?}", started.elapsed());
+    });
+    drop(lb);
+    for r in replicas.into_iter().flatten() {
+        r.stop();
+    }
+    drop(fresh);
+}
