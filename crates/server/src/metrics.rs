@@ -67,11 +67,11 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             );
             metrics::describe_counter!(
                 "auth_broker_client_cache_hits_total",
-                "SQLite: client reads served from the client cache (database unchanged)"
+                "client reads served from the client cache (SQLite: database unchanged; PostgreSQL: no change notified while the listener listens)"
             );
             metrics::describe_counter!(
                 "auth_broker_client_cache_misses_total",
-                "SQLite: client reads that went to the database (first sight or after a commit)"
+                "client reads that went to the database (first sight, after a change, or while the PostgreSQL listener is down)"
             );
             Some(handle)
         })

@@ -347,7 +347,7 @@ impl Tls {
     /// (rustls' safe defaults), ALPN `http/1.1` only since that is the one protocol
     /// the connection loop speaks (RFC 7301 §3.2: a client offering only `h2` is
     /// refused instead of being answered in the wrong protocol). With `client_certs`
-    /// (a client CA is configured) clients may present a certificate ([`AnyClientCert`]).
+    /// (a client CA is configured) clients may present a certificate (`AnyClientCert`: any certificate whose key the client holds).
     pub fn new(files: &TlsFiles, client_certs: bool) -> Result<Self, TlsError> {
         let provider = provider();
         let key = load(files, &provider)?;

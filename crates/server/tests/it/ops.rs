@@ -111,3 +111,52 @@ async fn health_readiness_metrics_and_metadata(backend: Backend) {
     assert_eq!(keys.len(), 1);
     assert!(keys[0].get("d").is_none(), "no private key material");
 }
+
+/// `deploy/grafana-dashboard.json` asks only for metrics the broker exports: every
+/// `auth_broker_*` name in its queries is a series of `/metrics` after a token was
+/// issued and one refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_names_metrics_the_broker_exports() {
+    let (b, id, secret) = broker_with_client(Backend::Sqlite).await;
+    assert_eq!(b.request_token(&id, &secret).await.status(), 200);
+    let wrong = auth_broker_proto::ClientSecret::new("not-the-secret");
+    assert_eq!(b.request_token(&id, &wrong).await.status(), 401);
+    let text = b
+        .http
+        .get(b.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exported: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let dashboard: Value =
+        serde_json::from_str(include_str!("../../../../deploy/grafana-dashboard.json")).unwrap();
+    let mut names = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("auth_broker_") {
+                let tail = &rest[at..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                names.push(tail[..end].to_owned());
+                rest = &tail[end..];
+            }
+        }
+    }
+    assert!(names.len() >= 6, "{names:?}");
+    for name in &names {
+        assert!(
+            exported.contains(name.as_str()),
+            "the dashboard queries {name}, which /metrics does not have: {exported:?}"
+        );
+    }
+}
