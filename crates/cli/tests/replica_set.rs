@@ -6,7 +6,9 @@
 //! killed with SIGKILL under load (the requests in flight on it may fail, and the
 //! client's retry with backoff turns each into a success; the failures are counted); a change made
 //! through one replica's admin API is honoured by another on the next request; a key
-//! rotated on one replica is in every replica's JWKS within 5 seconds.
+//! rotated on one replica is in every replica's JWKS within 5 seconds; and, in CI
+//! (AUTH_BROKER_TEST_RESTART_POSTGRES=1), PostgreSQL restarted under load: readiness
+//! says 503 during the outage and every replica recovers by itself.
 //!
 //! Needs `haproxy` on the PATH (`.ci/run` installs it); set
 //! AUTH_BROKER_SKIP_HAPROXY_TEST=1 to leave this one out on a machine without it.
@@ -341,10 +343,130 @@ fn three_replicas_behind_haproxy() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         eprintln!("rotated key in another replica's JWKS after {:?}", started.elapsed());
+
+        // PostgreSQL restarted under load: every replica's readiness says so while it is
+        // down, and every replica recovers by itself. Restarting the machine's server is
+        // for CI (`.ci/run` sets AUTH_BROKER_TEST_RESTART_POSTGRES=1), not a developer's.
+        if std::env::var_os("AUTH_BROKER_TEST_RESTART_POSTGRES").is_some() {
+            restart_postgres_under_load(&http, &bases[1..], &lb.base, &id, &secret).await;
+        } else {
+            eprintln!("PostgreSQL restart not tried: AUTH_BROKER_TEST_RESTART_POSTGRES is not set");
+        }
     });
     drop(lb);
     for r in replicas.into_iter().flatten() {
         r.stop();
     }
     drop(fresh);
+}
+
+/// Restarts the local PostgreSQL cluster (`pg_ctlcluster VERSION main restart`) while
+/// 4 workers ask for tokens through the balancer: `/readyz` of the replicas is 503 at
+/// some point of the outage, and afterwards every replica answers tokens and `/readyz`
+/// 200 again without being touched.
+async fn restart_postgres_under_load(
+    http: &reqwest::Client,
+    replicas: &[String],
+    lb: &str,
+    id: &str,
+    secret: &str,
+) {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .expect("pg_ctlcluster's /etc/postgresql")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+        .expect("a PostgreSQL cluster version");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (http, lb, id, secret, stop) = (
+            http.clone(),
+            lb.to_owned(),
+            id.to_owned(),
+            secret.to_owned(),
+            stop.clone(),
+        );
+        workers.spawn(async move {
+            let (mut ok, mut failed) = (0_u32, 0_u32);
+            while !stop.load(Ordering::Relaxed) {
+                match token(&http, &lb, &id, &secret).await {
+                    Ok(_) => ok += 1,
+                    Err(_) => {
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (ok, failed)
+        });
+    }
+    // Watch readiness while the restart runs.
+    let watch_http = http.clone();
+    let watched: Vec<String> = replicas.to_vec();
+    let watching = Arc::new(AtomicBool::new(true));
+    let still = watching.clone();
+    let watcher = tokio::spawn(async move {
+        let mut saw_503 = false;
+        while still.load(Ordering::Relaxed) {
+            for base in &watched {
+                if let Ok(r) = watch_http.get(format!("{base}/readyz")).send().await
+                    && r.status() == 503
+                {
+                    saw_503 = true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        saw_503
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let v = version.clone();
+    let restart = tokio::task::spawn_blocking(move || {
+        Command::new("pg_ctlcluster")
+            .args([v.as_str(), "main", "restart"])
+            .status()
+    })
+    .await
+    .unwrap()
+    .expect("pg_ctlcluster");
+    assert!(
+        restart.success(),
+        "pg_ctlcluster {version} main restart: {restart}"
+    );
+    eprintln!("PostgreSQL {version} restarted in {:?}", started.elapsed());
+    // Every replica recovers by itself: ready, and answering tokens directly.
+    for base in replicas {
+        let since = Instant::now();
+        loop {
+            let ready = http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready && token(http, base, id, secret).await.is_ok() {
+                break;
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(30),
+                "{base} did not recover after the PostgreSQL restart"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let recovered = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    watching.store(false, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let saw_503 = watcher.await.unwrap();
+    let (ok, failed) = workers
+        .join_all()
+        .await
+        .into_iter()
+        .fold((0, 0), |(a, b), (o, f)| (a + o, b + f));
+    eprintln!(
+        "PostgreSQL restart under load: {ok} tokens, {failed} refused during the outage, every replica recovered {recovered:?} after the restart began"
+    );
+    assert!(saw_503, "readyz said 503 while PostgreSQL was down");
+    assert!(ok > 0);
 }
