@@ -9,7 +9,8 @@ with; each ALG:CLIENT_ID:KEY_PEM then runs Authlib's PrivateKeyJWT (RFC 7523) wi
 
 Uses requests-oauthlib (BackendApplicationClient) and Authlib (OAuth2Session with
 client_secret_basic and client_secret_post), verifies each token with PyJWT against
-the JWKS named by the RFC 8414 metadata, and calls token-info with it.
+the JWKS named by the RFC 8414 metadata, and calls token-info with it; then gets a DPoP
+token with proofs PyJWT signs and checks its cnf.jkt.
 oauthlib refuses plain http unless OAUTHLIB_INSECURE_TRANSPORT is set (its own
 documented switch for local testing), so this sets it for the loopback test.
 Prints 'N passed, N failed' and exits non-zero on any failure.
@@ -67,6 +68,65 @@ def check(name, fn):
 def get_json(url):
     with urllib.request.urlopen(url) as r:
         return json.load(r)
+
+
+def decode(access_token):
+    """The token's claims, verified by PyJWT against the broker's JWKS."""
+    meta = get_json(base + "/.well-known/oauth-authorization-server")
+    jwks = jwt.PyJWKSet.from_dict(get_json(meta["jwks_uri"].replace(meta["issuer"], base, 1)))
+    header = jwt.get_unverified_header(access_token)
+    assert header["typ"] == "at+jwt", header
+    key = next(k for k in jwks.keys if k.key_id == header["kid"])
+    return jwt.decode(
+        access_token,
+        key,
+        algorithms=[header["alg"]],
+        issuer=meta["issuer"],
+        audience=meta["issuer"],
+        options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+    )
+
+
+def dpop_with_pyjwt():
+    """DPoP (RFC 9449) with proofs PyJWT signs: a DPoP token whose cnf.jkt is the
+    RFC 7638 thumbprint of the proof key (computed here), taken by token-info with a
+    proof of the GET that carries ath."""
+    import base64
+    import hashlib
+    import time
+    import uuid
+
+    import requests
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    jwk = {"crv": "P-256", "kty": "EC", "x": b64(numbers.x.to_bytes(32, "big")), "y": b64(numbers.y.to_bytes(32, "big"))}
+    thumbprint = b64(hashlib.sha256(json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()).digest())
+
+    def proof(method, url, token=None):
+        claims = {"jti": str(uuid.uuid4()), "htm": method, "htu": url, "iat": int(time.time())}
+        if token:
+            claims["ath"] = b64(hashlib.sha256(token.encode()).digest())
+        return jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": jwk})
+
+    r = requests.post(
+        token_url,
+        auth=(client_id, client_secret),
+        data={"grant_type": "client_credentials"},
+        headers={"DPoP": proof("POST", token_url)},
+    )
+    body = r.json()
+    assert r.status_code == 200 and body["token_type"] == "DPoP", body
+    token = body["access_token"]
+    claims = decode(token)
+    assert claims["cnf"] == {"jkt": thumbprint}, claims
+    info_url = base + "/auth-broker/token-info"
+    r = requests.get(info_url, headers={"Authorization": "DPoP " + token, "DPoP": proof("GET", info_url, token)})
+    assert r.status_code == 200 and r.json()["active"] is True, r.text
+    r = requests.get(info_url, headers={"Authorization": "Bearer " + token})
+    assert r.status_code == 401 and "Authorization: DPoP" in r.json()["error_description"], r.text
 
 
 def verify(access_token, expected_client=None):
@@ -162,6 +222,7 @@ check("requests-oauthlib BackendApplicationClient", requests_oauthlib)
 check("authlib client_secret_basic", authlib("client_secret_basic"))
 check("authlib client_secret_post", authlib("client_secret_post"))
 check("authlib sees invalid_client for a wrong secret", authlib_wrong_secret)
+check("DPoP with PyJWT-made proofs, cnf.jkt checked by PyJWT", dpop_with_pyjwt)
 for alg, key_client, pem_path in key_clients:
     check(f"authlib private_key_jwt {alg}", authlib_private_key_jwt(alg, key_client, pem_path))
     check(f"authlib private_key_jwt {alg}, wrong aud refused", authlib_private_key_jwt_refused(alg, key_client, pem_path))

@@ -457,7 +457,7 @@ fn python_oauth_libraries_get_and_verify_tokens() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("8 passed, 0 failed"), "{text}");
+    assert!(text.contains("9 passed, 0 failed"), "{text}");
     serve.stop();
 }
 
