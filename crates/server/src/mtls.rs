@@ -6,15 +6,29 @@ use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
 
 /// The certificate chain a client presented in the TLS handshake (its certificate
-/// first), as a request extension; with it, the leaf as an
-/// [`auth_broker_jwt::mtls::ClientCertificate`].
+/// first), as a request extension, with its certificate's `x5t#S256` worked out once
+/// per connection rather than by each request that needs it.
 #[derive(Clone, Debug)]
-pub struct PeerChain(pub Arc<[CertificateDer<'static>]>);
+pub struct PeerChain {
+    certificates: Arc<[CertificateDer<'static>]>,
+    leaf: ClientCertificate,
+}
 
 impl PeerChain {
+    /// `None` for an empty chain (no certificate presented).
+    pub fn new(certificates: Arc<[CertificateDer<'static>]>) -> Option<Self> {
+        let leaf = ClientCertificate::new(certificates.first()?.as_ref());
+        Some(Self { certificates, leaf })
+    }
+
     /// The client's own certificate.
-    pub fn leaf(&self) -> Option<ClientCertificate> {
-        self.0.first().map(|c| ClientCertificate::new(c.as_ref()))
+    pub fn leaf(&self) -> &ClientCertificate {
+        &self.leaf
+    }
+
+    /// The whole chain, the client's certificate first.
+    pub fn certificates(&self) -> &[CertificateDer<'static>] {
+        &self.certificates
     }
 }
 

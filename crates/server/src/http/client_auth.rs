@@ -526,8 +526,7 @@ async fn authenticate_certificate(
                 ),
             ));
         };
-        let chain = chain.map(|c| &c.0[..]).unwrap_or_default();
-        let Some(leaf) = chain.first() else {
+        let Some(chain) = chain else {
             return Err(("certificate_missing", "no TLS client certificate".into()));
         };
         if client.auth_method == AuthMethod::TlsClientAuth.as_str() {
@@ -537,7 +536,7 @@ async fn authenticate_certificate(
                     "this broker has no client CA configured (serve --tls-client-ca), so it cannot authenticate tls_client_auth clients".into(),
                 ));
             };
-            ca.verify(chain).map_err(|why| {
+            ca.verify(chain.certificates()).map_err(|why| {
                 (
                     "certificate_untrusted",
                     format!(
@@ -545,7 +544,7 @@ async fn authenticate_certificate(
                     ),
                 )
             })?;
-            let subject = crate::mtls::subject(leaf).map_err(|e| ("certificate_untrusted", e))?;
+            let subject = crate::mtls::subject(chain.leaf().der()).map_err(|e| ("certificate_untrusted", e))?;
             let registered = client
                 .tls_client_auth_subject_dn
                 .as_deref()
@@ -569,13 +568,13 @@ async fn authenticate_certificate(
                 ));
             }
         } else {
-            let x5t = auth_broker_jwt::mtls::x5t_s256(leaf);
+            let x5t = chain.leaf().thumbprint();
             let keys = app
                 .client_keys
                 .keys_for(client, None, now)
                 .await
                 .map_err(|e| ("certificate_keys_unavailable", format!("the client's jwks_uri cannot be fetched now ({}); retry shortly", auth_broker_proto::escaped(&e.0).max_chars(300))))?;
-            if !keys.has_certificate(&x5t) {
+            if !keys.has_certificate(x5t) {
                 return Err((
                     "certificate_not_registered",
                     format!(

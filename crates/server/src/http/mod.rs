@@ -248,7 +248,7 @@ pub async fn serve(
         // certificate chain the client presented in the handshake (RFC 8705).
         let router = router.clone();
         let service = move |chain: Option<crate::mtls::PeerChain>| {
-            let leaf = chain.as_ref().and_then(crate::mtls::PeerChain::leaf);
+            let leaf = chain.as_ref().map(|c| c.leaf().clone());
             TowerToHyperService::new(router.clone().map_request(
                 move |mut req: Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
@@ -302,8 +302,10 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let chain = stream.get_ref().1.peer_certificates().map(|c| {
-                        crate::mtls::PeerChain(c.iter().map(|c| c.clone().into_owned()).collect())
+                    let chain = stream.get_ref().1.peer_certificates().and_then(|c| {
+                        crate::mtls::PeerChain::new(
+                            c.iter().map(|c| c.clone().into_owned()).collect(),
+                        )
                     });
                     let conn = watcher.watch(builder.serve_connection(
                         TokioIo::new(stall::SendDeadline::new(stream, send_timeout)),

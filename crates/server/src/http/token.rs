@@ -107,9 +107,7 @@ async fn handle(
     // whatever the client authenticated with; RFC 9449 §5: to the proof's key. Only
     // DPoP changes the token type (§7.1): a certificate-bound token is still Bearer.
     let dpop = proof.is_some();
-    let x5t = chain
-        .and_then(PeerChain::leaf)
-        .map(|c| c.thumbprint().to_owned());
+    let x5t = chain.map(|c| c.leaf().thumbprint().to_owned());
     let cnf = (dpop || x5t.is_some()).then(|| Confirmation {
         jkt: proof.map(|p| p.jkt),
         x5t_s256: x5t,

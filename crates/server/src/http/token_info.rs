@@ -173,8 +173,7 @@ async fn inspect(
         .as_ref()
         .and_then(|c| c.x5t_s256.as_deref())
     {
-        let cert = chain.and_then(crate::mtls::PeerChain::leaf);
-        auth_broker_jwt::mtls::check_binding(x5t, cert.as_ref())
+        auth_broker_jwt::mtls::check_binding(x5t, chain.map(crate::mtls::PeerChain::leaf))
             .map_err(|f| ApiError::invalid_token(f.to_string()))?;
     }
     if let Some(proof) = presented {
