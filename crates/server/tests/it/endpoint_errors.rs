@@ -288,15 +288,7 @@ async fn failed_authentication_is_identical_for_every_cause(backend: Backend) {
     assert!(text.contains("invalid_client"), "{text}");
     // The public metrics do not tell the three apart either: one failed request
     // between two scrapes would otherwise say whether a client id exists.
-    let public = b
-        .http
-        .get(b.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let public = crate::get_text(&b.http, &b.url("/metrics")).await;
     assert!(
         public.contains("auth_broker_auth_failures_total{reason=\"invalid_client\"}"),
         "{public}"
@@ -328,15 +320,7 @@ async fn the_operator_metrics_listener_has_the_precise_causes() {
         401
     );
     let private = b.metrics_addr.unwrap();
-    let text = b
-        .http
-        .get(format!("http://{private}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::get_text(&b.http, &format!("http://{private}/metrics")).await;
     for reason in ["unknown_client", "wrong_secret"] {
         assert!(
             text.contains(&format!(

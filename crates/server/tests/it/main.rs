@@ -76,3 +76,8 @@ pub fn problem_fields(problem: &Value) -> Vec<&str> {
         .map(|e| e["field"].as_str().unwrap())
         .collect()
 }
+
+/// The body of `GET url` as text (a `/metrics` scrape).
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}

@@ -121,15 +121,7 @@ async fn the_dashboard_names_metrics_the_broker_exports() {
     assert_eq!(b.request_token(&id, &secret).await.status(), 200);
     let wrong = auth_broker_proto::ClientSecret::new("not-the-secret");
     assert_eq!(b.request_token(&id, &wrong).await.status(), 401);
-    let text = b
-        .http
-        .get(b.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::get_text(&b.http, &b.url("/metrics")).await;
     let exported: std::collections::HashSet<&str> = text
         .lines()
         .filter(|l| !l.starts_with('#'))

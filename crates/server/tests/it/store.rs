@@ -330,15 +330,9 @@ async fn postgres_dead_connection_is_given_up() {
 
 /// This broker's client cache hits so far (its `/metrics`).
 async fn cache_hits(http: &reqwest::Client, base: &str) -> u64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
+    crate::get_text(http, &format!("{base}/metrics"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("auth_broker_client_cache_hits_total "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
