@@ -330,6 +330,25 @@ await step('a concurrent edit is reported, and nothing is lost', async () => {
   assert.equal(now.body.scope, 'invoices:read invoices:write');
 });
 
+await step('key-bound settings: a certificate subject and required DPoP, saved and then reset', async () => {
+  const ops = (await requestToken(OPS.id, OPS.secret)).body.access_token;
+  await role('textbox', 'Certificate subject (tls_client_auth)').fill('CN=billing,O=Example');
+  await role('combobox', 'Require DPoP').selectOption('true');
+  await role('button', 'Save changes').click();
+  await page.locator('#flash').getByText('Saved:', {exact: false}).waitFor();
+  let now = await adminApi(ops, 'GET', `clients/${billing.id}`);
+  assert.equal(now.body.tls_client_auth_subject_dn, 'CN=billing,O=Example');
+  assert.equal(now.body.dpop_bound_access_tokens, true);
+  await shot('client-keybound-desktop');
+  await role('textbox', 'Certificate subject (tls_client_auth)').fill('');
+  await role('combobox', 'Require DPoP').selectOption('false');
+  await role('button', 'Save changes').click();
+  await until('the reset saved', async () => {
+    now = await adminApi(ops, 'GET', `clients/${billing.id}`);
+    return now.body.tls_client_auth_subject_dn === null && now.body.dpop_bound_access_tokens === false;
+  });
+});
+
 await step('rotate its secret: the old one is refused, the new one works', async () => {
   await role('button', 'Rotate secret').click();
   const dialog = page.getByRole('dialog', {name: 'Rotate secret'});
@@ -409,11 +428,13 @@ await step('each step is in the audit log, newest first', async () => {
   await role('textbox', 'Filter by client').fill(billing.id);
   await role('button', 'Apply filters').click();
   const rows = page.locator('tbody tr[data-action]');
-  await until('six events', async () => (await rows.count()) === 6);
+  await until('eight events', async () => (await rows.count()) === 8);
   const actions = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.action));
   assert.deepEqual(actions, [
     'client.update', // disabled
     'client.secret.rotate',
+    'client.update', // key-bound settings reset
+    'client.update', // certificate subject and DPoP
     'client.update', // quota
     'client.update', // description, by the API
     'client.update', // scopes

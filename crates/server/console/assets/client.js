@@ -53,6 +53,26 @@ const SETTINGS = [
   {key: 'token_endpoint_auth_method', label: 'Authentication method',
     input: () => h('select', {}, AUTH_METHODS.map((m) => h('option', {value: m}, m))),
     show: (v) => v, read: (s) => s},
+  {key: 'jwks_uri', label: 'Key set URL (jwks_uri)', hint: 'For private_key_jwt and self_signed_tls_client_auth: where the client publishes its public keys (https). Empty: none, or the key set below.',
+    input: () => h('input', {type: 'text', inputmode: 'url', spellcheck: 'false', autocomplete: 'off'}),
+    show: (v) => v ?? '', read: (s) => s.trim() || null},
+  {key: 'jwks', label: 'Key set (jwks, JSON)', hint: 'The client\'s public keys as a JWK Set, {"keys": [...]}; for self_signed_tls_client_auth its certificate as a key\'s x5c. Empty: none.',
+    input: () => h('textarea', {rows: '3', class: 'mono', spellcheck: 'false'}),
+    show: (v) => (v ? JSON.stringify(v, null, 2) : ''),
+    read: (s) => {
+      if (!s.trim()) return null;
+      try {
+        return JSON.parse(s);
+      } catch (e) {
+        throw new Error(`not JSON: ${e.message}`);
+      }
+    }},
+  {key: 'tls_client_auth_subject_dn', label: 'Certificate subject (tls_client_auth)', hint: 'The subject DN the client\'s TLS certificate must carry, e.g. CN=billing,O=Example. Empty: none.',
+    input: () => h('input', {type: 'text', spellcheck: 'false', autocomplete: 'off'}),
+    show: (v) => v ?? '', read: (s) => s.trim() || null},
+  {key: 'dpop_bound_access_tokens', label: 'Require DPoP', hint: 'Yes: this client gets tokens only with a DPoP proof (RFC 9449), bound to its key.',
+    input: () => h('select', {}, [h('option', {value: 'false'}, 'no'), h('option', {value: 'true'}, 'yes')]),
+    show: (v) => String(v), read: (s) => s === 'true'},
   {key: 'client_secret_expires_at', label: 'Secret expires', hint: 'Local time. Empty: never.',
     input: () => h('input', {type: 'datetime-local', step: '1'}),
     show: toLocalInput,
