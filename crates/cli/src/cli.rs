@@ -191,6 +191,15 @@ pub struct ServeArgs {
     /// e.g. 127.0.0.1:9090.
     #[arg(long, env = "AUTH_BROKER_METRICS_LISTEN", value_name = "IP:PORT")]
     pub metrics_listen: Option<String>,
+    /// Export traces to an OpenTelemetry collector over OTLP/HTTP (protobuf), e.g.
+    /// http://127.0.0.1:4318 (/v1/traces is appended, as for
+    /// OTEL_EXPORTER_OTLP_ENDPOINT). One server span per request, named by its route,
+    /// with the request id (x-request-id) as the request_id attribute and the caller's
+    /// traceparent as its parent. The OTEL_* variables apply, e.g.
+    /// OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 to
+    /// keep 1% under heavy load, OTEL_EXPORTER_OTLP_HEADERS for an API key.
+    #[arg(long, env = "AUTH_BROKER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Make sure a client named `demo` exists, give it a fresh secret and print
     /// ready-to-paste curl commands. For trying the broker out, not for production.
     #[arg(long)]
@@ -231,7 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = crate::settings::layered(cli.global, file.global.clone())?;
     let database = crate::settings::database_url(&global);
     let format = global.log_format.unwrap_or_default();
-    let logs = |default: &str| crate::settings::init_logging(default, format);
+    let logs = |default: &str| crate::settings::init_logging(default, format, None);
     let client = |args: crate::client_side::ClientArgs| {
         crate::settings::layered(args, file.client.clone())?.required()
     };
@@ -243,9 +252,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Serve(args) => {
-            logs("info");
             let args = crate::settings::layered(args, file.serve.clone())?;
-            crate::serve_cmd::run(args, &database).await
+            let traces = args
+                .otlp_endpoint
+                .as_deref()
+                .map(crate::telemetry::Traces::otlp)
+                .transpose()?;
+            crate::settings::init_logging("info", format, traces.as_ref());
+            let served = crate::serve_cmd::run(args, &database, traces.as_ref()).await;
+            if let Some(traces) = traces {
+                traces.shutdown().await;
+            }
+            served
         }
         Command::Client(args) => {
             logs("warn");

@@ -24,6 +24,7 @@ mod keys_cmd;
 mod remote;
 mod serve_cmd;
 mod settings;
+mod telemetry;
 
 use clap::Parser;
 use std::process::ExitCode;

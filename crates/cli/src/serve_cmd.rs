@@ -80,6 +80,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
         c.assertion_max_lifetime = d;
     }
     c.dpop_nonce = args.dpop_nonce;
+    c.trace_export = args.otlp_endpoint.is_some();
     if let Some(at) = args.metrics_listen.as_ref() {
         c.metrics_listen = Some(at.parse::<SocketAddr>().with_context(|| {
             format!("--metrics-listen '{at}' is not an address; use IP:PORT such as 127.0.0.1:9090")
@@ -88,7 +89,11 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(c)
 }
 
-pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
+pub async fn run(
+    args: ServeArgs,
+    database: &str,
+    traces: Option<&crate::telemetry::Traces>,
+) -> anyhow::Result<()> {
     let config = config(&args)?;
     let store = Store::open(database)
         .await
@@ -103,6 +108,9 @@ pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
     out!("  store:  {}", redact_url(database));
     if let Some(at) = server.metrics_addr() {
         out!("  operator metrics: http://{at}/metrics");
+    }
+    if let Some(traces) = traces {
+        out!("  traces: {} (OTLP/HTTP)", traces.url());
     }
     out!("  token endpoint: {issuer}/auth-broker/request-token");
     if let Some(tls) = tls {

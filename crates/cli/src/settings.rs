@@ -153,26 +153,43 @@ pub enum LogFormat {
 /// (no-color.org): escape codes in a file or a log collector are noise. Secrets stay
 /// out either way: the `Authorization` values are marked sensitive and never logged as
 /// fields.
-pub fn init_logging(default: &str, format: LogFormat) {
+///
+/// With `traces` (`serve --otlp-endpoint`), spans are also exported, filtered on their
+/// own at INFO: the log level does not decide what is traced, and DEBUG events do not
+/// swell every span.
+pub fn init_logging(default: &str, format: LogFormat, traces: Option<&crate::telemetry::Traces>) {
     use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = std::env::var("AUTH_BROKER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.to_owned());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr);
-    let _ = match format {
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
         LogFormat::Text => {
             let colour = std::io::stderr().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            builder.with_ansi(colour).try_init()
+            lines.with_ansi(colour).boxed()
         }
-        LogFormat::Json => builder
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .boxed(),
+    };
+    let logs = tracing_subscriber::registry()
+        .with(lines.with_filter(tracing_subscriber::EnvFilter::new(filter)));
+    let _ = match traces {
+        Some(traces) => logs
+            .with(
+                traces
+                    .layer()
+                    .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+            )
             .try_init(),
+        None => logs.try_init(),
     };
 }
 

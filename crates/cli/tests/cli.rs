@@ -4,6 +4,7 @@
 
 mod admin_over_http;
 mod common;
+mod otlp;
 
 use auth_broker_testkit::{Backend, FreshStore};
 use common::{BIN, Serve, cli, cli_json, command, outcome, token_status};

@@ -107,6 +107,11 @@ pub struct Config {
     /// broker asks TLS clients for a certificate (optional) and binds tokens issued
     /// over mutual TLS to it (`cnf.x5t#S256`, §3).
     pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Whether request spans are made for OpenTelemetry too (set when the process
+    /// exports traces, `serve --otlp-endpoint`): an HTTP server span per request
+    /// named by its route, joined to the caller's trace (W3C `traceparent`), with the
+    /// request id as an attribute. See `http::trace`.
+    pub trace_export: bool,
 }
 
 /// The access token format of a deployment.
@@ -157,6 +162,7 @@ impl Default for Config {
             ),
             dpop_nonce: false,
             tls_client_ca: None,
+            trace_export: false,
         }
     }
 }

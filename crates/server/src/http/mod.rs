@@ -12,6 +12,7 @@ mod ops;
 mod stall;
 pub mod token;
 pub mod token_info;
+mod trace;
 pub mod wellknown;
 
 use crate::AppState;
@@ -75,6 +76,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             .into(),
         next: Arc::new(AtomicU64::new(1)),
     };
+    let export = app.config.trace_export;
     Router::new()
         .route(
             "/auth-broker/request-token",
@@ -151,14 +153,11 @@ pub fn router(app: Arc<AppState>) -> Router {
         .layer(crate::metrics::TrackLayer)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req
-                    .extensions()
-                    .get::<RequestId>()
-                    .and_then(|id| id.header_value().to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(move |req: &Request<_>| trace::request_span(req, export))
+                .on_response(move |res: &axum::http::Response<_>, latency, span: &_| {
+                    trace::on_response(res, latency, span, export);
+                }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, ids))
         .layer(tower::util::MapRequestLayer::new(
