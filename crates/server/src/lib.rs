@@ -80,7 +80,9 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Failed authentications allowed per client id and per address, per minute.
     pub auth_failures_per_minute: NonZeroU32,
-    /// How often to look for a key rotated by another process.
+    /// How often to look for a key rotated by another process. On PostgreSQL a
+    /// rotation is also heard (`NOTIFY auth_broker_keys`) and picked up at once; the
+    /// poll is what remains when the notification connection is down.
     pub key_poll_interval: Duration,
     /// JWT (RFC 9068) or opaque access tokens.
     pub token_format: TokenFormat,
@@ -576,7 +578,16 @@ impl Server {
             let mut last_prune = std::time::Instant::now();
             let mut last_flush = std::time::Instant::now();
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    // A rotation elsewhere, heard: switch now, not at the next tick.
+                    () = state.store.key_changed() => {
+                        if let Err(e) = state.keys.refresh(&state.store).await {
+                            tracing::warn!(error = %e, "could not load a rotated signing key");
+                        }
+                        continue;
+                    }
+                }
                 metrics::upkeep();
                 if last_flush.elapsed() >= state.config.usage_flush_interval {
                     last_flush = std::time::Instant::now();

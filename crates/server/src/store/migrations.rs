@@ -126,6 +126,11 @@ pub const SQLITE: &[Migration] = &[
         "client change notifications (PostgreSQL only; SQLite's signal is its wal-index)",
         "-- nothing to do on SQLite",
     ),
+    (
+        7,
+        "signing key change notifications (PostgreSQL only)",
+        "-- nothing to do on SQLite",
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -249,6 +254,18 @@ pub const POSTGRES: &[Migration] = &[
     END $$;
     CREATE TRIGGER clients_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON clients
         FOR EACH STATEMENT EXECUTE FUNCTION auth_broker_clients_changed();",
+    ),
+    (
+        7,
+        "signing key change notifications: NOTIFY auth_broker_keys on every change",
+        "CREATE OR REPLACE FUNCTION auth_broker_keys_changed() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('auth_broker_keys', '');
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON signing_keys
+        FOR EACH STATEMENT EXECUTE FUNCTION auth_broker_keys_changed();",
     ),
 ];
 

@@ -491,6 +491,16 @@ impl Store {
         }
     }
 
+    /// Completes when another process may have changed the signing keys: on
+    /// PostgreSQL when the listener hears it; never on SQLite, whose brokers share a
+    /// host and pick rotations up at their key poll.
+    pub(crate) async fn key_changed(&self) {
+        match self {
+            Store::Sqlite(_) => std::future::pending().await,
+            Store::Postgres(s) => s.key_changes().notified().await,
+        }
+    }
+
     pub(crate) async fn get_client_by_name(
         &self,
         name: &str,

@@ -30,6 +30,9 @@ pub struct PgStore {
     epoch: Arc<Epoch>,
     /// Clients read for token requests, kept while `epoch` is live and unchanged.
     clients: Arc<ClientCache>,
+    /// Woken on every signing key change heard (a rotation, a retirement, a prune),
+    /// and whenever the listener (re)connects, when changes may have been missed.
+    keys_changed: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -260,6 +263,9 @@ async fn bounded<T>(f: impl Future<Output = Result<T, StoreError>>) -> Result<T,
 /// The channel the `clients` trigger notifies (migration 6).
 const CHANGES: &str = "auth_broker_clients";
 
+/// The channel the `signing_keys` trigger notifies (migration 7).
+const KEY_CHANGES: &str = "auth_broker_keys";
+
 /// How long a client change waits after its commit before it returns, so that every
 /// listening replica has heard it (see `PgStore::changed`).
 pub const CHANGE_SETTLE: Duration = Duration::from_millis(50);
@@ -269,17 +275,25 @@ pub const CHANGE_SETTLE: Duration = Duration::from_millis(50);
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// One session of the change listener: connects, listens, goes live, and raises the
-/// epoch at every notification until the connection ends or stops answering.
-/// `Ok` when it was live at some point (the caller retries soon), `Err` when it never
-/// got that far.
-async fn listen(cfg: &tokio_postgres::Config, epoch: &Arc<Epoch>) -> Result<(), String> {
+/// epoch at every client notification (wakes `keys` at every key notification) until
+/// the connection ends or stops answering. `Ok` when it was live at some point (the
+/// caller retries soon), `Err` when it never got that far.
+async fn listen(
+    cfg: &tokio_postgres::Config,
+    epoch: &Arc<Epoch>,
+    keys: &Arc<tokio::sync::Notify>,
+) -> Result<(), String> {
     let (client, mut conn) = cfg.connect(NoTls).await.map_err(|e| e.to_string())?;
     let heard = epoch.clone();
-    // The connection's messages: notifications raise the epoch; the task ends with
-    // the connection.
+    let rekey = keys.clone();
+    // The connection's messages: notifications raise the epoch or wake the key
+    // refresh; the task ends with the connection.
     let mut driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == KEY_CHANGES => {
+                    rekey.notify_one();
+                }
                 Some(Ok(AsyncMessage::Notification(_))) => heard.bump(),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return e.to_string(),
@@ -289,7 +303,7 @@ async fn listen(cfg: &tokio_postgres::Config, epoch: &Arc<Epoch>) -> Result<(), 
     });
     let listening = tokio::time::timeout(
         STORE_TIMEOUT,
-        client.batch_execute(&format!("LISTEN {CHANGES}")),
+        client.batch_execute(&format!("LISTEN {CHANGES}; LISTEN {KEY_CHANGES}")),
     )
     .await;
     if !matches!(listening, Ok(Ok(()))) {
@@ -297,6 +311,8 @@ async fn listen(cfg: &tokio_postgres::Config, epoch: &Arc<Epoch>) -> Result<(), 
         return Err("LISTEN failed or timed out".into());
     }
     epoch.go_live();
+    // A key may have changed while nobody listened.
+    keys.notify_one();
     tracing::debug!("client change listener: listening; client cache on");
     let why = loop {
         tokio::select! {
@@ -347,6 +363,7 @@ impl PgStore {
             cfg: Arc::new(cfg_for_listener),
             clients: Arc::new(ClientCache::notified(epoch.clone())),
             epoch,
+            keys_changed: Arc::default(),
         };
         store.ping().await.map_err(|e| {
             StoreError::Unavailable(format!("cannot reach PostgreSQL at {}: {e}", store.url))
@@ -540,9 +557,17 @@ impl PgStore {
         (self.clients.enabled(), hits, misses)
     }
 
+    /// Woken when a signing key changed (see [`Self::listen_for_changes`]).
+    pub fn key_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.keys_changed.clone()
+    }
+
     /// Starts the task that hears client changes (`LISTEN auth_broker_clients`, sent
     /// by the `clients` trigger of migration 6 at every commit that changes a client)
-    /// and keeps the client cache valid by them (see `client_cache`). Until it
+    /// and keeps the client cache valid by them (see `client_cache`), and key changes
+    /// (`LISTEN auth_broker_keys`, migration 7), which wake [`Self::key_changes`] so
+    /// that a rotation on one replica is signed with by every replica at once, not
+    /// at their next key poll. Until it
     /// listens, and whenever its connection is lost, the cache is off and every
     /// request reads the database; it reconnects by itself (100 ms, doubling to 5 s)
     /// and checks its connection every [`HEARTBEAT`], each answer renewing the cache's
@@ -552,11 +577,12 @@ impl PgStore {
     pub fn listen_for_changes(&self) -> tokio::task::JoinHandle<()> {
         let cfg = self.cfg.clone();
         let epoch = self.epoch.clone();
+        let keys = self.keys_changed.clone();
         let url = self.url.clone();
         tokio::spawn(async move {
             let mut wait = Duration::from_millis(100);
             loop {
-                match listen(&cfg, &epoch).await {
+                match listen(&cfg, &epoch, &keys).await {
                     Ok(()) => wait = Duration::from_millis(100),
                     Err(e) => {
                         tracing::warn!(url = %url, error = %e, "client change listener: no connection; every token request reads the database until it is back")

@@ -94,6 +94,62 @@ async fn a_rotation_reaches_the_running_broker(backend: Backend) {
     verify(&b, &before, &b.issuer.clone()).await.unwrap();
 }
 
+/// On PostgreSQL a rotation made by one replica is heard by the others
+/// (`NOTIFY auth_broker_keys`, migration 7): they sign with the new key at once, with a
+/// key poll far too slow to explain it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_on_one_replica_is_signed_with_by_the_others_at_once() {
+    let fresh = Arc::new(FreshStore::new(Backend::Postgres).await);
+    let opts = || Options {
+        config: Config {
+            key_poll_interval: Duration::from_secs(3600),
+            ..Config::default()
+        },
+        store: Some(fresh.clone()),
+        ..Default::default()
+    };
+    let (a, b) = tokio::join!(
+        TestBroker::start_with(Backend::Postgres, opts()),
+        TestBroker::start_with(Backend::Postgres, opts())
+    );
+    let (id, secret) = a.create_client("c", "", None).await;
+    let kid_of = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    let old_kid = kid_of(&b.token(&id, &secret).await);
+    // Both listen before the rotation (the listener connects in the background).
+    let listening = Instant::now() + Duration::from_secs(10);
+    let live = |b: &TestBroker| {
+        let stats = auth_broker_server::testing::Raw(&b.served).client_cache_stats();
+        matches!(stats, Some((true, _, _)))
+    };
+    while !(live(&a) && live(&b)) {
+        assert!(
+            Instant::now() < listening,
+            "the change listeners never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rotated = a
+        .admin()
+        .rotate_key(&Actor::cli(), SigningAlg::Es256)
+        .await
+        .unwrap();
+    assert_ne!(rotated.kid, old_kid);
+    let started = Instant::now();
+    loop {
+        let kid = kid_of(&b.token(&id, &secret).await);
+        if kid == rotated.kid {
+            break;
+        }
+        assert_eq!(kid, old_kid);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the other replica still signs with the old key after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("the other replica switched after {:?}", started.elapsed());
+}
+
 /// A retired key stays in the JWKS until the last token it can have signed has
 /// expired, reckoned from what is stored (the longest lifetime of any broker that
 /// signed with it), never from the pruning broker's own `--token-ttl`: here a broker
