@@ -44,9 +44,16 @@
 //! and then every entry from before is dropped. So a change is never missed; it is
 //! seen once its notification has arrived (the time of one message on an open
 //! connection, measured in the tests) rather than by the very next statement.
+//!
+//! A notification names the client that changed (its payload, migration 8), and the
+//! epoch keeps the latest [`CHANGE_LOG`] changes by id: a cache that is behind drops
+//! only the entries of the clients changed since, so a change to one client costs the
+//! other replicas one read of that client, not of every client they serve. An empty
+//! payload (a `TRUNCATE`, an id too long for a payload, an older trigger), a lost
+//! connection, or a cache further behind than the log drops everything, as before.
 
 use super::ClientRecord;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,6 +61,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// At most this many client ids (known or not) are kept; a full cache is emptied.
 pub const CAPACITY: usize = 10_000;
+
+/// How many of the latest changes an [`Epoch`] remembers by client id.
+pub const CHANGE_LOG: usize = 1024;
 
 /// Both copies of the wal-index header (`WalIndexHdr`, 48 bytes each; walformat §2.1).
 const HEADER_BYTES: usize = 96;
@@ -80,6 +90,10 @@ pub struct Epoch {
     /// When the lease was last renewed, in ms since `origin`.
     renewed_ms: AtomicU64,
     origin: std::time::Instant,
+    /// The latest changes, oldest first: the value each raised `value` to, and the
+    /// client it concerned (`None`: any client). Values are consecutive: each is
+    /// raised and logged under this lock.
+    changes: Mutex<VecDeque<(u64, Option<Box<str>>)>>,
 }
 
 /// How long an answered heartbeat keeps the cache on (see [`Epoch`]).
@@ -92,6 +106,7 @@ impl Default for Epoch {
             live: AtomicBool::new(false),
             renewed_ms: AtomicU64::new(0),
             origin: std::time::Instant::now(),
+            changes: Mutex::new(VecDeque::with_capacity(CHANGE_LOG)),
         }
     }
 }
@@ -99,7 +114,35 @@ impl Default for Epoch {
 impl Epoch {
     /// Something changed: every entry read before is dropped.
     pub fn bump(&self) {
-        self.value.fetch_add(1, Ordering::SeqCst);
+        self.changed(None);
+    }
+
+    /// The client `id` changed (`None`: any client may have): its entry, read before,
+    /// is dropped.
+    pub fn changed(&self, id: Option<&str>) {
+        let mut log = lock(&self.changes);
+        // Raised under the lock: whoever reads the new value and then takes the lock
+        // finds its entry.
+        let value = self.value.fetch_add(1, Ordering::SeqCst) + 1;
+        if log.len() == CHANGE_LOG {
+            log.pop_front();
+        }
+        log.push_back((value, id.map(Box::from)));
+    }
+
+    /// The ids changed after `from`, up to and including `to`; `None` when that is
+    /// not known client by client (a change of any client among them, or changes
+    /// older than the log).
+    fn changed_between(&self, from: u64, to: u64) -> Option<Vec<Box<str>>> {
+        let log = lock(&self.changes);
+        let oldest = log.front().map_or(u64::MAX, |c| c.0);
+        if oldest > from.saturating_add(1) && from < to {
+            return None;
+        }
+        log.iter()
+            .filter(|(value, _)| *value > from && *value <= to)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// The listener listens (again): entries from before are dropped, new ones kept.
@@ -138,6 +181,12 @@ impl Epoch {
         // `go_live` set, and a later `go_dead` raises it again.
         self.is_live().then(|| self.value.load(Ordering::SeqCst))
     }
+}
+
+/// Every update in this module leaves what it locks consistent, so a poisoned lock
+/// is usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A cached lookup: the client, or `None` for an id that is not in the store.
@@ -245,22 +294,43 @@ impl ClientCache {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // Every update below leaves the map consistent, so a poisoned lock is usable.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 
-    /// The cached entry for `id` if the database has not changed since it was read.
+    /// The ids changed between two versions, when the signal can tell them.
+    fn changed_between(&self, from: Version, to: Version) -> Option<Vec<Box<str>>> {
+        match (&self.signal, from, to) {
+            (Some(ChangeSignal::Notify(epoch)), Version::Epoch(from), Version::Epoch(to))
+                if from <= to =>
+            {
+                epoch.changed_between(from, to)
+            }
+            _ => None,
+        }
+    }
+
+    /// The cached entry for `id` if the client has not changed since it was read.
     pub fn lookup(&self, id: &str) -> Lookup {
         let Some(version) = self.signal.as_ref().and_then(ChangeSignal::read) else {
             return Lookup::Miss(Ticket(None));
         };
         let mut state = self.state();
         if state.version != Some(version) {
-            state.clients.clear();
+            // Catch up: drop what changed since, everything if that is not known.
+            let changed = state
+                .version
+                .and_then(|seen| self.changed_between(seen, version));
+            match changed {
+                Some(ids) => {
+                    for changed in ids {
+                        state.clients.remove(&*changed);
+                    }
+                }
+                None => state.clients.clear(),
+            }
             state.version = Some(version);
-        } else if let Some(entry) = state.clients.get(id) {
+        }
+        if let Some(entry) = state.clients.get(id) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Hit(entry.clone());
         }
@@ -268,14 +338,23 @@ impl ClientCache {
         Lookup::Miss(Ticket(Some(version)))
     }
 
-    /// Keeps what a miss read, unless the database changed in the meantime (then the
-    /// next lookup reads again).
+    /// Keeps what a miss read, unless that client changed in the meantime, or it
+    /// cannot be told whether it did (then the next lookup reads again).
     pub fn fill(&self, ticket: Ticket, id: &str, entry: &Cached) {
-        let Ticket(Some(version)) = ticket else {
+        let Ticket(Some(read_at)) = ticket else {
             return;
         };
         let mut state = self.state();
-        if state.version != Some(version) {
+        let Some(now) = state.version else {
+            return;
+        };
+        // Entries stand for the version the cache has caught up to: one read before
+        // it is good only if its client did not change in between.
+        let unchanged = now == read_at
+            || self
+                .changed_between(read_at, now)
+                .is_some_and(|ids| ids.iter().all(|changed| &**changed != id));
+        if !unchanged {
             return;
         }
         if state.clients.len() >= CAPACITY {
@@ -299,5 +378,98 @@ impl ClientCache {
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
         )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn cache() -> (Arc<Epoch>, ClientCache) {
+        let epoch = Arc::new(Epoch::default());
+        epoch.go_live();
+        (epoch.clone(), ClientCache::notified(epoch))
+    }
+
+    fn client(id: &str) -> Cached {
+        Some(Arc::new(ClientRecord::new(
+            id.to_owned(),
+            id.to_owned(),
+            String::new(),
+            0,
+        )))
+    }
+
+    /// Reads `id` through the cache: `true` for a hit; a miss is filled at once.
+    fn read(cache: &ClientCache, id: &str) -> bool {
+        match cache.lookup(id) {
+            Lookup::Hit(_) => true,
+            Lookup::Miss(ticket) => {
+                cache.fill(ticket, id, &client(id));
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_drops_that_client_only() {
+        let (epoch, cache) = cache();
+        assert!(!read(&cache, "a") && !read(&cache, "b"));
+        assert!(read(&cache, "a") && read(&cache, "b"));
+        epoch.changed(Some("a"));
+        assert!(read(&cache, "b"), "b did not change");
+        assert!(!read(&cache, "a"), "a changed");
+        assert!(read(&cache, "a"));
+    }
+
+    #[test]
+    fn a_change_of_any_client_or_beyond_the_log_drops_everything() {
+        let (epoch, cache) = cache();
+        assert!(!read(&cache, "a") && !read(&cache, "b"));
+        epoch.changed(None);
+        assert!(!read(&cache, "a") && !read(&cache, "b"));
+        for i in 0..=CHANGE_LOG {
+            epoch.changed(Some(&format!("other{i}")));
+        }
+        assert!(!read(&cache, "a"), "the log no longer covers the gap");
+        assert!(!read(&cache, "b"));
+        epoch.go_dead();
+        assert!(!read(&cache, "a") && !read(&cache, "a"), "off while dead");
+        epoch.go_live();
+        assert!(
+            !read(&cache, "a"),
+            "nothing from before the listener was back"
+        );
+        assert!(read(&cache, "a"));
+    }
+
+    /// A read that started before a change of its client and ends after the change
+    /// was heard is not kept (it may hold the row as it was); one whose client did not
+    /// change is.
+    #[test]
+    fn a_read_overtaken_by_a_change_of_its_client_is_not_kept() {
+        let (epoch, cache) = cache();
+        let Lookup::Miss(for_a) = cache.lookup("a") else {
+            panic!("empty cache")
+        };
+        let Lookup::Miss(for_b) = cache.lookup("b") else {
+            panic!("empty cache")
+        };
+        epoch.changed(Some("a"));
+        // Another request catches the cache up before the reads are handed in.
+        assert!(!read(&cache, "c"));
+        cache.fill(for_a, "a", &client("a"));
+        cache.fill(for_b, "b", &client("b"));
+        assert!(!read(&cache, "a"), "a stale read of a was kept");
+        assert!(read(&cache, "b"));
+        // The same when nobody caught up in between: the change is applied first.
+        let Lookup::Miss(for_d) = cache.lookup("d") else {
+            panic!("d was never read")
+        };
+        epoch.changed(Some("d"));
+        cache.fill(for_d, "d", &client("d"));
+        assert!(!read(&cache, "d"), "a stale read of d was served");
+        assert!(read(&cache, "d"));
     }
 }

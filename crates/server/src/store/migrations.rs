@@ -131,6 +131,11 @@ pub const SQLITE: &[Migration] = &[
         "signing key change notifications (PostgreSQL only)",
         "-- nothing to do on SQLite",
     ),
+    (
+        8,
+        "client change notifications name the client (PostgreSQL only)",
+        "-- nothing to do on SQLite",
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -266,6 +271,30 @@ pub const POSTGRES: &[Migration] = &[
     END $$;
     CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON signing_keys
         FOR EACH STATEMENT EXECUTE FUNCTION auth_broker_keys_changed();",
+    ),
+    (
+        8,
+        "client change notifications name the client: one NOTIFY auth_broker_clients per changed row, its id as payload",
+        "CREATE OR REPLACE FUNCTION auth_broker_client_changed() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+    BEGIN
+        -- A payload must stay under 8000 bytes; an id too long for one is sent as ''
+        -- (any client), which every listener also understands.
+        IF TG_OP <> 'INSERT' THEN
+            PERFORM pg_notify('auth_broker_clients',
+                CASE WHEN octet_length(OLD.id) <= 1000 THEN OLD.id ELSE '' END);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            PERFORM pg_notify('auth_broker_clients',
+                CASE WHEN octet_length(NEW.id) <= 1000 THEN NEW.id ELSE '' END);
+        END IF;
+        RETURN NULL;
+    END $$;
+    DROP TRIGGER clients_changed ON clients;
+    CREATE TRIGGER clients_changed AFTER INSERT OR UPDATE OR DELETE ON clients
+        FOR EACH ROW EXECUTE FUNCTION auth_broker_client_changed();
+    CREATE TRIGGER clients_truncated AFTER TRUNCATE ON clients
+        FOR EACH STATEMENT EXECUTE FUNCTION auth_broker_clients_changed();",
     ),
 ];
 

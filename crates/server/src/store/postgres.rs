@@ -260,7 +260,8 @@ async fn bounded<T>(f: impl Future<Output = Result<T, StoreError>>) -> Result<T,
         })
 }
 
-/// The channel the `clients` trigger notifies (migration 6).
+/// The channel the `clients` triggers notify (migration 6; since migration 8 with the
+/// changed client's id as payload).
 const CHANGES: &str = "auth_broker_clients";
 
 /// The channel the `signing_keys` trigger notifies (migration 7).
@@ -294,7 +295,10 @@ async fn listen(
                 Some(Ok(AsyncMessage::Notification(n))) if n.channel() == KEY_CHANGES => {
                     rekey.notify_one();
                 }
-                Some(Ok(AsyncMessage::Notification(_))) => heard.bump(),
+                // The payload names the client (migration 8); empty: any client.
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    heard.changed(Some(n.payload()).filter(|id| !id.is_empty()));
+                }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return e.to_string(),
                 None => return "the connection closed".to_owned(),
@@ -683,7 +687,7 @@ impl PgStore {
         })
         .await;
         if r.is_ok() {
-            self.changed().await;
+            self.changed(&c.id).await;
         }
         match r {
             Err(StoreError::DuplicateName(_)) => Err(StoreError::DuplicateName(c.name.clone())),
@@ -691,7 +695,7 @@ impl PgStore {
         }
     }
 
-    /// After a client change has committed: this process's cache forgets at once,
+    /// After a change of client `id` has committed: this process's cache forgets it at once,
     /// and the call returns only after [`CHANGE_SETTLE`], by when every listening
     /// replica has heard the `NOTIFY` (delivered at commit; measured at a few
     /// milliseconds at most from commit to the first request that sees it, with none
@@ -699,8 +703,8 @@ impl PgStore {
     /// sent after a `client` command, an admin API call or a console change has
     /// returned is answered by the changed client on every replica, as the contract
     /// says ("from the next request on"). Changes are rare; the wait is theirs alone.
-    async fn changed(&self) {
-        self.epoch.bump();
+    async fn changed(&self, id: &str) {
+        self.epoch.changed(Some(id));
         tokio::time::sleep(CHANGE_SETTLE).await;
     }
 
@@ -755,7 +759,7 @@ impl PgStore {
         })
         .await;
         if matches!(r, Ok(Written::Done)) {
-            self.changed().await;
+            self.changed(&c.id).await;
         }
         match r {
             Err(StoreError::DuplicateName(_)) => Err(StoreError::DuplicateName(c.name.clone())),
@@ -797,7 +801,7 @@ impl PgStore {
         })
         .await;
         if matches!(r, Ok(Written::Done)) {
-            self.changed().await;
+            self.changed(id).await;
         }
         r
     }

@@ -432,6 +432,76 @@ async fn postgres_client_cache_hears_every_change() {
     b.stop().await;
 }
 
+async fn cache_misses(http: &reqwest::Client, base: &str) -> u64 {
+    crate::get_text(http, &format!("{base}/metrics"))
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("auth_broker_client_cache_misses_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A notification names the client that changed (migration 8): the replica drops that
+/// client's entry alone, and keeps serving every other client from its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_change_drops_only_that_client_from_the_cache() {
+    let b = BrokerBehindProxy::start().await;
+    let http = reqwest::Client::new();
+    let other = Admin::open(&b._fresh.url).await.unwrap();
+    let new = NewClient {
+        name: "changed".into(),
+        ..Default::default()
+    };
+    let (changed, changed_secret) = other.create_client(&Actor::cli(), &new).await.unwrap();
+    b.wait_for_cache(&http).await;
+    let ask = |id: String, secret: String| {
+        let http = http.clone();
+        let url = format!("{}/auth-broker/request-token", b.base);
+        async move {
+            http.post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let (kept, kept_secret) = (
+        b.client.client_id.clone(),
+        b.secret.expose_secret().to_owned(),
+    );
+    let changed_secret = changed_secret.expose_secret().to_owned();
+    assert_eq!(
+        ask(changed.client_id.clone(), changed_secret.clone()).await,
+        200
+    );
+    assert_eq!(ask(kept.clone(), kept_secret.clone()).await, 200);
+
+    other
+        .set_enabled(&Actor::cli(), &changed.client_id, false)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while ask(changed.client_id.clone(), changed_secret.clone()).await != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the change was not heard"
+        );
+    }
+    let misses = cache_misses(&http, &b.base).await;
+    for _ in 0..20 {
+        assert_eq!(ask(kept.clone(), kept_secret.clone()).await, 200);
+    }
+    assert_eq!(
+        cache_misses(&http, &b.base).await,
+        misses,
+        "the unchanged client was read again"
+    );
+    b.stop().await;
+}
+
 /// While the change listener's connection is cut, the client cache is off and every
 /// request reads the store: a client disabled meanwhile (by another process, on its
 /// own connection) is never served, whether the store is reachable yet or not; once
