@@ -27,22 +27,28 @@ async fn verify(b: &TestBroker, token: &str, issuer: &str) -> Result<(), String>
         .map_err(|e| e.to_string())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_brokers_on_one_postgres_verify_each_others_tokens() {
+/// Two brokers with `config` on one fresh PostgreSQL database, started together.
+async fn two_replicas(config: Config) -> (TestBroker, TestBroker) {
     let fresh = Arc::new(FreshStore::new(Backend::Postgres).await);
-    let issuer = "https://auth.example.com";
     let opts = || Options {
-        config: Config {
-            issuer: Some(issuer.into()),
-            ..Config::default()
-        },
+        config: config.clone(),
         store: Some(fresh.clone()),
         ..Default::default()
     };
-    let (a, b) = tokio::join!(
+    tokio::join!(
         TestBroker::start_with(Backend::Postgres, opts()),
         TestBroker::start_with(Backend::Postgres, opts())
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_on_one_postgres_verify_each_others_tokens() {
+    let issuer = "https://auth.example.com";
+    let (a, b) = two_replicas(Config {
+        issuer: Some(issuer.into()),
+        ..Config::default()
+    })
+    .await;
     let (id, secret) = a.create_client("shared", "", None).await;
     let ta = a.token(&id, &secret).await;
     let tb = b.token(&id, &secret).await;
@@ -99,19 +105,11 @@ async fn a_rotation_reaches_the_running_broker(backend: Backend) {
 /// key poll far too slow to explain it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_on_one_replica_is_signed_with_by_the_others_at_once() {
-    let fresh = Arc::new(FreshStore::new(Backend::Postgres).await);
-    let opts = || Options {
-        config: Config {
-            key_poll_interval: Duration::from_secs(3600),
-            ..Config::default()
-        },
-        store: Some(fresh.clone()),
-        ..Default::default()
-    };
-    let (a, b) = tokio::join!(
-        TestBroker::start_with(Backend::Postgres, opts()),
-        TestBroker::start_with(Backend::Postgres, opts())
-    );
+    let (a, b) = two_replicas(Config {
+        key_poll_interval: Duration::from_secs(3600),
+        ..Config::default()
+    })
+    .await;
     let (id, secret) = a.create_client("c", "", None).await;
     let kid_of = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     let old_kid = kid_of(&b.token(&id, &secret).await);

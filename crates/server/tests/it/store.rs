@@ -329,13 +329,18 @@ async fn postgres_dead_connection_is_given_up() {
 }
 
 /// This broker's client cache hits so far (its `/metrics`).
-async fn cache_hits(http: &reqwest::Client, base: &str) -> u64 {
+/// A counter of the broker's `/metrics` (0 before its first count).
+async fn counter(http: &reqwest::Client, base: &str, name: &str) -> u64 {
     crate::get_text(http, &format!("{base}/metrics"))
         .await
         .lines()
-        .find_map(|l| l.strip_prefix("auth_broker_client_cache_hits_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
+}
+
+async fn cache_hits(http: &reqwest::Client, base: &str) -> u64 {
+    counter(http, base, "auth_broker_client_cache_hits_total").await
 }
 
 impl BrokerBehindProxy {
@@ -433,12 +438,7 @@ async fn postgres_client_cache_hears_every_change() {
 }
 
 async fn cache_misses(http: &reqwest::Client, base: &str) -> u64 {
-    crate::get_text(http, &format!("{base}/metrics"))
-        .await
-        .lines()
-        .find_map(|l| l.strip_prefix("auth_broker_client_cache_misses_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+    counter(http, base, "auth_broker_client_cache_misses_total").await
 }
 
 /// A notification names the client that changed (migration 8): the replica drops that
