@@ -203,6 +203,18 @@ impl BrokerBehindProxy {
             .form(&[("grant_type", "client_credentials")])
     }
 
+    /// The status of a token request as `id` with `secret`.
+    async fn status_of(&self, http: &reqwest::Client, id: &str, secret: &str) -> u16 {
+        http.post(format!("{}/auth-broker/request-token", self.base))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(());
         self.task.await.unwrap().unwrap();
@@ -384,19 +396,8 @@ async fn postgres_client_cache_hears_every_change() {
 
     let id = b.client.client_id.clone();
     let status = |secret: auth_broker_proto::ClientSecret| {
-        let http = http.clone();
-        let url = format!("{}/auth-broker/request-token", b.base);
-        let id = id.clone();
-        async move {
-            http.post(url)
-                .basic_auth(&id, Some(secret.expose_secret()))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let (b, http, id) = (&b, &http, &id);
+        async move { b.status_of(http, id, secret.expose_secret()).await }
     };
     // Polls until the answer is `want`: how long that took after the change, and how
     // many requests before got the old answer.
@@ -455,18 +456,8 @@ async fn postgres_a_change_drops_only_that_client_from_the_cache() {
     let (changed, changed_secret) = other.create_client(&Actor::cli(), &new).await.unwrap();
     b.wait_for_cache(&http).await;
     let ask = |id: String, secret: String| {
-        let http = http.clone();
-        let url = format!("{}/auth-broker/request-token", b.base);
-        async move {
-            http.post(url)
-                .basic_auth(id, Some(secret))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let (b, http) = (&b, &http);
+        async move { b.status_of(http, &id, &secret).await }
     };
     let (kept, kept_secret) = (
         b.client.client_id.clone(),
