@@ -578,28 +578,26 @@ impl Server {
             let mut last_prune = std::time::Instant::now();
             let mut last_flush = std::time::Instant::now();
             loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    // A rotation elsewhere, heard: switch now, not at the next tick.
-                    () = state.store.key_changed() => {
-                        if let Err(e) = state.keys.refresh(&state.store).await {
-                            tracing::warn!(error = %e, "could not load a rotated signing key");
-                        }
-                        continue;
+                // A rotation elsewhere, when heard, is picked up at once, not at the
+                // next tick; the rest of the upkeep keeps to the ticks.
+                let ticked = tokio::select! {
+                    _ = tick.tick() => true,
+                    () = state.store.key_changed() => false,
+                };
+                if ticked {
+                    metrics::upkeep();
+                    if last_flush.elapsed() >= state.config.usage_flush_interval {
+                        last_flush = std::time::Instant::now();
+                        state.flush_usage().await;
                     }
-                }
-                metrics::upkeep();
-                if last_flush.elapsed() >= state.config.usage_flush_interval {
-                    last_flush = std::time::Instant::now();
-                    state.flush_usage().await;
-                }
-                if let Some(every) = state.config.key_rotation_interval {
-                    state.rotate_if_due(every).await;
+                    if let Some(every) = state.config.key_rotation_interval {
+                        state.rotate_if_due(every).await;
+                    }
                 }
                 if let Err(e) = state.keys.refresh(&state.store).await {
                     tracing::warn!(error = %e, "could not check for a rotated signing key");
                 }
-                if last_prune.elapsed() >= state.config.prune_interval {
+                if ticked && last_prune.elapsed() >= state.config.prune_interval {
                     last_prune = std::time::Instant::now();
                     state.limiter.prune();
                     state.dpop_replay.prune(state.clock.now_secs());

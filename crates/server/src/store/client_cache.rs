@@ -315,7 +315,13 @@ impl ClientCache {
             return Lookup::Miss(Ticket(None));
         };
         let mut state = self.state();
-        if state.version != Some(version) {
+        // A lookup that read the epoch just before another one caught the cache up
+        // finds it newer than what it read: the entries are valid for it as they are.
+        let overtaken = matches!(
+            (state.version, version),
+            (Some(Version::Epoch(seen)), Version::Epoch(read)) if read < seen
+        );
+        if !overtaken && state.version != Some(version) {
             // Catch up: drop what changed since, everything if that is not known.
             let changed = state
                 .version

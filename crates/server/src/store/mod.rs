@@ -497,7 +497,7 @@ impl Store {
     pub(crate) async fn key_changed(&self) {
         match self {
             Store::Sqlite(_) => std::future::pending().await,
-            Store::Postgres(s) => s.key_changes().notified().await,
+            Store::Postgres(s) => s.key_changed().await,
         }
     }
 

@@ -561,18 +561,18 @@ impl PgStore {
         (self.clients.enabled(), hits, misses)
     }
 
-    /// Woken when a signing key changed (see [`Self::listen_for_changes`]).
-    pub fn key_changes(&self) -> Arc<tokio::sync::Notify> {
-        self.keys_changed.clone()
+    /// Completes when a signing key changed (see [`Self::listen_for_changes`]).
+    pub async fn key_changed(&self) {
+        self.keys_changed.notified().await;
     }
 
     /// Starts the task that hears client changes (`LISTEN auth_broker_clients`, sent
     /// by the `clients` trigger of migration 6 at every commit that changes a client)
     /// and keeps the client cache valid by them (see `client_cache`), and key changes
-    /// (`LISTEN auth_broker_keys`, migration 7), which wake [`Self::key_changes`] so
-    /// that a rotation on one replica is signed with by every replica at once, not
-    /// at their next key poll. Until it
-    /// listens, and whenever its connection is lost, the cache is off and every
+    /// (`LISTEN auth_broker_keys`, migration 7), which complete [`Self::key_changed`]
+    /// so that a rotation on one replica is signed with by every replica at once, not
+    /// at their next key poll. Until it listens, and whenever its connection is lost,
+    /// the cache is off and every
     /// request reads the database; it reconnects by itself (100 ms, doubling to 5 s)
     /// and checks its connection every [`HEARTBEAT`], each answer renewing the cache's
     /// lease, so a connection that hangs rather than closes turns the cache off when
@@ -695,8 +695,8 @@ impl PgStore {
         }
     }
 
-    /// After a change of client `id` has committed: this process's cache forgets it at once,
-    /// and the call returns only after [`CHANGE_SETTLE`], by when every listening
+    /// After a change of client `id` has committed: this process's cache forgets it at
+    /// once, and the call returns only after [`CHANGE_SETTLE`], by when every listening
     /// replica has heard the `NOTIFY` (delivered at commit; measured at a few
     /// milliseconds at most from commit to the first request that sees it, with none
     /// answered as before, `postgres_client_cache_hears_every_change`). So a request
