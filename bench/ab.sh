@@ -19,6 +19,7 @@
 # Env: DURATION=8s CONNECTIONS=32 DATABASE=sqlite PG_URL=postgres://postgres@127.0.0.1:5432
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 [ $# -ge 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
 A=$1 B=$2 PAIRS=${3:-3}
 DURATION=${DURATION:-8s} CONNECTIONS=${CONNECTIONS:-32} DATABASE=${DATABASE:-sqlite}
@@ -28,17 +29,13 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 [ -f "$LUA" ] || { echo "no $LUA (set LUA)" >&2; exit 2; }
 
 one() {  # LABEL BIN
-  local w pid url db out id secret
+  local w db
   w=$(mktemp -d)
   if [ "$DATABASE" = sqlite ]; then db="sqlite://$w/s.db"; else
     db="$PG_URL/ab_$$_$RANDOM"; psql "$PG_URL/postgres" -qc "CREATE DATABASE ${db##*/}" >/dev/null; fi
-  out=$("$2" --database "$db" client create --name ab --json)
-  id=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
-  secret=$(printf '%s\n' "$out" | sed -n 's/.*"client_secret": "\([^"]*\)".*/\1/p')
-  AUTH_BROKER_LOG=warn taskset -c 0 "$2" --database "$db" serve --listen 127.0.0.1:0 >"$w/out" 2>/dev/null &
-  pid=$!
-  for _ in $(seq 100); do grep -q 'listening on' "$w/out" 2>/dev/null && break; sleep 0.1; done
-  url="$(sed -n 's/^auth-broker listening on //p' "$w/out")/auth-broker/request-token"
+  new_client "$2" "$db" ab
+  serve_on 0 "$2" "$db" "$w/out"
+  local pid=$PID url=$URL id=$ID secret=$SECRET
   taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d3s -s "$LUA" "$url" -- "$id" "$secret" >/dev/null
   local cpu0 steal0 res cpu1 steal1 n
   cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")

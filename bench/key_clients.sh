@@ -12,6 +12,7 @@
 # for a fresh database on it) ASSERTIONS=400000
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auth-broker-target}"
 DURATION=${DURATION:-8s} CONNECTIONS=${CONNECTIONS:-32} DATABASE=${DATABASE:-sqlite}
 N=${ASSERTIONS:-400000}
@@ -26,16 +27,13 @@ if [ "$DATABASE" = sqlite ]; then db="sqlite://$w/s.db"; else
   db="$DATABASE/kc_$$_$RANDOM"; psql "$DATABASE/postgres" -qc "CREATE DATABASE ${db##*/}" >/dev/null; fi
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$w"' EXIT
-out=$("$BIN" --database "$db" client create --name basic --json)
-id=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
-secret=$(printf '%s\n' "$out" | sed -n 's/.*"client_secret": "\([^"]*\)".*/\1/p')
-AUTH_BROKER_LOG=warn taskset -c 0 "$BIN" --database "$db" serve --listen 127.0.0.1:0 >"$w/out" 2>/dev/null &
-pid=$!
-for _ in $(seq 100); do grep -q 'listening on' "$w/out" 2>/dev/null && break; sleep 0.1; done
-url="$(sed -n 's/^auth-broker listening on //p' "$w/out")/auth-broker/request-token"
+new_client "$BIN" "$db" basic
+id=$ID secret=$SECRET
+serve_on 0 "$BIN" "$db" "$w/out"
+pid=$PID url=$URL
 "$MAKE" "$w" x "$url" 0
-out=$("$BIN" --database "$db" client create --name signer --auth-method private_key_jwt --jwks "$w/jwks.json" --json)
-kid=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
+new_client "$BIN" "$db" signer --auth-method private_key_jwt --jwks "$w/jwks.json"
+kid=$ID
 "$MAKE" "$w" "$kid" "$url" "$N" 300 "$N"
 basic=$(printf '%s:%s' "$id" "$secret" | base64 -w0)
 taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d3s -s "$LUA" "$url" -- "$id" "$secret" >/dev/null

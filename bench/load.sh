@@ -20,6 +20,7 @@
 #      PG_URL=postgres://postgres@127.0.0.1:5432  (a database is created and dropped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 ROOT=$PWD
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/auth-broker-target}
 export DURATION=${DURATION:-20s} CONNECTIONS=${CONNECTIONS:-32} ROUNDS=${ROUNDS:-1} WARMUP=${WARMUP:-5s}
@@ -51,15 +52,10 @@ trap cleanup EXIT
 
 # start LABEL DATABASE_URL: creates a client, starts serve on core 0; sets URL ID SECRET PID
 start() {
-  local label=$1 db=$2 out
-  out=$("$BIN" --database "$db" client create --name "load-$label" --json)
-  ID=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
-  SECRET=$(printf '%s\n' "$out" | sed -n 's/.*"client_secret": "\([^"]*\)".*/\1/p')
-  AUTH_BROKER_LOG=warn taskset -c 0 "$BIN" --database "$db" serve --listen 127.0.0.1:0 >"$work/$label.out" 2>"$work/$label.err" &
-  PID=$!
+  local label=$1 db=$2
+  new_client "$BIN" "$db" "load-$label"
+  serve_on 0 "$BIN" "$db" "$work/$label.out"
   pids+=("$PID")
-  for _ in $(seq 300); do grep -q 'listening on' "$work/$label.out" 2>/dev/null && break; sleep 0.1; done
-  URL="$(sed -n 's/^auth-broker listening on //p' "$work/$label.out")/auth-broker/request-token"
   log "$label: $URL (pid $PID, idle RSS $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$PID/status))"
 }
 

@@ -13,6 +13,7 @@
 # Env: DURATION=10s CONNECTIONS=32
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auth-broker-target}"
 DURATION=${DURATION:-10s} CONNECTIONS=${CONNECTIONS:-32}
 LUA=$PWD/../shared/peers/token.lua
@@ -28,20 +29,18 @@ pids+=($!)
 for _ in $(seq 50); do [ -s "$w/sink.port" ] && break; sleep 0.1; done
 sink="http://127.0.0.1:$(cat "$w/sink.port")"
 db="sqlite://$w/s.db"
-out=$("$BIN" --database "$db" client create --name otlp --json)
-id=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
-secret=$(printf '%s\n' "$out" | sed -n 's/.*"client_secret": "\([^"]*\)".*/\1/p')
+new_client "$BIN" "$db" otlp
+id=$ID secret=$SECRET
 
-run() {  # LABEL [ENV=VALUE ...] -- [SERVE ARGS ...]
+run() {  # LABEL [SAMPLER RATIO] -- [SERVE ARGS ...]
   local label=$1; shift
-  local envs=()
-  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  local sampler=()
+  [ "$1" = -- ] || { sampler=(OTEL_TRACES_SAMPLER="$1" OTEL_TRACES_SAMPLER_ARG="$2"); shift 2; }
   shift
-  env "${envs[@]}" AUTH_BROKER_LOG=warn taskset -c 0 "$BIN" --database "$db" serve --listen 127.0.0.1:0 "$@" >"$w/out" 2>"$w/err" &
-  local pid=$!
-  for _ in $(seq 100); do grep -q 'token endpoint' "$w/out" 2>/dev/null && break; sleep 0.1; done
-  local url
-  url="$(sed -n 's/^auth-broker listening on //p' "$w/out")/auth-broker/request-token"
+  [ ${#sampler[@]} -eq 0 ] || export "${sampler[@]}"
+  serve_on 0 "$BIN" "$db" "$w/out" "$@"
+  unset OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG
+  local pid=$PID url=$URL
   taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d3s -s "$LUA" "$url" -- "$id" "$secret" >/dev/null
   : >"$w/sink.count"
   printf '%-12s ' "$label"
@@ -53,5 +52,5 @@ run() {  # LABEL [ENV=VALUE ...] -- [SERVE ARGS ...]
 }
 run off -- 
 run "every span" -- --otlp-endpoint "$sink"
-run "1 %" OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 -- --otlp-endpoint "$sink"
+run "1 %" traceidratio 0.01 -- --otlp-endpoint "$sink"
 run off -- 

@@ -11,6 +11,7 @@
 # Env: DURATION=15s CONNECTIONS=32 PG_URL=postgres://postgres@127.0.0.1:5432
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/auth-broker-target}
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -30,17 +31,12 @@ cleanup() {
 trap cleanup EXIT
 
 client() {  # DATABASE -> sets AUTH_HEADER
-  local out id secret
-  out=$("$BIN" --database "$1" client create --name "scale-$RANDOM$RANDOM" --json)
-  id=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
-  secret=$(printf '%s\n' "$out" | sed -n 's/.*"client_secret": "\([^"]*\)".*/\1/p')
-  export AUTH_HEADER="Basic $(printf '%s:%s' "$id" "$secret" | base64 -w0)"
+  new_client "$BIN" "$1" "scale-$RANDOM$RANDOM"
+  export AUTH_HEADER="Basic $(printf '%s:%s' "$ID" "$SECRET" | base64 -w0)"
 }
 serve() {  # CPUS DATABASE NAME -> sets URL PID
-  AUTH_BROKER_LOG=warn taskset -c "$1" "$BIN" --database "$2" serve --listen 127.0.0.1:0 >"$work/$3.out" 2>/dev/null &
-  PID=$!; pids+=("$PID")
-  for _ in $(seq 100); do grep -q 'listening on' "$work/$3.out" 2>/dev/null && break; sleep 0.1; done
-  URL="$(sed -n 's/^auth-broker listening on //p' "$work/$3.out")/auth-broker/request-token"
+  serve_on "$1" "$BIN" "$2" "$work/$3.out"
+  pids+=("$PID")
 }
 load() {  # CPUS CONNECTIONS DURATION URL -> prints rps p99 non2xx
   local out

@@ -17,6 +17,7 @@
 #      PG_STAT_STATEMENTS=enable
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auth-broker-target}"
 DURATION=${DURATION:-8s} CONNECTIONS=${CONNECTIONS:-32}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -38,13 +39,10 @@ psql "$PG_URL/postgres" -qc "CREATE DATABASE $name" >/dev/null
 w=$(mktemp -d); pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null; rm -rf "$w"' EXIT
 db="$PG_URL/$name"
-out=$("$BIN" --database "$db" client create --name load --json)
-id=$(printf '%s\n' "$out" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
-secret=$(printf '%s\n' "$out" | sed -n 's/.*"client_secret": "\([^"]*\)".*/\1/p')
-AUTH_BROKER_LOG=warn taskset -c 0 "$BIN" --database "$db" serve --listen 127.0.0.1:0 >"$w/out" 2>/dev/null &
-pid=$!
-for _ in $(seq 100); do grep -q 'listening on' "$w/out" 2>/dev/null && break; sleep 0.1; done
-url="$(sed -n 's/^auth-broker listening on //p' "$w/out")/auth-broker/request-token"
+new_client "$BIN" "$db" load
+id=$ID secret=$SECRET
+serve_on 0 "$BIN" "$db" "$w/out"
+pid=$PID url=$URL
 taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d3s -s "$LUA" "$url" -- "$id" "$secret" >/dev/null
 counters() {
   sleep 1.2  # the statistics of other sessions reach the views within a second
