@@ -78,10 +78,11 @@ pub fn verify_secret(secret: &ClientSecret, hash: &str) -> bool {
     let Some(encoded) = hash.strip_prefix(PREFIX) else {
         return false;
     };
-    let Ok(stored) = URL_SAFE_NO_PAD.decode(encoded) else {
-        return false;
-    };
-    digest_of(secret).as_ref().ct_eq(&stored).into()
+    let mut stored = [0u8; 32];
+    match URL_SAFE_NO_PAD.decode_slice(encoded, &mut stored) {
+        Ok(32) => digest_of(secret).as_ref().ct_eq(&stored).into(),
+        _ => false,
+    }
 }
 
 /// A well-formed stored hash that no secret matches in practice (its preimage is

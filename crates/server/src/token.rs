@@ -17,7 +17,10 @@ pub use auth_broker_proto::AccessTokenClaims as Claims;
 /// object's text, validated when it was set: no registered names), is spliced into
 /// the claims object as it is, so it costs no parsing per token.
 pub fn sign(key: &SigningKey, claims: &Claims, extra: Option<&str>) -> Result<String, KeyError> {
-    let mut payload = serde_json::to_vec(claims).map_err(KeyError::Json)?;
+    // Sized up front (claims are a few hundred bytes): serde_json's default start
+    // would grow and copy the buffer twice.
+    let mut payload = Vec::with_capacity(512 + extra.map_or(0, str::len));
+    serde_json::to_writer(&mut payload, claims).map_err(KeyError::Json)?;
     if let Some(inner) = extra
         .map(str::trim)
         .and_then(|e| e.strip_prefix('{'))

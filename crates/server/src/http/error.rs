@@ -132,8 +132,9 @@ impl From<crate::admin::AdminError> for ApiError {
 }
 
 /// A JSON response that no cache may keep (RFC 6749 §5.1, §5.2).
-pub fn no_store_json(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
+pub fn no_store_json(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -14,9 +14,8 @@ use auth_broker_proto::token::TOKEN_TYPE_DPOP;
 use auth_broker_proto::{
     AccessToken, ErrorCode, Form, GRANT_CLIENT_CREDENTIALS, TokenResponse, scope,
 };
-use axum::Extension;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use std::net::SocketAddr;
@@ -74,11 +73,12 @@ const RECOGNIZED: [&str; 8] = [
 pub async fn request_token(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    chain: Option<Extension<PeerChain>>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    handle(&app, peer, &headers, body, chain.as_deref())
+    // The request whole rather than a `HeaderMap` extractor, which clones the headers.
+    let (parts, body) = request.into_parts();
+    let chain = parts.extensions.get::<PeerChain>();
+    handle(&app, peer, &parts.headers, body, chain)
         .await
         .map_err(|r| client_auth::finish("token", peer, r))
 }
@@ -143,7 +143,7 @@ async fn handle(
         }
         .to_owned(),
     };
-    let json = serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let json = response.to_json();
     // Let the other requests that are ready finish their work before this answer is
     // written, so the answers of a busy moment go out back to back. Each write to a
     // client on the same host (loopback: a load balancer or sidecar beside the
