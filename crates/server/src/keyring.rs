@@ -93,7 +93,8 @@ impl KeyRing {
             .get(key.kid())
             .copied();
         if known.is_none_or(|c| c < ttl) {
-            store.cover_key_ttl(key.kid(), ttl).await?;
+            // Boxed: a rare path, kept out of every token request's future.
+            Box::pin(store.cover_key_ttl(key.kid(), ttl)).await?;
             let mut covered = self
                 .covered
                 .lock()

@@ -280,21 +280,21 @@ impl AppState {
                 let iat = now_nanos.div_euclid(1_000_000_000);
                 let exp = iat.saturating_add(ttl);
                 let token = format!("{}{}", inspect::OPAQUE_PREFIX, secret::random_id::<32>()?);
-                self.store
-                    .insert_opaque(&store::OpaqueRecord {
-                        token_hash: secret::token_hash(&token),
-                        jti: secret::random_id::<16>()?,
-                        client_id: client.id.clone(),
-                        scope: scopes.join(" "),
-                        audience: audience.to_owned(),
-                        issued_at: iat,
-                        expires_at: exp,
-                        cnf: cnf
-                            .map(serde_json::to_string)
-                            .transpose()
-                            .map_err(KeyError::Json)?,
-                    })
-                    .await?;
+                let record = store::OpaqueRecord {
+                    token_hash: secret::token_hash(&token),
+                    jti: secret::random_id::<16>()?,
+                    client_id: client.id.clone(),
+                    scope: scopes.join(" "),
+                    audience: audience.to_owned(),
+                    issued_at: iat,
+                    expires_at: exp,
+                    cnf: cnf
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(KeyError::Json)?,
+                };
+                // Boxed: the store's future is kept out of every JWT request's.
+                Box::pin(self.store.insert_opaque(&record)).await?;
                 Ok(Issued {
                     token,
                     expires_in: expires_in(exp, now_nanos),

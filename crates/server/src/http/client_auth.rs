@@ -385,11 +385,20 @@ async fn authenticate(
                 .collect(),
         ),
         Credentials::Post { id, secret } => (vec![id.as_str()], vec![secret]),
+        // Boxed, as every path a secret-based request does not take: an await's
+        // future is stored inside the caller's, so an unboxed rare path would make
+        // every token request's future (moved and copied as a whole) that much larger.
         Credentials::Assertion { token, client_id } => {
-            return authenticate_assertion(app, peer, token, client_id.as_deref()).await;
+            return Box::pin(authenticate_assertion(
+                app,
+                peer,
+                token,
+                client_id.as_deref(),
+            ))
+            .await;
         }
         Credentials::Certificate { id } => {
-            return authenticate_certificate(app, peer, id, chain).await;
+            return Box::pin(authenticate_certificate(app, peer, id, chain)).await;
         }
     };
     // An unknown id and a wrong secret must take the same time (no enumeration).

@@ -1,6 +1,6 @@
 //! The PostgreSQL store, for several broker replicas sharing one database.
 
-use super::client_cache::{ClientCache, Epoch, Lookup};
+use super::client_cache::{ClientCache, Epoch, Lookup, Ticket};
 use super::{
     AuditQuery, AuditRow, ClientQuery, ClientRecord, KeyRecord, NewEvent, OpaqueRecord, Pruned,
     STORE_TIMEOUT, StoreError, Timestamp, UsageRow, Written, default_audience, join_scopes,
@@ -509,10 +509,24 @@ impl PgStore {
         // a 500 and escape the failure limit). No client has such an id, so it is an
         // unknown client: the same query runs on a stand-in (U+FFFD for each NUL) and
         // its answer is dropped, so the work and the answer are an unknown id's.
-        let ticket = match self.clients.lookup(id) {
-            Lookup::Hit(entry) => return Ok(entry),
-            Lookup::Miss(ticket) => ticket,
-        };
+        match self.clients.lookup(id) {
+            Lookup::Hit(entry) => Ok(entry),
+            // Boxed: the read's future (a connection, a prepared statement, two
+            // timeouts) is large, and without the box every token request's future
+            // would carry it even when the cache answers.
+            Lookup::Miss(ticket) => {
+                Box::pin(self.read_client_for_auth(ticket, id, dummy_hash)).await
+            }
+        }
+    }
+
+    /// The read behind a cache miss of [`Self::get_client_for_auth`].
+    async fn read_client_for_auth(
+        &self,
+        ticket: Ticket,
+        id: &str,
+        dummy_hash: &str,
+    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
         let unstorable = id.contains('\0');
         let stand_in;
         let id = if unstorable {
