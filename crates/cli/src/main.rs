@@ -4,6 +4,12 @@
 // show the brackets, so bare URLs are right for them.
 #![allow(rustdoc::bare_urls)]
 
+/// mimalloc rather than glibc's malloc: a token request makes about 50 small
+/// allocations, and with mimalloc the broker spends about 4 % less CPU per token at
+/// the same resident memory (README, "Where a token request's time goes").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `println!` for command output that ends the process quietly when stdout is a
 /// closed pipe (`auth-broker doctor | head`), as Unix tools do, instead of panicking
 /// the way `println!` does when Rust ignores SIGPIPE.

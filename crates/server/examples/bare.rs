@@ -10,6 +10,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::post;
 
+/// The broker's allocator (`crates/cli/src/main.rs`), so the limit is the same stack's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// 250 bytes, shaped like a token response.
 const BODY: &str = r#"{"access_token":"eyJhbGciOiJFUzI1NiIsImtpZCI6ImJhcmUiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiJiYXJlIn0.c2lnbmF0dXJlLXBsYWNlaG9sZGVyLWZvci10aGUtYmFyZS1zZXJ2ZXItMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYxM","expires_in":3599,"scope":"","token_type":"bearer"}"#;
 
