@@ -74,14 +74,33 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Whether `secret` matches the stored `hash`, in time independent of where they differ.
+/// (The broker itself uses [`PresentedSecret`]; this is for tests and benchmarks.)
+#[cfg(any(test, feature = "testing"))]
 pub fn verify_secret(secret: &ClientSecret, hash: &str) -> bool {
-    let Some(encoded) = hash.strip_prefix(PREFIX) else {
-        return false;
-    };
-    let mut stored = [0u8; 32];
-    match URL_SAFE_NO_PAD.decode_slice(encoded, &mut stored) {
-        Ok(32) => digest_of(secret).as_ref().ct_eq(&stored).into(),
-        _ => false,
+    PresentedSecret::new(secret).matches(hash)
+}
+
+/// A presented secret's digest, taken once and compared with every stored hash the
+/// check needs (a client's current and previous secret), so a second comparison costs
+/// a compare, not another hash. No `Debug`: it stands for the secret.
+pub struct PresentedSecret(digest::Digest);
+
+impl PresentedSecret {
+    /// Hashes the presented secret (SHA-256, as stored).
+    pub fn new(secret: &ClientSecret) -> Self {
+        Self(digest_of(secret))
+    }
+
+    /// Whether it matches the stored `hash`, in time independent of where they differ.
+    pub fn matches(&self, hash: &str) -> bool {
+        let Some(encoded) = hash.strip_prefix(PREFIX) else {
+            return false;
+        };
+        let mut stored = [0u8; 32];
+        match URL_SAFE_NO_PAD.decode_slice(encoded, &mut stored) {
+            Ok(32) => self.0.as_ref().ct_eq(&stored).into(),
+            _ => false,
+        }
     }
 }
 
@@ -90,6 +109,7 @@ pub fn verify_secret(secret: &ClientSecret, hash: &str) -> bool {
 pub const DUMMY_HASH: &str = "sha256:WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo";
 
 /// The same work as [`verify_secret`] for a client that does not exist; always false.
+#[cfg(any(test, feature = "testing"))]
 pub fn verify_dummy(secret: &ClientSecret) -> bool {
     let _ = verify_secret(secret, DUMMY_HASH);
     false
