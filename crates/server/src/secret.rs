@@ -74,7 +74,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Whether `secret` matches the stored `hash`, in time independent of where they differ.
-/// (The broker itself uses [`PresentedSecret`]; this is for tests and benchmarks.)
+/// (The broker itself uses `PresentedSecret`; this is for tests and benchmarks.)
 #[cfg(any(test, feature = "testing"))]
 pub fn verify_secret(secret: &ClientSecret, hash: &str) -> bool {
     PresentedSecret::new(secret).matches(hash)
