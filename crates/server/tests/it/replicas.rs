@@ -1,6 +1,7 @@
 //! Several brokers on one PostgreSQL database, and live key rotation.
 
 use crate::on_both_stores;
+use auth_broker_proto::ClientSecret;
 use auth_broker_server::Config;
 use auth_broker_server::SigningAlg;
 use auth_broker_server::admin::Actor;
@@ -15,7 +16,7 @@ on_both_stores!(a_rotation_reaches_the_running_broker);
 
 async fn verify(b: &TestBroker, token: &str, issuer: &str) -> Result<(), String> {
     let jwks: JwkSet = b.get_json("/.well-known/jwks.json").await;
-    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let kid = kid_of(token);
     let jwk = jwks
         .find(&kid)
         .ok_or(format!("kid {kid} not in {}'s JWKS", b.base))?;
@@ -25,6 +26,38 @@ async fn verify(b: &TestBroker, token: &str, issuer: &str) -> Result<(), String>
     jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// The `kid` in a token's header.
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+/// Asks `b` for tokens every `poll` until one is signed with `new_kid`; until then each
+/// must be signed with `old_kid`, and the switch must come `within`. Returns how long it
+/// took.
+async fn until_signed_with(
+    b: &TestBroker,
+    (id, secret): (&str, &ClientSecret),
+    old_kid: &str,
+    new_kid: &str,
+    within: Duration,
+    poll: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let kid = kid_of(&b.token(id, secret).await);
+        if kid == new_kid {
+            return started.elapsed();
+        }
+        assert_eq!(kid, old_kid);
+        assert!(
+            started.elapsed() < within,
+            "{} still signs with the old key after {within:?}",
+            b.base
+        );
+        tokio::time::sleep(poll).await;
+    }
 }
 
 /// Two brokers with `config` on one fresh PostgreSQL database, started together.
@@ -76,26 +109,21 @@ async fn a_rotation_reaches_the_running_broker(backend: Backend) {
     let b = TestBroker::start_config(backend, config).await;
     let (id, secret) = b.create_client("c", "", None).await;
     let before = b.token(&id, &secret).await;
-    let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
+    let old_kid = kid_of(&before);
     let rotated = b
         .admin()
         .rotate_key(&Actor::cli(), SigningAlg::Es256)
         .await
         .unwrap();
-    let started = Instant::now();
-    loop {
-        let t = b.token(&id, &secret).await;
-        let kid = jsonwebtoken::decode_header(&t).unwrap().kid.unwrap();
-        if kid == rotated.kid {
-            break;
-        }
-        assert_eq!(kid, old_kid);
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the new key is used within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_signed_with(
+        &b,
+        (&id, &secret),
+        &old_kid,
+        &rotated.kid,
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+    )
+    .await;
     // The token signed before the rotation still verifies: the retired key stays published.
     verify(&b, &before, &b.issuer.clone()).await.unwrap();
 }
@@ -111,7 +139,6 @@ async fn a_rotation_on_one_replica_is_signed_with_by_the_others_at_once() {
     })
     .await;
     let (id, secret) = a.create_client("c", "", None).await;
-    let kid_of = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     let old_kid = kid_of(&b.token(&id, &secret).await);
     // Both listen before the rotation (the listener connects in the background).
     let listening = Instant::now() + Duration::from_secs(10);
@@ -132,20 +159,16 @@ async fn a_rotation_on_one_replica_is_signed_with_by_the_others_at_once() {
         .await
         .unwrap();
     assert_ne!(rotated.kid, old_kid);
-    let started = Instant::now();
-    loop {
-        let kid = kid_of(&b.token(&id, &secret).await);
-        if kid == rotated.kid {
-            break;
-        }
-        assert_eq!(kid, old_kid);
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "the other replica still signs with the old key after 2 s"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    eprintln!("the other replica switched after {:?}", started.elapsed());
+    let took = until_signed_with(
+        &b,
+        (&id, &secret),
+        &old_kid,
+        &rotated.kid,
+        Duration::from_secs(2),
+        Duration::from_millis(5),
+    )
+    .await;
+    eprintln!("the other replica switched after {took:?}");
 }
 
 /// A retired key stays in the JWKS until the last token it can have signed has
@@ -173,7 +196,7 @@ async fn retired_keys_outlive_the_longest_token_of_any_replica() {
     let short = TestBroker::start_with(Backend::Postgres, opts(60)).await;
     let (id, secret) = long.create_client("c", "", None).await;
     let token = long.token(&id, &secret).await;
-    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    let kid = kid_of(&token);
     auth_broker_server::admin::Admin::new(long.store.clone(), Arc::new(clock.clone()))
         .rotate_key(&Actor::cli(), SigningAlg::Es256)
         .await
