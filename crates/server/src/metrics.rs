@@ -3,9 +3,11 @@
 //! Names: `auth_broker_http_requests_total{route,status}`,
 //! `auth_broker_http_request_duration_seconds{route}` (histogram),
 //! `auth_broker_tokens_issued_total`, `auth_broker_auth_failures_total{reason}`,
-//! `auth_broker_connections_rejected_total`, and on SQLite
-//! `auth_broker_client_cache_hits_total` / `auth_broker_client_cache_misses_total`
-//! (token requests whose client came from the cache / from the database).
+//! `auth_broker_connections_rejected_total`, and
+//! `auth_broker_client_cache_hits_total` / `auth_broker_client_cache_misses_total` /
+//! `auth_broker_client_cache_bypassed_total` (token requests whose client came from
+//! the cache / from the database after a change or at first sight / from the
+//! database because the cache was off).
 //!
 //! Two renderings of one registry. `GET /metrics` on the broker's own listener is
 //! unauthenticated, so it must not tell an unknown client id from a wrong secret or
@@ -71,7 +73,11 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             );
             metrics::describe_counter!(
                 "auth_broker_client_cache_misses_total",
-                "client reads that went to the database (first sight, after a change, or while the PostgreSQL listener is down)"
+                "client reads that went to the database with the cache on (first sight, or after a change of that client)"
+            );
+            metrics::describe_counter!(
+                "auth_broker_client_cache_bypassed_total",
+                "client reads that went to the database because the cache was off (PostgreSQL: the change listener reconnecting, or its heartbeat late)"
             );
             Some(handle)
         })

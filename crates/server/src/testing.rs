@@ -8,7 +8,7 @@ pub use crate::secret::{
     DUMMY_HASH, generate_client_id, generate_secret, hash_secret, token_hash, verify_dummy,
     verify_secret,
 };
-pub use crate::store::{ClientRecord, KeyRecord, OpaqueRecord, Pruned, Timestamp};
+pub use crate::store::{CacheStats, ClientRecord, KeyRecord, OpaqueRecord, Pruned, Timestamp};
 pub use crate::{AppState, Issued};
 
 use crate::store::{Store, StoreError};
@@ -109,8 +109,8 @@ impl Raw<'_> {
         self.0.is_revoked(jti).await
     }
 
-    /// The SQLite client cache's (on, hits, misses).
-    pub fn client_cache_stats(&self) -> Option<(bool, u64, u64)> {
+    /// What the client cache did, and whether it is on now.
+    pub fn client_cache_stats(&self) -> Option<crate::store::CacheStats> {
         self.0.client_cache_stats()
     }
 

@@ -84,10 +84,11 @@ pub async fn private_metrics(State(app): State<Arc<AppState>>) -> Response {
 }
 
 fn render_metrics(app: &AppState, private: bool) -> Response {
-    // The SQLite client cache counts in the store; exported as of this scrape.
-    if let Some((_, hits, misses)) = app.store.client_cache_stats() {
-        metrics::counter!("auth_broker_client_cache_hits_total").absolute(hits);
-        metrics::counter!("auth_broker_client_cache_misses_total").absolute(misses);
+    // The client cache counts in the store; exported as of this scrape.
+    if let Some(stats) = app.store.client_cache_stats() {
+        metrics::counter!("auth_broker_client_cache_hits_total").absolute(stats.hits);
+        metrics::counter!("auth_broker_client_cache_misses_total").absolute(stats.misses);
+        metrics::counter!("auth_broker_client_cache_bypassed_total").absolute(stats.bypassed);
     }
     let body = crate::metrics::render(private);
     (

@@ -243,6 +243,23 @@ pub struct ClientCache {
     state: Mutex<State>,
     hits: AtomicU64,
     misses: AtomicU64,
+    bypassed: AtomicU64,
+}
+
+/// What the client cache did since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Whether entries are kept now (SQLite: a wal-index to watch; PostgreSQL: the
+    /// change listener listens and its lease has not run out).
+    pub on: bool,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups, with the cache on, that found no valid entry and read the row.
+    pub misses: u64,
+    /// Lookups that read the row because the cache was off: on PostgreSQL, while the
+    /// listener reconnects or its heartbeat is late (see `LEASE`). Counted apart
+    /// from misses so that an operator sees how often the cache could not be trusted.
+    pub bypassed: u64,
 }
 
 impl std::fmt::Debug for ClientCache {
@@ -251,6 +268,7 @@ impl std::fmt::Debug for ClientCache {
             .field("enabled", &self.signal.is_some())
             .field("hits", &self.hits.load(Ordering::Relaxed))
             .field("misses", &self.misses.load(Ordering::Relaxed))
+            .field("bypassed", &self.bypassed.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -290,6 +308,7 @@ impl ClientCache {
             }),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            bypassed: AtomicU64::new(0),
         }
     }
 
@@ -312,6 +331,7 @@ impl ClientCache {
     /// The cached entry for `id` if the client has not changed since it was read.
     pub fn lookup(&self, id: &str) -> Lookup {
         let Some(version) = self.signal.as_ref().and_then(ChangeSignal::read) else {
+            self.bypassed.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss(Ticket(None));
         };
         let mut state = self.state();
@@ -378,12 +398,14 @@ impl ClientCache {
         }
     }
 
-    /// (hits, misses) since the store was opened.
-    pub fn stats(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
+    /// What the cache did since the store was opened, and whether it is on now.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            on: self.enabled(),
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            bypassed: self.bypassed.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -440,14 +462,27 @@ mod tests {
         }
         assert!(!read(&cache, "a"), "the log no longer covers the gap");
         assert!(!read(&cache, "b"));
+        let before = cache.stats();
+        assert!(before.on && before.bypassed == 0, "{before:?}");
         epoch.go_dead();
         assert!(!read(&cache, "a") && !read(&cache, "a"), "off while dead");
+        let dead = cache.stats();
+        assert_eq!(
+            (dead.on, dead.misses, dead.bypassed),
+            (false, before.misses, 2),
+            "reads while off are counted as bypassed, not as misses"
+        );
         epoch.go_live();
         assert!(
             !read(&cache, "a"),
             "nothing from before the listener was back"
         );
         assert!(read(&cache, "a"));
+        let live = cache.stats();
+        assert_eq!(
+            (live.on, live.hits, live.misses, live.bypassed),
+            (true, dead.hits + 1, dead.misses + 1, 2)
+        );
     }
 
     /// A read that started before a change of its client and ends after the change

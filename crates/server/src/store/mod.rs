@@ -34,6 +34,7 @@ mod sqlite;
 
 use std::time::Duration;
 
+pub use client_cache::CacheStats;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -473,8 +474,8 @@ impl Store {
         dispatch!(self, s => s.get_client_for_auth(id, dummy_hash).await)
     }
 
-    /// The client cache: (on, hits, misses).
-    pub(crate) fn client_cache_stats(&self) -> Option<(bool, u64, u64)> {
+    /// What the client cache did, and whether it is on now.
+    pub(crate) fn client_cache_stats(&self) -> Option<CacheStats> {
         match self {
             Store::Sqlite(s) => Some(s.client_cache_stats()),
             Store::Postgres(s) => Some(s.client_cache_stats()),

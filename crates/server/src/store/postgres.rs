@@ -1,6 +1,6 @@
 //! The PostgreSQL store, for several broker replicas sharing one database.
 
-use super::client_cache::{ClientCache, Epoch, Lookup, Ticket};
+use super::client_cache::{CacheStats, ClientCache, Epoch, Lookup, Ticket};
 use super::{
     AuditQuery, AuditRow, ClientQuery, ClientRecord, KeyRecord, NewEvent, OpaqueRecord, Pruned,
     STORE_TIMEOUT, StoreError, Timestamp, UsageRow, Written, default_audience, join_scopes,
@@ -569,10 +569,9 @@ impl PgStore {
         read
     }
 
-    /// The client cache's (on now, hits, misses).
-    pub fn client_cache_stats(&self) -> (bool, u64, u64) {
-        let (hits, misses) = self.clients.stats();
-        (self.clients.enabled(), hits, misses)
+    /// What the client cache did, and whether it is on now.
+    pub fn client_cache_stats(&self) -> CacheStats {
+        self.clients.stats()
     }
 
     /// Completes when a signing key changed (see [`Self::listen_for_changes`]).

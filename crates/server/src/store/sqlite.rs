@@ -5,7 +5,7 @@
 //! would. In WAL mode readers never wait for the writer. Writes are rare (CLI, key
 //! rotation) and may wait on another process's lock, so they run on the blocking pool.
 
-use super::client_cache::{ClientCache, Lookup};
+use super::client_cache::{CacheStats, ClientCache, Lookup};
 use super::{
     AuditQuery, AuditRow, ClientQuery, ClientRecord, KeyRecord, NewEvent, OpaqueRecord, Pruned,
     StoreError, Timestamp, UsageRow, Written, default_audience, join_scopes, json_list,
@@ -461,10 +461,9 @@ impl SqliteStore {
         Ok(entry)
     }
 
-    /// The client cache's (hits, misses) and whether it is on at all.
-    pub fn client_cache_stats(&self) -> (bool, u64, u64) {
-        let (hits, misses) = self.inner.clients.stats();
-        (self.inner.clients.enabled(), hits, misses)
+    /// What the client cache did, and whether it is on.
+    pub fn client_cache_stats(&self) -> CacheStats {
+        self.inner.clients.stats()
     }
 
     pub async fn get_client_by_name(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {

@@ -66,15 +66,19 @@ async fn health_readiness_metrics_and_metadata(backend: Backend) {
     // SQLite: the three tokens read the client once from the database, then from the
     // cache (the recorder is shared, so only presence is checked across tests).
     if backend == Backend::Sqlite {
-        let (on, hits, misses) = auth_broker_server::testing::Raw(&b.served)
+        let stats = auth_broker_server::testing::Raw(&b.served)
             .client_cache_stats()
             .unwrap();
         assert!(
-            on && hits >= 2 && misses >= 1,
-            "{hits} hits, {misses} misses"
+            stats.on && stats.hits >= 2 && stats.misses >= 1 && stats.bypassed == 0,
+            "{stats:?}"
         );
         assert!(m.contains("auth_broker_client_cache_hits_total "), "{m}");
         assert!(m.contains("auth_broker_client_cache_misses_total "), "{m}");
+        assert!(
+            m.contains("auth_broker_client_cache_bypassed_total "),
+            "{m}"
+        );
     }
     for series in [
         r#"auth_broker_http_requests_total{route="unmatched",status="404"}"#,

@@ -144,7 +144,7 @@ async fn a_rotation_on_one_replica_is_signed_with_by_the_others_at_once() {
     let listening = Instant::now() + Duration::from_secs(10);
     let live = |b: &TestBroker| {
         let stats = auth_broker_server::testing::Raw(&b.served).client_cache_stats();
-        matches!(stats, Some((true, _, _)))
+        stats.is_some_and(|s| s.on)
     };
     while !(live(&a) && live(&b)) {
         assert!(
