@@ -17,15 +17,9 @@
 //! in [`PRIVATE_FAMILIES`], which only the operator's listener
 //! (`serve --metrics-listen`, [`render`] with `private`) shows, beside everything else.
 
-use axum::extract::{MatchedPath, Request};
-use axum::response::Response;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::sync::OnceLock;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -153,14 +147,14 @@ const STATUSES: [u16; 13] = [
 /// on a handle, where `metrics::counter!` with labels would build the labels (two
 /// `String`s), hash them and look them up in the registry on every request (a
 /// token request's middleware cost halved, measured with callgrind).
-struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     route: String,
     duration: Histogram,
     by_status: [OnceLock<Counter>; STATUSES.len()],
 }
 
 impl RouteMetrics {
-    fn new(route: &str) -> Self {
+    pub(crate) fn new(route: &str) -> Self {
         // Handles made before the recorder is installed would record nowhere.
         let _ = handle();
         Self {
@@ -173,7 +167,13 @@ impl RouteMetrics {
         }
     }
 
-    fn record(&self, status: u16, elapsed: f64) {
+    /// The route template these handles are labelled with.
+    pub(crate) fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// Counts an answer of `status` that took `elapsed` seconds.
+    pub(crate) fn record(&self, status: u16, elapsed: f64) {
         let counter = |status: u16| {
             metrics::counter!(
                 "auth_broker_http_requests_total",
@@ -188,102 +188,5 @@ impl RouteMetrics {
             None => counter(status).increment(1),
         }
         self.duration.record(elapsed);
-    }
-}
-
-/// Counts every answer by route and status and times it
-/// (`auth_broker_http_requests_total`, `auth_broker_http_request_duration_seconds`).
-///
-/// axum applies a router's layer to each route separately, after routing, so each
-/// route's [`Track`] has its own handles and the matched path (`MatchedPath`) is
-/// known. The label is that route template, never the raw path, so the label set
-/// stays bounded; requests no route matched are `route="unmatched"`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TrackLayer;
-
-impl<S> tower::Layer<S> for TrackLayer {
-    type Service = Track<S>;
-
-    fn layer(&self, inner: S) -> Track<S> {
-        Track {
-            inner,
-            route: Arc::new(OnceLock::new()),
-        }
-    }
-}
-
-/// See [`TrackLayer`].
-#[derive(Clone)]
-pub struct Track<S> {
-    inner: S,
-    route: Arc<OnceLock<Arc<RouteMetrics>>>,
-}
-
-impl<S> std::fmt::Debug for Track<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let route = self.route.get().map(|m| m.route.as_str());
-        f.debug_struct("Track")
-            .field("route", &route)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S> tower::Service<Request> for Track<S>
-where
-    S: tower::Service<Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = TrackFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let path = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", MatchedPath::as_str);
-        let known = self.route.get_or_init(|| Arc::new(RouteMetrics::new(path)));
-        // One route, one path; should a service ever see another, it still gets its
-        // own labels (the slow way).
-        let metrics = if known.route == path {
-            known.clone()
-        } else {
-            Arc::new(RouteMetrics::new(path))
-        };
-        TrackFuture {
-            inner: self.inner.call(req),
-            start: Instant::now(),
-            metrics,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`Track`]: records when the answer is ready.
-    pub struct TrackFuture<F> {
-        #[pin]
-        inner: F,
-        start: Instant,
-        metrics: Arc<RouteMetrics>,
-    }
-}
-
-impl<F, E> Future for TrackFuture<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let out = std::task::ready!(this.inner.poll(cx));
-        if let Ok(resp) = &out {
-            this.metrics
-                .record(resp.status().as_u16(), this.start.elapsed().as_secs_f64());
-        }
-        Poll::Ready(out)
     }
 }

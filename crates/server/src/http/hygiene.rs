@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use axum::extract::Request;
-use axum::http::{HeaderName, Version, header};
+use axum::http::{Version, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use std::future::Ready;
@@ -18,29 +18,11 @@ const MAX_REQUEST_ID: usize = 128;
 /// caller in the answer, so quotes, spaces, `;`, non-ASCII (and controls, which
 /// hyper already refuses) could forge log fields or lines, and a long one would
 /// bloat every line.
-fn adoptable(id: &[u8]) -> bool {
+pub(super) fn adoptable(id: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID).contains(&id.len())
         && id
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
-}
-
-/// Drops an `X-Request-Id` that is not [`adoptable`] (or sent twice), so the broker
-/// makes its own for the request; runs before the layer that sets ids.
-pub(crate) fn drop_unsafe_request_id(name: HeaderName) -> impl Fn(Request) -> Request + Clone {
-    move |mut req: Request| {
-        let headers = req.headers_mut();
-        let mut ids = headers.get_all(&name).iter();
-        let keep = match (ids.next(), ids.next()) {
-            (Some(one), None) => adoptable(one.as_bytes()),
-            (None, _) => true,
-            _ => false,
-        };
-        if !keep {
-            headers.remove(&name);
-        }
-        req
-    }
 }
 
 /// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any

@@ -16,22 +16,15 @@
 //! the span names cost nothing on the hot path of a deployment that does not trace.
 
 use axum::extract::MatchedPath;
-use axum::http::{Request, Response};
+use axum::http::{Request, StatusCode};
 use opentelemetry::trace::Status;
 use opentelemetry_http::HeaderExtractor;
-use std::time::Duration;
-use tower_http::request_id::RequestId;
-use tower_http::trace::{DefaultOnResponse, OnResponse};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// The span for `req`; `export`: also as an OpenTelemetry server span.
-pub(super) fn request_span<B>(req: &Request<B>, export: bool) -> Span {
-    let id = req
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or("-");
+/// The span for `req`, whose request id is `id`; `export`: also as an OpenTelemetry
+/// server span.
+pub(super) fn request_span<B>(req: &Request<B>, id: &str, export: bool) -> Span {
     let method = req.method();
     let path = req.uri().path();
     if !export {
@@ -69,15 +62,10 @@ pub(super) fn request_span<B>(req: &Request<B>, export: bool) -> Span {
     span
 }
 
-/// The end of a request: tower-http's own line (at DEBUG, with the latency), and
-/// with `export` the status code on the span.
-pub(super) fn on_response<B>(res: &Response<B>, latency: Duration, span: &Span, export: bool) {
-    DefaultOnResponse::default().on_response(res, latency, span);
-    if export {
-        let status = res.status();
-        span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
-        if status.is_server_error() {
-            span.set_status(Status::error(status.to_string()));
-        }
+/// The answer's status code on an exported span; a 5xx marks it as an error.
+pub(super) fn export_status(span: &Span, status: StatusCode) {
+    span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.set_status(Status::error(status.to_string()));
     }
 }
